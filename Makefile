@@ -1,0 +1,142 @@
+# Feature inversion study: the whole pipeline as a file-dependency DAG.
+#
+#   profile (parameters/*.yaml) --plan--> reports/<P>/config/*.json   (rewritten only when settings change)
+#   01_data.ipynb      -> split.csv, data/images.pt                   (decode + resize once)
+#   lib.pipeline encode-> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
+#   02_train.ipynb     -> <arch>/<layer>/decoder.pt, history.csv       (per layer, papermill)
+#   03_evaluate.ipynb  -> <arch>/<layer>/metrics.csv, summary.json, reconstructions.png
+#   04_figures.ipynb   -> summary.csv, figures/*.png                   (plots only: never retrains)
+#   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
+#
+# `make help` lists the targets and knobs.
+
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := report
+
+# ---- knobs (command line: make report PROFILE=tiny EPOCHS=2 ...) --------------------------------
+PROFILE ?= demo
+REPORTS ?= reports
+# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER: override the profile; validated by the plan step.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV_STAMP := $(VENV)/.installed
+R := $(REPORTS)/$(basename $(notdir $(PROFILE)))
+CONFIG := $(R)/config
+PLAN := $(R)/plan.mk
+PAPERMILL := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
+
+# lib sources each step reads: a change re-runs that step and everything after it, nothing before.
+LIB_DATA := lib/__init__.py lib/registry.py lib/config.py lib/data.py lib/pipeline.py lib/provenance.py
+LIB_ENCODE := $(LIB_DATA) lib/encoders.py
+LIB_TRAIN := $(LIB_ENCODE) lib/decoders.py lib/training.py
+LIB_EVAL := $(LIB_TRAIN) lib/metrics.py lib/figures.py
+LIB_REPORT := $(LIB_EVAL) lib/report.py
+
+# ---- environment ---------------------------------------------------------------------------------
+$(ENV_STAMP): requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(ENV_STAMP) ## create .venv from requirements.txt (torch, timm, jupyter, papermill, ...)
+
+# Chromium prints the PDF; poppler-utils checks it in the tests. Debian/Ubuntu package names.
+SYSTEM_TOOLS := chromium pdftoppm pdfimages
+system-deps: ## install Chromium and poppler-utils with apt-get when missing
+	@missing=$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing chromium poppler-utils (missing: $$missing)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium poppler-utils fonts-dejavu-core >/dev/null; \
+	fi
+
+# ---- plan: validate the profile and overrides, write settings files only when they change --------
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles,$(MAKECMDGOALS)),report)
+ifneq ($(NEEDS_PLAN),)
+include $(PLAN)
+endif
+
+$(PLAN): FORCE | $(ENV_STAMP)
+	@$(PY) -m lib.config plan --profile $(PROFILE) --reports $(REPORTS) --overrides "$(MAKEOVERRIDES)"
+
+# ---- run a notebook with papermill: to a temporary file, moved into place on success -------------
+# $(call papermill,notebook,executed copy,extra parameters)
+define papermill
+	@mkdir -p $(dir $(2))
+	@echo "papermill $(1) -> $(2)"
+	@$(PAPERMILL) $(1) $(2:.ipynb=.tmp.ipynb) -r profile $(PROFILE) -r reports_root $(REPORTS) $(3) \
+	  || { mv -f $(2:.ipynb=.tmp.ipynb) $(2:.ipynb=.failed.ipynb) 2>/dev/null; \
+	       echo "error: $(1) failed; executed copy with the error: $(2:.ipynb=.failed.ipynb)" >&2; exit 1; }
+	@rm -f $(2:.ipynb=.failed.ipynb)
+	@mv $(2:.ipynb=.tmp.ipynb) $(2)
+endef
+
+# ---- 1. data --------------------------------------------------------------------------------------
+DATA := $(R)/notebooks/01_data.ipynb
+$(DATA): notebooks/01_data.ipynb $(CONFIG)/data.json $(LIB_DATA) lib/figures.py | $(ENV_STAMP)
+	$(call papermill,$<,$@)
+
+data: $(DATA) ## split manifest + decoded image store
+
+# ---- 2. encode once per architecture --------------------------------------------------------------
+$(R)/features/%/done.json: $(CONFIG)/%/encoder.json $(DATA) $(LIB_ENCODE) | $(ENV_STAMP)
+	$(PY) -m lib.pipeline encode --profile $(PROFILE) --reports $(REPORTS) --arch $*
+
+# ---- 3-4. train and evaluate each (architecture, layer) --------------------------------------------
+define LAYER_RULES
+$(R)/$(1)/$(2)/train.ipynb: notebooks/02_train.ipynb $(CONFIG)/$(1)/$(2).json $(R)/features/$(1)/done.json $(LIB_TRAIN) | $(ENV_STAMP)
+	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2))
+
+$(R)/$(1)/$(2)/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)/train.ipynb $(LIB_EVAL) | $(ENV_STAMP)
+	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2))
+endef
+$(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(eval $(call LAYER_RULES,$(a),$(l)))))
+
+TRAINED := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(R)/$(a)/$(l)/train.ipynb))
+EVALUATED := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(R)/$(a)/$(l)/evaluate.ipynb))
+train: $(TRAINED) ## train every planned layer (expensive)
+evaluate: $(EVALUATED) ## evaluate every planned layer
+
+# ---- 5. cross-layer figures and summary.csv (cheap) -------------------------------------------------
+FIGURES := $(R)/notebooks/04_figures.ipynb
+$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(PLAN) $(LIB_EVAL) | $(ENV_STAMP)
+	$(call papermill,$<,$@)
+
+figures: $(FIGURES) ## summary.csv and the cross-layer figures
+
+# ---- 6. report: executed notebook -> HTML -> PDF ------------------------------------------------------
+$(R)/notebooks/05_report.ipynb: notebooks/05_report.ipynb $(FIGURES) $(CONFIG)/study.json $(LIB_REPORT) | $(ENV_STAMP)
+	$(call papermill,$<,$@)
+
+$(R)/report.html: $(R)/notebooks/05_report.ipynb lib/report.py | $(ENV_STAMP)
+	$(PY) -m lib.report html $< $@
+
+$(R)/report.pdf: $(R)/report.html | system-deps
+	$(PY) -m lib.report pdf $< $@
+
+report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
+
+# ---- checks ----------------------------------------------------------------------------------------
+test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
+	$(PY) -m pytest -q
+
+profiles: | $(ENV_STAMP) ## list the profiles in parameters/
+	@$(PY) -m lib.config profiles
+
+clean: ## delete this profile's outputs (reports/<profile>/)
+	rm -rf $(R)
+
+clean-all: clean ## also delete the virtual environment
+	rm -rf $(VENV)
+
+help: ## this list
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention]"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+
+FORCE:
+.PHONY: FORCE venv system-deps data train evaluate figures report test profiles clean clean-all help

@@ -1,0 +1,372 @@
+"""Profiles: load, validate and resolve `parameters/<profile>.yaml` plus command-line overrides.
+
+A profile names the data, the weights policy, the architectures and layers, and the training settings.
+Training settings may be given at the top level, per architecture, and per layer (`per_layer`); the most
+specific wins, and command-line overrides (`EPOCHS=2`, ...) win over all of them.
+
+`python -m lib.config plan ...` is the Makefile's planning step: it validates everything, then writes the
+resolved settings to `reports/<profile>/config/` *only when they changed*, so make re-runs exactly the
+targets whose settings changed, and a make fragment listing the architectures and layers to build.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import PARAMETERS_DIR, REPORTS_DIR
+from .registry import ARCHITECTURES, UnknownNameError, check_layer, did_you_mean, get_architecture
+
+
+class ProfileError(ValueError):
+    """A profile or override that cannot be used, with a message that says how to fix it."""
+
+
+DECODERS = ("resshuffle", "simple", "attention")
+WEIGHT_POLICIES = ("auto", "imagenet", "random")
+
+# key -> (type, allowed values or None, comment). The type drives validation and the error messages.
+TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
+    "decoder": (str, DECODERS, "decoder architecture"),
+    "epochs": (int, None, "training epochs"),
+    "batch_size": (int, None, "images per optimisation step"),
+    "lr": (float, None, "peak learning rate"),
+    "weight_decay": (float, None, "AdamW weight decay"),
+    "width": (int, None, "decoder channels at the feature grid"),
+    "schedule": (str, ("cosine", "plateau"), "cosine with warm-up, or the study's ReduceLROnPlateau"),
+    "device": (str, ("auto", "cpu", "cuda"), "where to train"),
+}
+DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
+    "source": (str, ("skimage", "div2k"), "scikit-image's shipped photos, or DIV2K"),
+    "views_per_photo": (int, None, "256x256 views cut from each scikit-image photo"),
+    "test_photos": (int, None, "scikit-image colour photos held out for test"),
+    "val_photos": (int, None, "scikit-image colour photos held out for validation"),
+    "val_images": (int, None, "DIV2K train images held out for validation"),
+    "div2k_dir": (str, None, "folder holding DIV2K_train_HR/ and DIV2K_valid_HR/"),
+    "limit": (int, None, "use at most this many images per split (0: all)"),
+    "resize": (int, None, "shorter side after bicubic resize"),
+    "crop": (int, None, "square crop fed to the encoder"),
+}
+TOP_KEYS: dict[str, tuple[type, tuple | None, str]] = {
+    "description": (str, None, "one line for the report"),
+    "weights": (str, WEIGHT_POLICIES, "auto: ImageNet if cached/downloadable else random"),
+    "seed": (int, None, "seed for splits, initialisation and batch order"),
+    "lpips": (str, ("auto", "off"), "LPIPS needs real AlexNet weights; auto uses them if present"),
+}
+ARCH_KEYS = {"layers", "per_layer", "weights"}
+
+# Command-line knobs (make variables) and where they land.
+KNOBS = {
+    "EPOCHS": ("epochs", int),
+    "BATCH_SIZE": ("batch_size", int),
+    "DECODER": ("decoder", str),
+    "LIMIT": ("limit", int),
+    "ARCH": ("arch", str),
+    "LAYERS": ("layers", str),
+}
+# Other make variables a user may legitimately set on the command line.
+OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV"}
+
+
+def _type_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[kind]
+
+
+def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | None) -> Any:
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ProfileError(
+            f"{where}: '{key}' must be {_type_name(kind)}, got {value!r} ({type(value).__name__})."
+        )
+    if choices is not None and value not in choices:
+        raise ProfileError(
+            f"{where}: '{key}' is {value!r}.{did_you_mean(value, choices)} Valid values: {', '.join(choices)}."
+        )
+    if kind is int and key not in ("seed", "limit") and value <= 0:
+        raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
+    if kind is float and value < 0:
+        raise ProfileError(f"{where}: '{key}' must be non-negative, got {value}.")
+    return value
+
+
+def _check_keys(where: str, mapping: Any, schema: dict, extra: set[str] = frozenset()) -> dict:
+    if not isinstance(mapping, dict):
+        raise ProfileError(f"{where} must be a mapping of keys to values, got {type(mapping).__name__}.")
+    out = {}
+    for key, value in mapping.items():
+        if key in extra:
+            out[key] = value
+            continue
+        if key not in schema:
+            valid = sorted(set(schema) | set(extra))
+            raise ProfileError(
+                f"{where}: unknown parameter '{key}'.{did_you_mean(key, valid)} Valid parameters: {', '.join(valid)}."
+            )
+        kind, choices, _ = schema[key]
+        out[key] = _check_value(where, key, value, kind, choices)
+    return out
+
+
+def profile_path(profile: str) -> Path:
+    """A profile is a name in parameters/ or a path to a YAML file."""
+    candidate = Path(profile)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise ProfileError(f"profile file '{profile}' does not exist.")
+        return candidate.resolve()
+    path = PARAMETERS_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        names = available_profiles()
+        raise ProfileError(
+            f"unknown profile '{profile}'.{did_you_mean(profile, names)} "
+            f"Valid profiles: {', '.join(names)} (files in {PARAMETERS_DIR})."
+        )
+    return path
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PARAMETERS_DIR.glob("*.yaml"))
+
+
+def profile_name(profile: str) -> str:
+    return profile_path(profile).stem
+
+
+def load_profile(profile: str) -> dict:
+    """Read and validate a profile; returns the raw (validated) mapping."""
+    path = profile_path(profile)
+    where = path.name
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ProfileError(f"{where} is not valid YAML: {error}") from None
+    top = _check_keys(where, raw or {}, {**TOP_KEYS, **TRAINING_KEYS}, extra={"data", "architectures"})
+    for required in ("data", "architectures", "weights", "seed"):
+        if required not in top:
+            raise ProfileError(f"{where}: missing required parameter '{required}'.")
+    missing = [k for k in TRAINING_KEYS if k not in top]
+    if missing:
+        raise ProfileError(f"{where}: missing top-level training defaults: {', '.join(missing)}.")
+    top["data"] = _check_keys(f"{where} data", top["data"], DATA_KEYS)
+    archs = top["architectures"]
+    if not isinstance(archs, dict) or not archs:
+        raise ProfileError(f"{where}: 'architectures' must map architecture names to their settings.")
+    for arch, settings in archs.items():
+        try:
+            spec = get_architecture(arch)
+        except UnknownNameError as error:
+            raise ProfileError(f"{where}: {error}") from None
+        settings = _check_keys(f"{where} {arch}", settings or {}, TRAINING_KEYS, extra=ARCH_KEYS)
+        layers = settings.get("layers", spec.layer_names)
+        if not isinstance(layers, list) or not layers:
+            raise ProfileError(f"{where} {arch}: 'layers' must be a non-empty list.")
+        for layer in layers:
+            try:
+                check_layer(arch, layer)
+            except UnknownNameError as error:
+                raise ProfileError(f"{where}: {error}") from None
+        settings["layers"] = layers
+        if "weights" in settings:
+            settings["weights"] = _check_value(f"{where} {arch}", "weights", settings["weights"], str, WEIGHT_POLICIES)
+        per_layer = settings.get("per_layer") or {}
+        for layer, values in per_layer.items():
+            try:
+                check_layer(arch, layer)
+            except UnknownNameError as error:
+                raise ProfileError(f"{where} {arch} per_layer: {error}") from None
+            per_layer[layer] = _check_keys(f"{where} {arch} per_layer {layer}", values or {}, TRAINING_KEYS)
+        settings["per_layer"] = per_layer
+        archs[arch] = settings
+    return top
+
+
+def parse_overrides(pairs: dict[str, str]) -> dict[str, Any]:
+    """Turn make-style KNOB=value strings into typed overrides, with errors naming the knob."""
+    out: dict[str, Any] = {}
+    for name, text in pairs.items():
+        if name in OTHER_MAKE_VARIABLES:
+            continue
+        if name not in KNOBS:
+            raise ProfileError(
+                f"unknown setting '{name}'.{did_you_mean(name, list(KNOBS) + sorted(OTHER_MAKE_VARIABLES))} "
+                f"Valid settings: {', '.join(list(KNOBS) + sorted(OTHER_MAKE_VARIABLES))}."
+            )
+        key, kind = KNOBS[name]
+        text = str(text).strip()
+        if text == "":
+            continue
+        if kind is int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ProfileError(f"{name} must be an integer, got '{text}'.") from None
+            if value < (0 if name == "LIMIT" else 1):
+                raise ProfileError(f"{name} must be {'>= 0' if name == 'LIMIT' else 'a positive integer'}, got {value}.")
+        elif name in ("ARCH", "LAYERS"):
+            value = [part for part in text.replace(",", " ").split() if part]
+        else:
+            value = text
+        if name == "DECODER" and value not in DECODERS:
+            raise ProfileError(f"DECODER is '{value}'.{did_you_mean(value, DECODERS)} Valid decoders: {', '.join(DECODERS)}.")
+        if name == "ARCH":
+            for arch in value:
+                try:
+                    get_architecture(arch)
+                except UnknownNameError as error:
+                    raise ProfileError(f"ARCH: {error}") from None
+        out[key] = value
+    return out
+
+
+def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
+    """The fully resolved study: data settings and, per architecture, per-layer training settings."""
+    overrides = dict(overrides or {})
+    raw = load_profile(profile)
+    name = profile_path(profile).stem
+    data = dict(raw["data"])
+    if "limit" in overrides:
+        data["limit"] = overrides["limit"]
+    data.setdefault("limit", 0)
+    if os.environ.get("DIV2K_DIR"):
+        data["div2k_dir"] = os.environ["DIV2K_DIR"]
+    archs = raw["architectures"]
+    wanted_archs = overrides.get("arch") or list(archs)
+    for arch in wanted_archs:
+        if arch not in archs:
+            raise ProfileError(
+                f"ARCH: architecture '{arch}' is not in profile '{name}'. Its architectures: {', '.join(archs)}."
+            )
+    wanted_layers = overrides.get("layers")
+    if wanted_layers:
+        known = {layer for arch in wanted_archs for layer in ARCHITECTURES[arch].layers}
+        for layer in wanted_layers:
+            if layer not in known:
+                valid = sorted(known)
+                raise ProfileError(
+                    f"LAYERS: unknown layer '{layer}' for {', '.join(wanted_archs)}.{did_you_mean(layer, valid)} "
+                    f"Valid layers: {', '.join(valid)}."
+                )
+    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder") if k in overrides}
+    resolved_archs = {}
+    for arch in wanted_archs:
+        settings = archs[arch]
+        layers = [l for l in settings["layers"] if not wanted_layers or l in wanted_layers]
+        if not layers:
+            continue
+        arch_defaults = {k: settings.get(k, raw[k]) for k in TRAINING_KEYS}
+        per_layer = {}
+        for layer in layers:
+            per_layer[layer] = {**arch_defaults, **settings["per_layer"].get(layer, {}), **knob_values}
+        resolved_archs[arch] = {
+            "weights": settings.get("weights", raw["weights"]),
+            "layers": per_layer,
+        }
+    if not resolved_archs:
+        raise ProfileError(f"LAYERS: none of {', '.join(wanted_layers)} belongs to {', '.join(wanted_archs)}.")
+    return {
+        "profile": name,
+        "description": raw.get("description", ""),
+        "seed": raw["seed"],
+        "lpips": raw.get("lpips", "auto"),
+        "data": data,
+        "architectures": resolved_archs,
+    }
+
+
+def reports_dir(profile: str, root: str | Path | None = None) -> Path:
+    root = Path(root or os.environ.get("REPORTS") or REPORTS_DIR)
+    return root / profile_name(profile)
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Atomic write that leaves the file (and its timestamp) alone when the content is unchanged."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def write_plan(study: dict, out_dir: Path) -> list[str]:
+    """Write the per-step settings files make depends on; returns the files that changed."""
+    config = out_dir / "config"
+    changed = []
+    files = {
+        config / "data.json": {"profile": study["profile"], "seed": study["seed"], **study["data"]},
+        config / "study.json": {k: study[k] for k in ("profile", "description", "seed", "lpips")},
+    }
+    for arch, settings in study["architectures"].items():
+        # Encoding depends on the weights only; training on the per-layer settings only.
+        files[config / arch / "encoder.json"] = {"arch": arch, "weights": settings["weights"], "seed": study["seed"]}
+        for layer, values in settings["layers"].items():
+            files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, "seed": study["seed"], **values}
+    for path, obj in files.items():
+        if write_if_changed(path, _dump(obj)):
+            changed.append(str(path))
+    lines = [f"# Written by `python -m lib.config plan` for profile {study['profile']}; do not edit.",
+             f"ARCHS := {' '.join(study['architectures'])}"]
+    for arch, settings in study["architectures"].items():
+        lines.append(f"LAYERS_{arch} := {' '.join(settings['layers'])}")
+    write_if_changed(out_dir / "plan.mk", "\n".join(lines) + "\n")
+    return changed
+
+
+def load_layer_settings(profile: str, arch: str, layer: str, reports_root: str | Path | None = None) -> dict:
+    """Settings for one layer: the planned file when make wrote one, else resolved from the profile."""
+    check_layer(arch, layer)
+    planned = reports_dir(profile, reports_root) / "config" / arch / f"{layer}.json"
+    if planned.is_file():
+        return json.loads(planned.read_text())
+    study = resolve(profile, {"arch": [arch], "layers": [layer]})
+    return {"arch": arch, "layer": layer, "seed": study["seed"], **study["architectures"][arch]["layers"][layer]}
+
+
+def _parse_make_overrides(text: str) -> dict[str, str]:
+    """MAKEOVERRIDES looks like 'EPOCHS=2 PROFILE=tiny -- ...'; keep the NAME=value words."""
+    pairs = {}
+    for word in text.split():
+        if "=" in word and not word.startswith("-"):
+            name, value = word.split("=", 1)
+            pairs[name.strip(":")] = value
+    return pairs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.config", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan = sub.add_parser("plan", help="validate a profile + overrides and write reports/<profile>/config")
+    plan.add_argument("--profile", required=True)
+    plan.add_argument("--reports", default=None, help="reports root (default: reports/ in the repository)")
+    plan.add_argument("--overrides", default="", help="make's $(MAKEOVERRIDES): NAME=value words")
+    sub.add_parser("profiles", help="list the profiles")
+    args = parser.parse_args(argv)
+    if args.command == "profiles":
+        print("\n".join(available_profiles()))
+        return 0
+    try:
+        overrides = parse_overrides(_parse_make_overrides(args.overrides))
+        study = resolve(args.profile, overrides)
+        changed = write_plan(study, reports_dir(args.profile, args.reports))
+    except (ProfileError, UnknownNameError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"settings changed: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Images in, split manifest and a decoded image store out.
+
+Two sources:
+- `skimage`: the natural photos shipped inside scikit-image's wheel (no download), cut into square views.
+  The split is by *source photo*: every view of a test photo is in test, none in training.
+- `div2k`: DIV2K_train_HR (800) -> train/val by seed, DIV2K_valid_HR (100) -> test, as the study.
+
+Every image is decoded and resized once (shorter side -> `resize`, bicubic) into a uint8 store that all
+layers and epochs reuse. Encoders see the centre `crop`x`crop`, ImageNet-normalised.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# (source photo, file in skimage.data, colour?). The stereo pair is one source: never split apart.
+SKIMAGE_PHOTOS = [
+    ("astronaut", "astronaut.png", True),
+    ("chelsea", "chelsea.png", True),
+    ("coffee", "coffee.png", True),
+    ("hubble_deep_field", "hubble_deep_field.jpg", True),
+    ("ihc", "ihc.png", True),
+    ("retina", "retina.jpg", True),
+    ("rocket", "rocket.jpg", True),
+    ("motorcycle", "motorcycle_left.png", True),
+    ("motorcycle", "motorcycle_right.png", True),
+    # Greyscale photos train only (as RGB): texture and structure, but no colour to learn from.
+    ("camera", "camera.png", False),
+    ("coins", "coins.png", False),
+    ("moon", "moon.png", False),
+    ("grass", "grass.png", False),
+    ("gravel", "gravel.png", False),
+    ("brick", "brick.png", False),
+]
+# Fractions of the shorter side that views cover: the whole photo first, then the closer crops, cycled.
+VIEW_SCALES = (1.0, 0.8, 0.65, 0.5)
+
+DIV2K_TRAIN = "DIV2K_train_HR"
+DIV2K_VALID = "DIV2K_valid_HR"
+
+
+class DataError(RuntimeError):
+    """Missing or unreadable data, with a message that says what to do."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    image: str  # unique id of the (view of the) image
+    source: str  # the photo it comes from; the unit of the split
+    file: str  # path of the source file
+    split: str  # train | val | test
+    box: tuple[int, int, int] | None = None  # (x0, y0, side) of a square view, in source pixels
+
+
+def read_rgb(path: str | Path) -> Image.Image:
+    """Decode an image file as RGB; one clear error naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"cannot read image '{path}': {error}. Replace or remove the file and run again.") from None
+
+
+def resize_shorter(image: Image.Image, size: int) -> Image.Image:
+    width, height = image.size
+    scale = size / min(width, height)
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    return image.resize(new, Image.BICUBIC)
+
+
+def center_crop(array: np.ndarray, size: int) -> np.ndarray:
+    height, width = array.shape[:2]
+    if height < size or width < size:
+        raise DataError(f"image of {width}x{height} is smaller than the {size}x{size} crop.")
+    top, left = (height - size) // 2, (width - size) // 2
+    return array[top : top + size, left : left + size]
+
+
+def _skimage_dir() -> Path:
+    import skimage.data
+
+    return Path(skimage.data.data_dir)
+
+
+def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int) -> list[tuple[int, int, int]]:
+    """`count` distinct square boxes: scales cycle through VIEW_SCALES, positions are seeded per photo."""
+    rng = random.Random(seed * 1_000_003 + zlib.crc32(source_key.encode()))
+    short = min(width, height)
+    boxes: list[tuple[int, int, int]] = []
+    attempts = 0
+    while len(boxes) < count:
+        attempts += 1
+        if attempts > 100 * count:
+            raise DataError(f"could not cut {count} distinct views from {source_key}; lower views_per_photo.")
+        if not boxes:  # the first view is the centred whole photo, then closer crops cycle
+            side = int(short * VIEW_SCALES[0])
+            box = ((width - side) // 2, (height - side) // 2, side)
+        else:
+            side = int(short * VIEW_SCALES[1 + (len(boxes) - 1) % (len(VIEW_SCALES) - 1)])
+            box = (rng.randint(0, width - side), rng.randint(0, height - side), side)
+        if box not in boxes:
+            boxes.append(box)
+    return boxes
+
+
+def skimage_split(data: dict, seed: int) -> list[Entry]:
+    """Split scikit-image's photos by source: test and val from the colour photos, the rest train."""
+    colour_sources = sorted({s for s, _, colour in SKIMAGE_PHOTOS if colour})
+    needed = data["test_photos"] + data["val_photos"]
+    if needed >= len(colour_sources):
+        raise DataError(
+            f"test_photos + val_photos = {needed} leaves no colour photo to train on "
+            f"({len(colour_sources)} colour photos available)."
+        )
+    order = colour_sources[:]
+    random.Random(seed).shuffle(order)
+    split_of = {s: "test" for s in order[: data["test_photos"]]}
+    split_of.update({s: "val" for s in order[data["test_photos"] : needed]})
+    folder = _skimage_dir()
+    entries = []
+    for source, file, _ in SKIMAGE_PHOTOS:
+        path = folder / file
+        with Image.open(path) as image:
+            width, height = image.size
+        key = Path(file).stem
+        for index, box in enumerate(_view_boxes(key, width, height, data["views_per_photo"], seed)):
+            entries.append(Entry(f"{key}_{index:02d}", source, str(path), split_of.get(source, "train"), box))
+    return entries
+
+
+def div2k_root(data: dict) -> Path:
+    root = Path(data.get("div2k_dir") or "").expanduser()
+    missing = [name for name in (DIV2K_TRAIN, DIV2K_VALID) if not (root / name).is_dir()]
+    if not data.get("div2k_dir") or missing:
+        raise DataError(
+            f"DIV2K not found (looked for {', '.join(missing or [DIV2K_TRAIN, DIV2K_VALID])} in "
+            f"'{root}'). Download DIV2K_train_HR.zip and DIV2K_valid_HR.zip from "
+            "https://data.vision.ee.ethz.ch/cvl/DIV2K/, unzip both into one folder and pass it as "
+            "DIV2K_DIR=/path/to/folder (or set data.div2k_dir in the profile)."
+        )
+    return root
+
+
+def div2k_split(data: dict, seed: int) -> list[Entry]:
+    """The study's split: 800 train images -> (800 - val_images) train / val_images val by seed; valid -> test."""
+    root = div2k_root(data)
+    train = sorted((root / DIV2K_TRAIN).glob("*.png"))
+    test = sorted((root / DIV2K_VALID).glob("*.png"))
+    if not train or not test:
+        raise DataError(f"no PNG images in {root / DIV2K_TRAIN} or {root / DIV2K_VALID}.")
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    val_index = set(order[: data["val_images"]])
+    entries = [
+        Entry(p.stem, p.stem, str(p), "val" if i in val_index else "train") for i, p in enumerate(train)
+    ]
+    entries += [Entry(p.stem, p.stem, str(p), "test") for p in test]
+    return entries
+
+
+def make_split(data: dict, seed: int) -> list[Entry]:
+    entries = skimage_split(data, seed) if data["source"] == "skimage" else div2k_split(data, seed)
+    limit = data.get("limit") or 0
+    if limit:
+        kept, counts = [], {}
+        for entry in entries:
+            counts[entry.split] = counts.get(entry.split, 0) + 1
+            if counts[entry.split] <= limit:
+                kept.append(entry)
+        entries = kept
+    return entries
+
+
+def load_view(entry: Entry, resize: int) -> np.ndarray:
+    """Decode one entry into a uint8 HxWx3 array, shorter side `resize`."""
+    image = read_rgb(entry.file)
+    if entry.box is not None:
+        x0, y0, side = entry.box
+        image = image.crop((x0, y0, x0 + side, y0 + side))
+    return np.asarray(resize_shorter(image, resize), dtype=np.uint8)
+
+
+def write_manifest(entries: list[Entry], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "source", "split", "file", "box"])
+    for e in entries:
+        box = "" if e.box is None else " ".join(map(str, e.box))
+        writer.writerow([e.image, e.source, e.split, e.file, box])
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def read_manifest(path: Path) -> list[Entry]:
+    if not path.is_file():
+        raise DataError(f"split manifest '{path}' is missing: run the data step first (make data).")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        Entry(r["image"], r["source"], r["file"], r["split"], tuple(map(int, r["box"].split())) if r["box"] else None)
+        for r in rows
+    ]
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(payload)
+    tmp.replace(path)
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save through a temporary file, so a killed run never leaves a half-written file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def build_store(entries: list[Entry], resize: int, progress: bool = True) -> dict:
+    """Decode every image once: {'images': [uint8 HxWx3], 'names': [...], 'splits': [...]}."""
+    from tqdm.auto import tqdm
+
+    images = [load_view(e, resize) for e in tqdm(entries, desc="decode + resize", disable=not progress)]
+    return {"names": [e.image for e in entries], "splits": [e.split for e in entries], "images": images}
+
+
+def centre_crops(store: dict, crop: int, indices=None) -> np.ndarray:
+    """uint8 N x crop x crop x 3 centre crops of the store's images."""
+    indices = range(len(store["images"])) if indices is None else indices
+    return np.stack([center_crop(store["images"][i], crop) for i in indices])
+
+
+def normalise(uint8_batch: np.ndarray):
+    """uint8 NHWC -> ImageNet-normalised float NCHW tensor, the encoders' and decoders' space."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(uint8_batch)).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def split_counts(entries: list[Entry]) -> dict[str, int]:
+    counts = {"train": 0, "val": 0, "test": 0}
+    for e in entries:
+        counts[e.split] += 1
+    return counts

@@ -1,0 +1,176 @@
+"""Decoders from one layer's features (C x g x g) back to the 3 x 224 x 224 ImageNet-normalised image.
+
+- `resshuffle` (default): per-channel feature standardisation, residual conv blocks at the feature grid,
+  then x2 sub-pixel (PixelShuffle) stages, the last one straight to RGB, so no convolution ever runs at
+  full resolution; plus a global path (pooled features -> per-image colour offset). Channels depend on resolution (`width` up to 14x14, halving per doubling beyond), so
+  cost per image is about the same for every layer.
+- `simple`: the study's simple option: progressive transposed convolutions + BatchNorm + GELU.
+- `attention`: the study's decoder: transformer blocks over the feature grid's tokens, then progressive
+  transposed-convolution upsampling with residual blocks, BatchNorm and GELU.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class FeatureStandardise(nn.Module):
+    """Per-channel (x - mean) / std with statistics fixed from the training features.
+
+    Feature scales differ by orders of magnitude between layers and between ImageNet and random weights
+    (random ResNet34 layer4 has std ~100); standardising makes one learning rate fit all.
+    """
+
+    def __init__(self, channels: int, pooled: bool = False):
+        super().__init__()
+        self.pooled = pooled
+        self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("std", torch.ones(1, channels, 1, 1))
+
+    @torch.no_grad()
+    def fit(self, features: torch.Tensor, chunk: int = 64) -> None:
+        """Per-channel mean and std over images and positions (pooled=False) or over per-image means."""
+        total, total_sq, count = 0.0, 0.0, 0
+        for start in range(0, len(features), chunk):
+            x = features[start : start + chunk].float()
+            if self.pooled:
+                x = x.mean(dim=(2, 3), keepdim=True)
+            total = total + x.sum(dim=(0, 2, 3))
+            total_sq = total_sq + (x * x).sum(dim=(0, 2, 3))
+            count += x.shape[0] * x.shape[2] * x.shape[3]
+        mean = total / count
+        var = (total_sq / count - mean * mean).clamp_min(0)
+        self.mean.copy_(mean.view_as(self.mean))
+        self.std.copy_(var.sqrt().clamp_min(1e-6).view_as(self.std))
+
+    def forward(self, x):
+        if self.pooled:
+            x = x.float().mean(dim=(2, 3), keepdim=True)
+        return (x.float() - self.mean) / self.std
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        nn.init.zeros_(self.body[-1].weight)  # start as identity: deep stacks train from step one
+
+    def forward(self, x):
+        return torch.nn.functional.gelu(x + self.body(x))
+
+
+def width_at(resolution: int, width: int, min_width: int = 32) -> int:
+    """Channels at a resolution: `width` up to 14x14, halving with each doubling beyond (compute stays flat)."""
+    return max(min_width, min(width, width * 14 // resolution))
+
+
+def _stages(grid: int, out_size: int) -> int:
+    stages = math.log2(out_size / grid)
+    if stages != int(stages) or stages < 1:
+        raise ValueError(f"feature grid {grid} does not reach {out_size} by doubling.")
+    return int(stages)
+
+
+class ResShuffleDecoder(nn.Module):
+    def __init__(self, channels: int, grid: int, width: int = 256, blocks: int = 2, out_size: int = 224, min_width: int = 16):
+        super().__init__()
+        stages = _stages(grid, out_size)
+        widths = [width_at(grid << k, width, min_width) for k in range(stages)]
+        self.standardise = FeatureStandardise(channels)
+        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 1), nn.BatchNorm2d(widths[0]), nn.GELU()]
+        layers += [ResBlock(widths[0]) for _ in range(blocks)]
+        for k in range(1, stages):
+            layers += [
+                nn.Conv2d(widths[k - 1], 4 * widths[k], 3, padding=1, bias=False),
+                nn.PixelShuffle(2),
+                nn.BatchNorm2d(widths[k]),
+                nn.GELU(),
+                ResBlock(widths[k]),
+            ]
+        layers += [nn.Conv2d(widths[-1], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
+        self.body = nn.Sequential(*layers)
+        # Global path: pooled features -> one colour offset per image. Learns each image's mean colour
+        # within a few steps from any layer, so the spatial path only has to learn the detail.
+        # The pooled features get their own between-image standardisation: that variation is what
+        # carries an image's colour, and it can be far smaller than the variation between positions.
+        self.pooled = FeatureStandardise(channels, pooled=True)
+        self.colour = nn.Conv2d(channels, 3, 1)
+        nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
+
+    def forward(self, features):
+        return self.body(self.standardise(features)) + self.colour(self.pooled(features))
+
+
+def _up_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.GELU())
+
+
+class SimpleDecoder(nn.Module):
+    """The study's `simple` option: transposed-convolution x2 stages halving the channels."""
+
+    def __init__(self, channels: int, grid: int, width: int = 256, out_size: int = 224):
+        super().__init__()
+        stages = _stages(grid, out_size)
+        widths = [max(16, width >> k) for k in range(stages + 1)]
+        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 1)]
+        for k in range(stages):
+            layers.append(_up_block(widths[k], widths[k + 1]))
+        layers.append(nn.Conv2d(widths[-1], 3, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, features):
+        return self.body(features.float())
+
+
+class AttentionDecoder(nn.Module):
+    """The study's decoder: 4 transformer blocks over the grid's tokens, then residual up-sampling.
+
+    Attention runs at the feature grid, capped at 28x28 tokens (a strided conv first for finer grids);
+    the study attended over all 12,544 tokens of VGG16 block1, which is what made it take hours.
+    """
+
+    def __init__(self, channels: int, grid: int, width: int = 256, depth: int = 4, heads: int = 4, out_size: int = 224):
+        super().__init__()
+        self.reduce = 1
+        while grid // self.reduce > 28:
+            self.reduce *= 2
+        token_grid = grid // self.reduce
+        self.embed = nn.Conv2d(channels, width, self.reduce, stride=self.reduce)
+        self.position = nn.Parameter(torch.zeros(1, token_grid * token_grid, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        stages = _stages(token_grid, out_size)
+        widths = [max(16, width >> k) for k in range(stages + 1)]
+        ups: list[nn.Module] = []
+        for k in range(stages):
+            ups += [_up_block(widths[k], widths[k + 1]), ResBlock(widths[k + 1])]
+        ups.append(nn.Conv2d(widths[-1], 3, 3, padding=1))
+        self.up = nn.Sequential(*ups)
+
+    def forward(self, features):
+        x = self.embed(features.float())
+        n, c, h, w = x.shape
+        tokens = self.transformer(x.flatten(2).transpose(1, 2) + self.position)
+        return self.up(tokens.transpose(1, 2).reshape(n, c, h, w))
+
+
+def build_decoder(name: str, channels: int, grid: int, width: int) -> nn.Module:
+    if name == "resshuffle":
+        return ResShuffleDecoder(channels, grid, width)
+    if name == "simple":
+        return SimpleDecoder(channels, grid, width)
+    if name == "attention":
+        return AttentionDecoder(channels, grid, width)
+    raise ValueError(f"unknown decoder '{name}'. Valid decoders: resshuffle, simple, attention.")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

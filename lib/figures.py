@@ -1,0 +1,131 @@
+"""Figures: reconstruction grids, metrics against depth, training curves. Saved as PNG, returned for display."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files first; notebooks display the saved figures
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224": "ViT-B/16"}
+
+
+def save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+    plt.close(fig)
+    return path
+
+
+def reconstruction_figure(samples: dict, title: str, path: Path, psnrs=None) -> Path:
+    """Originals above reconstructions, the same fixed test images for every layer."""
+    n = len(samples["original"])
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(samples["original"][j])
+        axes[1, j].imshow(samples["reconstruction"][j])
+        axes[0, j].set_title(str(samples["names"][j]), fontsize=8)
+        if psnrs is not None:
+            axes[1, j].set_title(f"{psnrs[j]:.1f} dB", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    axes[0, 0].set_ylabel("original")
+    axes[1, 0].set_ylabel("reconstruction")
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], path: Path, columns: int = 8, title: str = "") -> Path:
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, titles):
+        ax.imshow(image)
+        ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)
+
+
+def depth_grid(samples_by_layer: dict[str, dict], arch: str, path: Path, images: int = 4) -> Path:
+    """Rows: the original, then every layer from shallow to deep; columns: fixed test images."""
+    layers = list(samples_by_layer)
+    first = samples_by_layer[layers[0]]
+    n = min(images, len(first["original"]))
+    fig, axes = plt.subplots(len(layers) + 1, n, figsize=(1.8 * n, 1.8 * (len(layers) + 1)), squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(first["original"][j])
+        for i, layer in enumerate(layers, start=1):
+            axes[i, j].imshow(samples_by_layer[layer]["reconstruction"][j])
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    for i, label in enumerate(["original"] + layers):
+        axes[i, 0].set_ylabel(label)
+    fig.suptitle(f"{ARCH_LABELS.get(arch, arch)}: reconstructions from shallow to deep")
+    return save(fig, path)
+
+
+def metrics_by_depth(summary: pd.DataFrame, path: Path) -> Path:
+    """PSNR / SSIM / LPIPS against depth, one panel per metric, one line per architecture, with baselines."""
+    metrics = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑")]
+    if summary["lpips_mean"].notna().any():
+        metrics.append(("lpips", "LPIPS ↓"))
+    fig, axes = plt.subplots(len(metrics), len(summary["arch"].unique()), figsize=(4.2 * summary["arch"].nunique(), 3.2 * len(metrics)), squeeze=False)
+    for col, (arch, rows) in enumerate(summary.groupby("arch", sort=False)):
+        x = np.arange(len(rows))
+        for row, (metric, label) in enumerate(metrics):
+            ax = axes[row, col]
+            ax.errorbar(x, rows[f"{metric}_mean"], yerr=rows[f"{metric}_std"], marker="o", capsize=3, label="decoder")
+            if metric in ("psnr", "ssim"):
+                ax.plot(x, rows[f"baseline_thumbnail_{metric}"], "s--", color="tab:green", label="thumbnail at grid")
+                ax.plot(x, rows[f"baseline_mean_colour_{metric}"], "^:", color="tab:red", label="mean colour")
+            ax.set_xticks(x, rows["layer"])
+            ax.set_ylabel(label)
+            if row == 0:
+                ax.set_title(ARCH_LABELS.get(arch, arch))
+    axes[0, -1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
+    """PSNR against relative depth for all architectures on one axis."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for arch, rows in summary.groupby("arch", sort=False):
+        depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(1)
+        ax.errorbar(depth, rows["psnr_mean"], yerr=rows["psnr_std"], marker="o", capsize=3, label=ARCH_LABELS.get(arch, arch))
+        for d, (_, r) in zip(depth, rows.iterrows()):
+            ax.annotate(r["layer"], (d, r["psnr_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("relative depth of the layer (0 = shallowest studied, 1 = deepest)")
+    ax.set_ylabel("PSNR (dB) ↑")
+    ax.legend()
+    ax.set_title("Reconstructability across depth and architecture")
+    return save(fig, path)
+
+
+def training_curves(histories: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Train and validation MSE per epoch, one panel per architecture, one colour per layer."""
+    archs = sorted({key.split("/")[0] for key in histories}, key=list(ARCH_LABELS).index)
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.2), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        for key, history in histories.items():
+            if key.split("/")[0] != arch:
+                continue
+            line = ax.plot(history["epoch"], history["val_loss"], marker=".", label=key.split("/")[1])[0]
+            ax.plot(history["epoch"], history["train_loss"], ls=":", color=line.get_color())
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("MSE (normalised space)")
+        ax.set_title(f"{ARCH_LABELS.get(arch, arch)} (solid: val, dotted: train)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)

@@ -1,0 +1,333 @@
+"""The study's steps and where their outputs live. Notebooks call these; make decides when.
+
+Each step can also run on its own (a notebook opened in Jupyter with its defaults): a missing upstream
+output is built on the spot. Under make, upstream outputs are prerequisites and already exist.
+
+Layout under reports/<profile>/:
+    config/                  resolved settings (written by `python -m lib.config plan`)
+    split.csv                split manifest: image, source, split, file, box
+    data/images.pt           decoded + resized uint8 images (decode once)
+    features/<arch>/<layer>.pt, done.json    frozen-encoder features (encode once per architecture)
+    <arch>/<layer>/          decoder.pt, history.csv, metrics.csv, summary.json, reconstructions.png,
+                             samples.npz, train.ipynb, evaluate.ipynb
+    summary.csv, figures/, report.html, report.pdf
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import config as cfg
+from . import data as datamod
+from .provenance import record
+from .registry import check_layer
+
+SAMPLE_IMAGES = 6  # fixed test images shown in every reconstruction figure
+
+
+class StudyPaths:
+    def __init__(self, profile: str, reports_root=None):
+        self.profile = cfg.profile_name(profile)
+        self.root = cfg.reports_dir(profile, reports_root)
+        self.manifest = self.root / "split.csv"
+        self.store = self.root / "data" / "images.pt"
+        self.summary = self.root / "summary.csv"
+        self.figures = self.root / "figures"
+
+    def features(self, arch: str, layer: str) -> Path:
+        return self.root / "features" / arch / f"{layer}.pt"
+
+    def features_done(self, arch: str) -> Path:
+        return self.root / "features" / arch / "done.json"
+
+    def layer_dir(self, arch: str, layer: str) -> Path:
+        return self.root / arch / layer
+
+
+def study_settings(profile: str, reports_root=None) -> dict:
+    """The resolved study: the planned files when make wrote them, else resolved from the profile."""
+    paths = StudyPaths(profile, reports_root)
+    planned = paths.root / "plan.mk"
+    study = cfg.resolve(profile)
+    if planned.is_file():  # make may have narrowed the study (ARCH=, LAYERS=) and overridden settings
+        text = planned.read_text().splitlines()
+        archs = next(l.split(":=")[1].split() for l in text if l.startswith("ARCHS"))
+        resolved = {}
+        for arch in archs:
+            layers = next(l.split(":=")[1].split() for l in text if l.startswith(f"LAYERS_{arch} "))
+            resolved[arch] = {
+                "weights": json.loads((paths.root / "config" / arch / "encoder.json").read_text())["weights"],
+                "layers": {layer: cfg.load_layer_settings(profile, arch, layer, reports_root) for layer in layers},
+            }
+        study["architectures"] = resolved
+        study["data"] = json.loads((paths.root / "config" / "data.json").read_text())
+    return study
+
+
+def _data_settings(profile: str, reports_root=None) -> dict:
+    planned = StudyPaths(profile, reports_root).root / "config" / "data.json"
+    if planned.is_file():
+        return json.loads(planned.read_text())
+    study = cfg.resolve(profile)
+    return {"profile": study["profile"], "seed": study["seed"], **study["data"]}
+
+
+# ---------------------------------------------------------------- step 1: data
+def prepare_data(profile: str, reports_root=None, progress: bool = True) -> dict:
+    """Split (by source), write the manifest, decode + resize every image once into the store."""
+    paths = StudyPaths(profile, reports_root)
+    data = _data_settings(profile, reports_root)
+    entries = datamod.make_split(data, data["seed"])
+    store = datamod.build_store(entries, data["resize"], progress)
+    store["crop"] = data["crop"]
+    store["settings"] = data
+    datamod.write_manifest(entries, paths.manifest)
+    datamod.atomic_save(store, paths.store)
+    return {"entries": entries, "counts": datamod.split_counts(entries), "store": store}
+
+
+def load_store(profile: str, reports_root=None) -> dict:
+    paths = StudyPaths(profile, reports_root)
+    if not paths.store.is_file():
+        prepare_data(profile, reports_root)
+    return torch.load(paths.store, weights_only=False)
+
+
+def split_indices(store: dict, split: str) -> np.ndarray:
+    return np.array([i for i, s in enumerate(store["splits"]) if s == split], dtype=np.int64)
+
+
+# ---------------------------------------------------------------- step 2: encode once per architecture
+def encode_features(profile: str, arch: str, reports_root=None, batch_size: int = 16, progress: bool = True) -> dict:
+    """One frozen-encoder pass over every image gives all of the architecture's layers; fp16 on disk."""
+    from tqdm.auto import tqdm
+
+    from .encoders import build_extractor
+
+    paths = StudyPaths(profile, reports_root)
+    study = study_settings(profile, reports_root)
+    if arch not in study["architectures"]:
+        raise cfg.ProfileError(f"architecture '{arch}' is not in this run of profile '{paths.profile}'.")
+    layers = list(study["architectures"][arch]["layers"])
+    store = load_store(profile, reports_root)
+    extractor = build_extractor(arch, layers, study["architectures"][arch]["weights"], study["seed"])
+    crop = store["crop"]
+    chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    started = time.perf_counter()
+    count = len(store["images"])
+    for start in tqdm(range(0, count, batch_size), desc=f"encode {arch}", disable=not progress):
+        batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
+        for layer, value in extractor(datamod.normalise(batch)).items():
+            chunks[layer].append(value.half() if value.abs().max() < 6e4 else value)
+    for layer in layers:
+        tensor = torch.cat([c.float() for c in chunks[layer]]) if any(c.dtype != torch.float16 for c in chunks[layer]) else torch.cat(chunks[layer])
+        datamod.atomic_save({"features": tensor, "names": store["names"], "splits": store["splits"]}, paths.features(arch, layer))
+    done = {
+        "arch": arch,
+        "layers": layers,
+        "weights": extractor.weights.kind,
+        "weights_detail": extractor.weights.detail,
+        "images": count,
+        "seconds": time.perf_counter() - started,
+    }
+    datamod.atomic_write_bytes(paths.features_done(arch), (json.dumps(done, indent=2) + "\n").encode())
+    return done
+
+
+def load_features(profile: str, arch: str, layer: str, reports_root=None) -> tuple[dict, dict]:
+    """(features file, encoder record); encodes first when the cache is missing."""
+    paths = StudyPaths(profile, reports_root)
+    if not paths.features_done(arch).is_file() or not paths.features(arch, layer).is_file():
+        encode_features(profile, arch, reports_root)
+    done = json.loads(paths.features_done(arch).read_text())
+    return torch.load(paths.features(arch, layer), weights_only=False), done
+
+
+# ---------------------------------------------------------------- step 3: train one layer
+def train_layer(profile: str, arch: str, layer: str, reports_root=None, overrides: dict | None = None, progress=True) -> dict:
+    from .training import train_decoder
+
+    check_layer(arch, layer)
+    paths = StudyPaths(profile, reports_root)
+    settings = {**cfg.load_layer_settings(profile, arch, layer, reports_root), **(overrides or {})}
+    store = load_store(profile, reports_root)
+    feats, encoder = load_features(profile, arch, layer, reports_root)
+    train_i, val_i = split_indices(store, "train"), split_indices(store, "val")
+    crops = datamod.centre_crops(store, store["crop"])
+    x = feats["features"]
+    decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i], progress=progress)
+    out = paths.layer_dir(arch, layer)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "state_dict": decoder.state_dict(),
+        "settings": settings,
+        "feature_shape": list(x.shape[1:]),
+        "weights": encoder["weights"],
+        "weights_detail": encoder["weights_detail"],
+        **info,
+    }
+    datamod.atomic_save(checkpoint, out / "decoder.pt")
+    datamod.atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
+    print(
+        f"{arch} {layer}: {settings['decoder']} decoder, {info['decoder_params']:,} params, "
+        f"{len(history)} epochs in {info['train_seconds']:.0f}s, best val MSE {info['best_val_loss']:.4f} "
+        f"(epoch {info['best_epoch']}), {encoder['weights']} weights"
+    )
+    return {"decoder": decoder, "history": history, "settings": settings, **info}
+
+
+def load_decoder(profile: str, arch: str, layer: str, reports_root=None):
+    from .decoders import build_decoder
+
+    path = StudyPaths(profile, reports_root).layer_dir(arch, layer) / "decoder.pt"
+    if not path.is_file():
+        train_layer(profile, arch, layer, reports_root)
+    checkpoint = torch.load(path, weights_only=False)
+    channels, grid = checkpoint["feature_shape"][0], checkpoint["feature_shape"][1]
+    decoder = build_decoder(checkpoint["settings"]["decoder"], channels, grid, checkpoint["settings"]["width"])
+    decoder.load_state_dict(checkpoint["state_dict"])
+    return decoder.eval(), checkpoint
+
+
+# ---------------------------------------------------------------- step 4: evaluate one layer
+def lpips_scorer(study: dict):
+    """(scorer or None, note): LPIPS only with real AlexNet weights, never a random trunk."""
+    from .encoders import alexnet_weights_path, torch_checkpoint_dir
+    from .metrics import LPIPSScorer
+    from .registry import ALEXNET_WEIGHTS_FILE
+
+    if study.get("lpips") == "off":
+        return None, "LPIPS switched off in the profile."
+    path = alexnet_weights_path()
+    if path is None:
+        return None, (
+            f"LPIPS left empty: its AlexNet trunk ({ALEXNET_WEIGHTS_FILE}) is not in {torch_checkpoint_dir()}, "
+            "and a randomly initialised AlexNet would give meaningless numbers."
+        )
+    return LPIPSScorer(path), f"LPIPS (AlexNet, v0.1) from {path}"
+
+
+def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> dict:
+    from .figures import reconstruction_figure
+    from .metrics import Pixels, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
+    from .training import reconstruct
+
+    started = time.perf_counter()
+    paths = StudyPaths(profile, reports_root)
+    study = study_settings(profile, reports_root)
+    decoder, checkpoint = load_decoder(profile, arch, layer, reports_root)
+    store = load_store(profile, reports_root)
+    feats, encoder = load_features(profile, arch, layer, reports_root)
+    test_i = split_indices(store, "test")
+    target = Pixels.from_uint8(datamod.centre_crops(store, store["crop"], test_i))
+    recon = Pixels.from_normalised(reconstruct(decoder, feats["features"][test_i]))
+    scorer, lpips_note = lpips_scorer(study)
+    per_image = pd.DataFrame({"image": [store["names"][i] for i in test_i], **score(recon, target, scorer)})
+    grid = checkpoint["feature_shape"][1]
+    mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
+    per_image["baseline_mean_colour_psnr"] = psnr(mean_colour, target)
+    per_image["baseline_mean_colour_ssim"] = ssim(mean_colour, target)
+    per_image["baseline_thumbnail_psnr"] = psnr(thumbnail, target)
+    per_image["baseline_thumbnail_ssim"] = ssim(thumbnail, target)
+    out = paths.layer_dir(arch, layer)
+    datamod.atomic_write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())
+
+    shown = np.linspace(0, len(test_i) - 1, min(SAMPLE_IMAGES, len(test_i))).round().astype(int)
+    samples = {"original": target.to_uint8()[shown], "reconstruction": recon.to_uint8()[shown],
+               "names": np.array(per_image["image"].iloc[shown], dtype=str)}
+    tmp = out / ".samples.tmp.npz"
+    np.savez_compressed(tmp, **samples)
+    tmp.replace(out / "samples.npz")
+    reconstruction_figure(samples, f"{arch} {layer}", out / "reconstructions.png", per_image["psnr"].iloc[shown].tolist())
+
+    c, h, w = checkpoint["feature_shape"]
+    summary = {
+        "arch": arch,
+        "layer": layer,
+        "feature_shape": f"{c}x{h}x{w}",
+        "spatial_locations": h * w,
+        "decoder": checkpoint["settings"]["decoder"],
+        "decoder_params": checkpoint["decoder_params"],
+        "weights": encoder["weights"],
+        "weights_detail": encoder["weights_detail"],
+        "epochs": checkpoint["settings"]["epochs"],
+        "best_epoch": checkpoint["best_epoch"],
+        "batch_size": checkpoint["settings"]["batch_size"],
+        "train_seconds": round(checkpoint["train_seconds"], 2),
+        "encode_seconds": round(encoder["seconds"], 2),
+        "eval_seconds": 0.0,
+        "device": checkpoint["device"],
+        "test_images": len(test_i),
+        "lpips_note": lpips_note,
+    }
+    for metric in ("psnr", "ssim", "lpips", "mse", "baseline_mean_colour_psnr", "baseline_mean_colour_ssim",
+                   "baseline_thumbnail_psnr", "baseline_thumbnail_ssim"):
+        values = per_image[metric].to_numpy(dtype=float)
+        summary[f"{metric}_mean" if not metric.startswith("baseline") else metric] = (
+            None if np.isnan(values).all() else float(np.mean(values))
+        )
+        if not metric.startswith("baseline"):
+            summary[f"{metric}_std"] = None if np.isnan(values).all() else float(np.std(values))
+    summary["eval_seconds"] = round(time.perf_counter() - started, 2)
+    summary["provenance"] = record()
+    datamod.atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    print(
+        f"{arch} {layer}: PSNR {summary['psnr_mean']:.2f} ± {summary['psnr_std']:.2f} dB, "
+        f"SSIM {summary['ssim_mean']:.3f} (mean colour {summary['baseline_mean_colour_psnr']:.2f} dB, "
+        f"thumbnail {summary['baseline_thumbnail_psnr']:.2f} dB) on {len(test_i)} test images"
+    )
+    return {"summary": summary, "per_image": per_image, "samples": samples}
+
+
+# ---------------------------------------------------------------- step 5: the study table
+SUMMARY_COLUMNS = [
+    "arch", "layer", "feature_shape", "spatial_locations", "decoder", "decoder_params", "weights", "epochs",
+    "batch_size", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
+    "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
+    "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
+    "device", "weights_detail", "lpips_note",
+]
+
+
+def collect_summary(profile: str, reports_root=None) -> pd.DataFrame:
+    """One row per (arch, layer) of this run, in network order; written atomically to summary.csv."""
+    paths = StudyPaths(profile, reports_root)
+    study = study_settings(profile, reports_root)
+    rows = []
+    for arch, settings in study["architectures"].items():
+        for layer in settings["layers"]:
+            path = paths.layer_dir(arch, layer) / "summary.json"
+            if not path.is_file():
+                evaluate_layer(profile, arch, layer, reports_root)
+            rows.append(json.loads(path.read_text()))
+    table = pd.DataFrame(rows)[SUMMARY_COLUMNS]
+    datamod.atomic_write_bytes(paths.summary, table.to_csv(index=False).encode())
+    return table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.pipeline", description="Run one step of the study.")
+    parser.add_argument("step", choices=["encode"])
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--reports", default=None)
+    args = parser.parse_args(argv)
+    try:
+        done = encode_features(args.profile, args.arch, args.reports)
+    except (cfg.ProfileError, datamod.DataError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.arch}: encoded {done['images']} images for {', '.join(done['layers'])} "
+          f"in {done['seconds']:.0f}s ({done['weights']} weights)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

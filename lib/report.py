@@ -1,0 +1,273 @@
+"""The write-up's computed parts (tables, findings, provenance) and its rendering to HTML and PDF.
+
+Every sentence of findings is computed from summary.csv; nothing here states a result in advance.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .figures import ARCH_LABELS
+
+# The study being reproduced: PSNR, SSIM, LPIPS (mean, std), train minutes, decoder params.
+PUBLISHED = pd.DataFrame(
+    [
+        ("resnet34", "layer1", 14.32, 0.94, 0.474, 0.045, 0.455, 0.031, 69.8, "250K"),
+        ("resnet34", "layer2", 14.04, 0.86, 0.390, 0.042, 0.555, 0.029, 30.0, "975K"),
+        ("resnet34", "layer3", 13.12, 0.71, 0.283, 0.045, 0.782, 0.025, 29.9, "3.9M"),
+        ("resnet34", "layer4", 12.72, 0.63, 0.272, 0.046, 0.867, 0.023, 30.0, "15.4M"),
+        ("vgg16", "block1", 14.45, 2.27, 0.530, 0.121, 0.398, 0.109, 162.8, "~200K"),
+        ("vgg16", "block2", 14.34, 0.94, 0.495, 0.045, 0.432, 0.031, 12.9, "~500K"),
+        ("vgg16", "block3", 14.01, 0.85, 0.405, 0.044, 0.536, 0.031, 11.4, "~1M"),
+        ("vgg16", "block4", 13.40, 0.69, 0.305, 0.048, 0.709, 0.038, 11.5, "~2M"),
+        ("vgg16", "block5", 12.68, 0.59, 0.273, 0.047, 0.880, 0.030, 11.5, "~4M"),
+        ("vit_base_patch16_224", "block0", 14.29, 0.93, 0.454, 0.045, 0.509, 0.033, 32.2, "34.6M"),
+        ("vit_base_patch16_224", "block1", 14.01, 0.87, 0.377, 0.043, 0.611, 0.027, 32.5, "34.6M"),
+        ("vit_base_patch16_224", "block5", 13.89, 0.82, 0.346, 0.044, 0.654, 0.027, 33.1, "34.6M"),
+        ("vit_base_patch16_224", "block8", 13.33, 0.71, 0.289, 0.047, 0.790, 0.031, 33.7, "34.6M"),
+        ("vit_base_patch16_224", "block11", 12.85, 0.65, 0.278, 0.046, 0.861, 0.026, 34.2, "34.6M"),
+    ],
+    columns=["arch", "layer", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std",
+             "train_minutes", "decoder_params"],
+)
+
+
+def pm(mean, std, digits: int) -> str:
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        return "—"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def label(arch: str) -> str:
+    return ARCH_LABELS.get(arch, arch)
+
+
+def weights_statement(summary: pd.DataFrame) -> str:
+    """One line per architecture: which weights its encoder really had."""
+    lines = []
+    for arch, rows in summary.groupby("arch", sort=False):
+        row = rows.iloc[0]
+        kind = "**ImageNet weights**" if row["weights"] == "imagenet" else "**random initialisation** (not ImageNet)"
+        lines.append(f"- {label(arch)}: {kind} — {row['weights_detail']}")
+    if (summary["weights"] == "random").any():
+        lines.append(
+            "\nRandom-initialised encoders are a control, not the study: they show how much of the image an "
+            "untrained network of the same shape passes on, not what ImageNet training keeps."
+        )
+    return "\n".join(lines)
+
+
+def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
+    rows = summary[summary["arch"] == arch]
+    return pd.DataFrame(
+        {
+            "layer": rows["layer"],
+            "features": rows["feature_shape"],
+            "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr_mean"], rows["psnr_std"])],
+            "SSIM": [pm(m, s, 3) for m, s in zip(rows["ssim_mean"], rows["ssim_std"])],
+            "LPIPS": [pm(m, s, 3) for m, s in zip(rows["lpips_mean"], rows["lpips_std"])],
+            "MSE": [pm(m, s, 4) for m, s in zip(rows["mse_mean"], rows["mse_std"])],
+            "mean-colour PSNR": rows["baseline_mean_colour_psnr"].round(2),
+            "thumbnail PSNR": rows["baseline_thumbnail_psnr"].round(2),
+            "decoder params": rows["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M"),
+            "train (s)": rows["train_seconds"].round(0).astype(int),
+        }
+    ).set_index("layer")
+
+
+def _spearman(x, y) -> float:
+    rx, ry = pd.Series(x).rank(), pd.Series(y).rank()
+    return float(np.corrcoef(rx, ry)[0, 1]) if len(rx) > 2 else float("nan")
+
+
+def findings(summary: pd.DataFrame) -> list[str]:
+    """Findings as sentences, every number read from the summary."""
+    out = []
+    for arch, rows in summary.groupby("arch", sort=False):
+        first, last = rows.iloc[0], rows.iloc[-1]
+        if len(rows) > 1:
+            change = last["psnr_mean"] - first["psnr_mean"]
+            verb = "falls" if change < 0 else "rises"
+            out.append(
+                f"{label(arch)}: PSNR {verb} from {first['psnr_mean']:.2f} dB at {first['layer']} "
+                f"({first['feature_shape']}) to {last['psnr_mean']:.2f} dB at {last['layer']} "
+                f"({last['feature_shape']}), {change:+.2f} dB; SSIM {first['ssim_mean']:.3f} → {last['ssim_mean']:.3f}."
+            )
+        else:
+            out.append(f"{label(arch)}: {first['layer']} reaches {first['psnr_mean']:.2f} dB PSNR.")
+    above_colour = summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]
+    above_thumb = summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]
+    n = len(summary)
+    below = [f"{label(a)} {l}" for a, l, ok in zip(summary["arch"], summary["layer"], above_colour) if not ok]
+    out.append(
+        f"{int(above_colour.sum())} of {n} layers beat the per-image mean-colour baseline"
+        + (f"; not: {', '.join(below)}." if below else ".")
+    )
+    beat_thumb = [f"{label(a)} {l}" for a, l, ok in zip(summary["arch"], summary["layer"], above_thumb) if ok]
+    out.append(
+        f"{int(above_thumb.sum())} of {n} layers beat the thumbnail at their own grid"
+        + (f": {', '.join(beat_thumb)}." if beat_thumb else " — the decoders recover less than a thumbnail of the layer's resolution would.")
+    )
+    margin = summary["psnr_mean"] - summary["baseline_thumbnail_psnr"]
+    best = summary.loc[summary["psnr_mean"].idxmax()]
+    out.append(
+        f"Best layer: {label(best['arch'])} {best['layer']} at {best['psnr_mean']:.2f} dB; "
+        f"decoder minus thumbnail ranges from {margin.min():+.2f} to {margin.max():+.2f} dB."
+    )
+    if n > 2:
+        rho = _spearman(summary["spatial_locations"], summary["psnr_mean"])
+        out.append(f"Spearman correlation between spatial locations of a layer and its PSNR: {rho:+.2f} over {n} layers.")
+    at14 = summary[summary["spatial_locations"] == 196]
+    if at14["arch"].nunique() > 1:
+        best14 = at14.loc[at14["psnr_mean"].idxmax()]
+        worst14 = at14.loc[at14["psnr_mean"].idxmin()]
+        out.append(
+            f"At the same 14×14 grid, {label(best14['arch'])} {best14['layer']} keeps the most "
+            f"({best14['psnr_mean']:.2f} dB) and {label(worst14['arch'])} {worst14['layer']} the least "
+            f"({worst14['psnr_mean']:.2f} dB)."
+        )
+    comparison = published_comparison(summary)
+    if len(comparison):
+        delta = comparison["Δ PSNR"]
+        out.append(
+            f"Against the study's published decoders on the same layers: {delta.mean():+.2f} dB on average "
+            f"({delta.min():+.2f} to {delta.max():+.2f})."
+        )
+    if summary["lpips_mean"].isna().all():
+        out.append(f"LPIPS not computed: {summary['lpips_note'].iloc[0]}")
+    return out
+
+
+def published_comparison(summary: pd.DataFrame) -> pd.DataFrame:
+    merged = summary.merge(PUBLISHED, on=["arch", "layer"], suffixes=("", "_study"))
+    return pd.DataFrame(
+        {
+            "arch": merged["arch"].map(label),
+            "layer": merged["layer"],
+            "study PSNR": [pm(m, s, 2) for m, s in zip(merged["psnr_mean_study"], merged["psnr_std_study"])],
+            "ours PSNR": [pm(m, s, 2) for m, s in zip(merged["psnr_mean"], merged["psnr_std"])],
+            "Δ PSNR": (merged["psnr_mean"] - merged["psnr_mean_study"]).round(2),
+            "study SSIM": merged["ssim_mean_study"].round(3),
+            "ours SSIM": merged["ssim_mean"].round(3),
+            "Δ SSIM": (merged["ssim_mean"] - merged["ssim_mean_study"]).round(3),
+            "study LPIPS": merged["lpips_mean_study"].round(3),
+            "ours LPIPS": merged["lpips_mean"].round(3),
+            "study train (min)": merged["train_minutes"],
+            "ours train (min)": (merged["train_seconds"] / 60).round(2),
+        }
+    )
+
+
+def step_durations(profile_dir: Path) -> pd.DataFrame:
+    """Wall time of every executed pipeline notebook, read from papermill's own metadata."""
+    rows = []
+    for path in sorted(Path(profile_dir).rglob("*.ipynb")):
+        if path.name.endswith((".tmp.ipynb", ".failed.ipynb")):
+            continue
+        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+        if meta.get("duration") is not None:
+            rows.append({"step": str(path.relative_to(profile_dir)), "seconds": round(meta["duration"], 1),
+                         "finished": meta.get("end_time", "")})
+    return pd.DataFrame(rows, columns=["step", "seconds", "finished"])
+
+
+# ---------------------------------------------------------------- rendering
+REPORT_CSS = """
+<style>
+pre, code { white-space: pre-wrap !important; word-break: break-word; }
+.jp-RenderedImage img, .output_png img { max-width: 100%; height: auto; }
+table { font-size: 0.85em; }
+@media print { .jp-Cell { break-inside: avoid-page; } h2 { break-before: auto; } }
+</style>
+"""
+
+
+def mathjax_url(html_path: Path) -> str:
+    """MathJax 2 shipped by the jupyter-server-mathjax wheel, relative to the HTML: equations render offline."""
+    import os
+
+    import jupyter_server_mathjax
+
+    script = Path(jupyter_server_mathjax.__file__).parent / "static" / "MathJax.js"
+    relative = os.path.relpath(script, Path(html_path).resolve().parent)
+    return f"{relative}?config=TeX-AMS-MML_HTMLorMML-full"
+
+
+def render_html(notebook: Path, html: Path) -> Path:
+    """Executed report notebook -> HTML without code, without the Colab cells, with local MathJax."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    book = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            mathjax_url=mathjax_url(html))
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"colab", "parameters", "injected-parameters"}), enabled=True)
+    body, _ = exporter.from_notebook_node(book)
+    body = body.replace("</head>", REPORT_CSS + "</head>", 1)
+    html = Path(html)
+    tmp = html.with_name(f".{html.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(html)
+    return html
+
+
+def find_chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise RuntimeError(
+        "no Chromium found for the PDF. Install it (Debian/Ubuntu: `sudo apt-get install chromium`; "
+        "`make system-deps` does this) or open report.html in a browser and print it."
+    )
+
+
+def render_pdf(html: Path, pdf: Path, timeout: int = 180) -> Path:
+    """HTML -> PDF with a system Chromium, headless, offline; MathJax gets time to typeset first."""
+    html, pdf = Path(html).resolve(), Path(pdf).resolve()
+    tmp = pdf.with_name(f".{pdf.stem}.tmp.pdf")
+    with tempfile.TemporaryDirectory() as profile_dir:
+        command = [
+            find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+            f"--user-data-dir={profile_dir}", "--no-pdf-header-footer", "--virtual-time-budget=20000",
+            f"--print-to-pdf={tmp}", html.as_uri(),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"Chromium could not print {html} (exit {done.returncode}): {done.stderr[-2000:]}")
+    tmp.replace(pdf)
+    return pdf
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.report", description="Render the executed report notebook.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    h = sub.add_parser("html")
+    h.add_argument("notebook", type=Path)
+    h.add_argument("html", type=Path)
+    p = sub.add_parser("pdf")
+    p.add_argument("html", type=Path)
+    p.add_argument("pdf", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        out = render_html(args.notebook, args.html) if args.command == "html" else render_pdf(args.html, args.pdf)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
