@@ -1,0 +1,133 @@
+import json
+
+import pytest
+import yaml
+
+from lib import config
+from lib.config import ProfileError
+
+
+def write_profile(tmp_path, mutate, name="custom"):
+    raw = yaml.safe_load((config.PARAMETERS_DIR / "tiny.yaml").read_text())
+    mutate(raw)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize("profile", ["demo", "paper", "tiny"])
+def test_shipped_profiles_validate(profile):
+    study = config.resolve(profile)
+    assert study["profile"] == profile
+    assert sum(len(a["layers"]) for a in study["architectures"].values()) >= 4
+
+
+def test_demo_and_paper_cover_all_14_layers():
+    for profile in ("demo", "paper"):
+        study = config.resolve(profile)
+        assert sum(len(a["layers"]) for a in study["architectures"].values()) == 14
+
+
+def test_paper_profile_is_the_studys_protocol():
+    study = config.resolve("paper")
+    assert study["data"]["source"] == "div2k" and study["data"]["val_images"] == 160
+    assert study["seed"] == 42 and study["data"]["resize"] == 256 and study["data"]["crop"] == 224
+    layer = study["architectures"]["resnet34"]["layers"]["layer1"]
+    assert layer["epochs"] == 30 and layer["batch_size"] == 8
+    assert all(a["weights"] == "imagenet" for a in study["architectures"].values())
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ProfileError, match=r"unknown profile 'demoo'. Did you mean 'demo'\? Valid profiles: demo, paper, tiny"):
+        config.resolve("demoo")
+
+
+def test_misspelt_parameter_is_named_with_a_suggestion(tmp_path):
+    path = write_profile(tmp_path, lambda raw: raw.update(epoch=3))
+    with pytest.raises(ProfileError, match=r"unknown parameter 'epoch'. Did you mean 'epochs'\?"):
+        config.resolve(path)
+
+
+def test_misspelt_data_parameter(tmp_path):
+    path = write_profile(tmp_path, lambda raw: raw["data"].update(views_per_foto=3))
+    with pytest.raises(ProfileError, match=r"data: unknown parameter 'views_per_foto'. Did you mean 'views_per_photo'"):
+        config.resolve(path)
+
+
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [("epochs", "ten", "'epochs' must be an integer, got 'ten'"),
+     ("lr", "fast", "'lr' must be a number"),
+     ("epochs", True, "'epochs' must be an integer, got True"),
+     ("decoder", "unet", "'decoder' is 'unet'"),
+     ("batch_size", 0, "'batch_size' must be a positive integer")],
+)
+def test_ill_typed_parameter_names_key_and_type(tmp_path, key, value, expected):
+    path = write_profile(tmp_path, lambda raw: raw.update({key: value}))
+    with pytest.raises(ProfileError, match=expected):
+        config.resolve(path)
+
+
+def test_unknown_architecture_and_layer_in_profile(tmp_path):
+    path = write_profile(tmp_path, lambda raw: raw["architectures"].update(resnet50={"layers": ["layer1"]}))
+    with pytest.raises(ProfileError, match="unknown architecture 'resnet50'.*Valid architectures: resnet34, vgg16, vit_base_patch16_224"):
+        config.resolve(path)
+    path = write_profile(tmp_path, lambda raw: raw["architectures"]["vgg16"].update(layers=["block6"]))
+    with pytest.raises(ProfileError, match="unknown layer 'block6' for architecture 'vgg16'.*block1, block2, block3, block4, block5"):
+        config.resolve(path)
+
+
+def test_settings_precedence_layer_over_arch_over_top_and_command_line_over_all(tmp_path):
+    def mutate(raw):
+        raw["epochs"] = 3
+        raw["architectures"]["resnet34"]["epochs"] = 5
+        raw["architectures"]["resnet34"]["per_layer"] = {"layer4": {"epochs": 7}}
+
+    path = write_profile(tmp_path, mutate)
+    archs = config.resolve(path)["architectures"]
+    assert archs["resnet34"]["layers"]["layer1"]["epochs"] == 5
+    assert archs["resnet34"]["layers"]["layer4"]["epochs"] == 7
+    assert archs["vgg16"]["layers"]["block5"]["epochs"] == 3
+    archs = config.resolve(path, {"epochs": 2})["architectures"]
+    assert {v["epochs"] for a in archs.values() for v in a["layers"].values()} == {2}
+
+
+@pytest.mark.parametrize(
+    "words,expected",
+    [({"EPOCH": "3"}, "unknown setting 'EPOCH'. Did you mean 'EPOCHS'"),
+     ({"EPOCHS": "x"}, "EPOCHS must be an integer, got 'x'"),
+     ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be a positive integer"),
+     ({"DECODER": "unet"}, "DECODER is 'unet'.*Valid decoders: resshuffle, simple, attention"),
+     ({"ARCH": "resnet"}, "unknown architecture 'resnet'. Did you mean 'resnet34'")],
+)
+def test_command_line_knobs_are_validated(words, expected):
+    with pytest.raises(ProfileError, match=expected):
+        config.parse_overrides(words)
+
+
+def test_arch_and_layers_narrow_the_study():
+    study = config.resolve("demo", config.parse_overrides({"ARCH": "resnet34,vgg16", "LAYERS": "layer2 block5"}))
+    assert {a: list(v["layers"]) for a, v in study["architectures"].items()} == {"resnet34": ["layer2"], "vgg16": ["block5"]}
+    with pytest.raises(ProfileError, match="LAYERS: unknown layer 'block0' for resnet34"):
+        config.resolve("demo", config.parse_overrides({"ARCH": "resnet34", "LAYERS": "block0"}))
+
+
+def test_plan_rewrites_only_changed_settings(tmp_path):
+    study = config.resolve("tiny")
+    out = tmp_path / "tiny"
+    first = config.write_plan(study, out)
+    assert any(p.endswith("resnet34/layer1.json") for p in first)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json")}
+    assert config.write_plan(study, out) == []
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json")} == stamps
+    study["architectures"]["vgg16"]["layers"]["block5"]["epochs"] = 9
+    changed = config.write_plan(study, out)
+    assert changed == [str(out / "config" / "vgg16" / "block5.json")]
+    assert json.loads((out / "config" / "vgg16" / "block5.json").read_text())["epochs"] == 9
+
+
+def test_plan_cli_reports_errors_without_writing(tmp_path, capsys):
+    code = config.main(["plan", "--profile", "nope", "--reports", str(tmp_path)])
+    assert code == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

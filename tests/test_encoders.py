@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from lib import decoders, encoders
+from lib.registry import ARCHITECTURES, UnknownNameError, check_layer, get_architecture
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_feature_shapes_of_every_layer(arch):
+    spec = ARCHITECTURES[arch]
+    extractor = encoders.build_extractor(arch, spec.layer_names, weights="random")
+    features = extractor(torch.randn(2, 3, 224, 224))
+    assert list(features) == spec.layer_names
+    for layer, shape in spec.layers.items():
+        assert tuple(features[layer].shape) == (2, *shape), f"{arch} {layer}"
+
+
+def test_fourteen_layers_in_the_registry():
+    assert sum(len(a.layers) for a in ARCHITECTURES.values()) == 14
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_encoders_are_frozen(arch):
+    extractor = encoders.build_extractor(arch, ARCHITECTURES[arch].layer_names[:1], weights="random")
+    extractor.train()  # asking for train mode must not unfreeze anything
+    assert not extractor.training and not any(m.training for m in extractor.modules())
+    assert not any(p.requires_grad for p in extractor.parameters())
+    out = next(iter(extractor(torch.randn(1, 3, 224, 224, requires_grad=True)).values()))
+    assert out.grad_fn is None
+
+
+def test_vit_block_is_the_block_output_without_class_token():
+    extractor = encoders.build_extractor("vit_base_patch16_224", ["block1"], weights="random")
+    x = torch.randn(1, 3, 224, 224)
+    net = extractor.backbone
+    with torch.no_grad():
+        tokens = net._pos_embed(net.patch_embed(x))
+        tokens = net.norm_pre(tokens)
+        for block in net.blocks[:2]:
+            tokens = block(tokens)
+    expected = tokens[:, 1:].transpose(1, 2).reshape(1, 768, 14, 14)
+    torch.testing.assert_close(extractor(x)["block1"], expected)
+
+
+def test_vgg_blocks_are_the_maxpool_outputs():
+    extractor = encoders.build_extractor("vgg16", ["block2"], weights="random")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = extractor.backbone.features[:10](x)
+    assert isinstance(extractor.backbone.features[9], torch.nn.MaxPool2d)
+    torch.testing.assert_close(extractor(x)["block2"], expected)
+
+
+def test_random_initialisation_is_seeded():
+    a = encoders.build_extractor("resnet34", ["layer1"], weights="random", seed=3)
+    b = encoders.build_extractor("resnet34", ["layer1"], weights="random", seed=3)
+    torch.testing.assert_close(a.backbone.conv1.weight, b.backbone.conv1.weight)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(UnknownNameError, match="unknown architecture 'vgg19'.*Valid architectures: resnet34, vgg16, vit_base_patch16_224"):
+        get_architecture("vgg19")
+    with pytest.raises(UnknownNameError, match="unknown layer 'layer5' for architecture 'resnet34'.*layer1, layer2, layer3, layer4"):
+        check_layer("resnet34", "layer5")
+    with pytest.raises(UnknownNameError):
+        encoders.build_extractor("resnet34", ["block1"], weights="random")
+
+
+def test_auto_weights_fall_back_to_random_and_say_why(torch_home):
+    extractor = encoders.build_extractor("resnet34", ["layer1"], weights="auto")
+    assert extractor.weights.kind == "random"
+    assert "resnet34-b627a593.pth" in extractor.weights.detail and str(torch_home) in extractor.weights.detail
+
+
+def test_imagenet_policy_never_falls_back(torch_home):
+    with pytest.raises(encoders.WeightsError, match="vgg16-397923af.pth"):
+        encoders.build_extractor("vgg16", ["block1"], weights="imagenet")
+
+
+def test_cached_torchvision_weights_are_loaded(torch_home):
+    import torchvision
+
+    torch.manual_seed(123)
+    state = torchvision.models.resnet34(weights=None).state_dict()
+    torch.save(state, torch_home / "resnet34-b627a593.pth")
+    extractor = encoders.build_extractor("resnet34", ["layer1"], weights="auto", seed=0)
+    assert extractor.weights.kind == "imagenet"
+    torch.testing.assert_close(extractor.backbone.conv1.weight, state["conv1.weight"])
+
+
+@pytest.mark.parametrize("name", ["resshuffle", "simple", "attention"])
+@pytest.mark.parametrize("shape", [(64, 56, 56), (64, 112, 112), (512, 7, 7), (768, 14, 14)])
+def test_decoders_output_the_image_shape(name, shape):
+    decoder = decoders.build_decoder(name, shape[0], shape[1], width=32)
+    out = decoder(torch.randn(2, *shape))
+    assert out.shape == (2, 3, 224, 224)
+    assert decoders.count_parameters(decoder) > 0
+
+
+def test_feature_standardisation_uses_training_statistics():
+    features = torch.randn(10, 4, 7, 7) * torch.tensor([1.0, 10.0, 100.0, 0.1]).view(1, 4, 1, 1) + 5
+    layer = decoders.FeatureStandardise(4)
+    layer.fit(features)
+    out = layer(features)
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)

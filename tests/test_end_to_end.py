@@ -1,0 +1,170 @@
+"""The real notebooks through papermill on the tiny profile, via the Makefile, then HTML and PDF.
+
+One run is shared by the DAG checks: nothing re-runs when nothing changed; one architecture's settings
+re-run only its targets; a figure-only notebook never retrains; a failing notebook leaves nothing built.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lib import PARAMETERS_DIR, ROOT
+
+EXPECTED = [("resnet34", "layer1"), ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")]
+
+
+def make(*args, check=True):
+    done = subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "MAKEFLAGS": ""})
+    if check and done.returncode != 0:
+        raise AssertionError(f"make {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A copy of the tiny profile (so the test may edit it) run end to end into a temporary reports root."""
+    work = tmp_path_factory.mktemp("e2e")
+    profile = work / "tiny.yaml"
+    shutil.copy(PARAMETERS_DIR / "tiny.yaml", profile)
+    reports = work / "reports"
+    args = [f"PROFILE={profile}", f"REPORTS={reports}"]
+    started = time.perf_counter()
+    first = make("report", *args)
+    return {"profile": profile, "root": reports / "tiny", "args": args, "first": first,
+            "seconds": time.perf_counter() - started}
+
+
+def ran(output: str) -> list[str]:
+    """What a make run executed: notebooks through papermill and encoder passes."""
+    steps = re.findall(r"^papermill \S+ -> (\S+)$", output, re.M)
+    steps += [f"encode {a}" for a in re.findall(r"lib\.pipeline encode .* --arch (\S+)", output)]
+    return steps
+
+
+def test_first_run_builds_everything(study):
+    steps = ran(study["first"].stdout)
+    assert any(s.endswith("01_data.ipynb") for s in steps)
+    assert sorted(s for s in steps if s.startswith("encode")) == ["encode resnet34", "encode vgg16", "encode vit_base_patch16_224"]
+    assert len([s for s in steps if s.endswith("train.ipynb")]) == len(EXPECTED)
+    print(f"tiny profile end to end: {study['seconds']:.0f} s")
+
+
+def test_summary_has_one_row_per_layer_with_real_values(study):
+    summary = pd.read_csv(study["root"] / "summary.csv")
+    assert list(zip(summary["arch"], summary["layer"])) == EXPECTED
+    required = ["arch", "layer", "feature_shape", "spatial_locations", "decoder", "decoder_params", "weights", "epochs",
+                "train_seconds", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std",
+                "mse_mean", "mse_std", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr"]
+    assert set(required) <= set(summary.columns)
+    assert list(summary["feature_shape"]) == ["64x56x56", "512x7x7", "512x7x7", "768x14x14"]
+    assert list(summary["spatial_locations"]) == [3136, 49, 49, 196]
+    assert (summary["weights"] == "random").all() and (summary["epochs"] == 1).all()
+    assert summary["psnr_mean"].between(3, 60).all() and summary["ssim_mean"].between(-1, 1).all()
+    # PSNR and MSE are two views of the same errors: mean PSNR <= PSNR of the mean MSE (Jensen).
+    assert (summary["psnr_mean"] <= 10 * np.log10(1 / summary["mse_mean"]) + 1e-9).all()
+    # The thumbnail baseline keeps more at a finer grid.
+    thumb = summary.set_index("layer")["baseline_thumbnail_psnr"]
+    assert thumb["layer1"] > thumb["block0"] > thumb["layer4"]
+    assert summary["lpips_mean"].isna().all() and summary["lpips_note"].str.contains("AlexNet").all()
+
+
+def test_per_layer_outputs(study):
+    manifest = pd.read_csv(study["root"] / "split.csv")
+    n_test = (manifest["split"] == "test").sum()
+    for arch, layer in EXPECTED:
+        folder = study["root"] / arch / layer
+        history = pd.read_csv(folder / "history.csv")
+        assert list(history["epoch"]) == [1] and {"train_loss", "val_loss"} <= set(history.columns)
+        metrics = pd.read_csv(folder / "metrics.csv")
+        assert len(metrics) == n_test and {"psnr", "ssim", "lpips", "mse"} <= set(metrics.columns)
+        assert (folder / "decoder.pt").stat().st_size > 0
+        assert (folder / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
+        assert json.loads((folder / "summary.json").read_text())["provenance"]["git_commit"]
+        for executed in ("train.ipynb", "evaluate.ipynb"):
+            params = json.loads((folder / executed).read_text())["metadata"]["papermill"]["parameters"]
+            assert params["arch"] == arch and params["layer"] == layer
+
+
+def test_split_manifest_is_by_source(study):
+    manifest = pd.read_csv(study["root"] / "split.csv")
+    assert manifest.groupby("source")["split"].nunique().max() == 1
+    assert set(manifest["split"]) == {"train", "val", "test"}
+
+
+def test_html_and_pdf_report(study):
+    html = (study["root"] / "report.html").read_text()
+    for heading in ("Overview", "Method", "Data", "Results per architecture", "Reconstructions",
+                    "Across architectures", "Findings", "published numbers", "Provenance"):
+        assert heading in html, heading
+    assert "random initialisation" in html and "LPIPS left empty" in html
+    assert html.count("<img") >= 6
+    assert "google.colab" not in html and "injected-parameters" not in html  # code and Colab cells hidden
+    pdf = study["root"] / "report.pdf"
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    assert pages >= 5
+    images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert len(images.strip().splitlines()) - 2 >= 6  # header lines, then one line per embedded image
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Findings" in text and "$$" not in text  # equations were typeset, not left as TeX
+
+
+def test_second_run_reruns_nothing(study):
+    stamps = {p: p.stat().st_mtime_ns for p in study["root"].rglob("*") if p.is_file()}
+    started = time.perf_counter()
+    second = make("report", *study["args"])
+    assert ran(second.stdout) == [], second.stdout
+    assert time.perf_counter() - started < 30
+    assert {p: p.stat().st_mtime_ns for p in study["root"].rglob("*") if p.is_file()} == stamps
+
+
+def test_changing_one_architecture_reruns_only_its_targets(study):
+    raw = yaml.safe_load(study["profile"].read_text())
+    raw["architectures"]["vgg16"]["batch_size"] = 2
+    study["profile"].write_text(yaml.safe_dump(raw))
+    steps = ran(make("report", *study["args"]).stdout)
+    assert sorted(steps) == sorted([
+        str(study["root"] / "vgg16/block5/train.ipynb"), str(study["root"] / "vgg16/block5/evaluate.ipynb"),
+        str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb"),
+    ])
+    assert pd.read_csv(study["root"] / "summary.csv").set_index("layer").loc["block5", "batch_size"] == 2
+
+
+def test_a_figure_notebook_change_never_retrains(study):
+    steps = ran(make("report", *study["args"], "-W", "notebooks/04_figures.ipynb").stdout)
+    assert steps == [str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb")]
+
+
+def test_a_failing_notebook_leaves_nothing_built(study):
+    folder = study["root"] / "resnet34" / "layer1"
+    features = study["root"] / "features" / "resnet34" / "layer1.pt"
+    features.write_bytes(b"not a tensor file")  # training will fail to load its input
+    failed = make("report", *study["args"], "-W", str(study["root"] / "config/resnet34/layer1.json"), check=False)
+    assert failed.returncode != 0
+    assert "02_train.ipynb failed" in failed.stderr
+    assert not (folder / "train.ipynb").exists() and (folder / "train.failed.ipynb").exists()
+    assert not list(study["root"].rglob("*.tmp.ipynb"))
+    # Nothing downstream is treated as built: make still wants to run the training.
+    assert make("-q", "report", *study["args"], check=False).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [(["PROFILE=nope"], "unknown profile 'nope'"),
+     (["PROFILE=tiny", "ARCH=resnet"], "unknown architecture 'resnet'. Did you mean 'resnet34'"),
+     (["PROFILE=tiny", "LAYERS=layer9"], "unknown layer 'layer9'"),
+     (["PROFILE=tiny", "EPOCH=2"], "unknown setting 'EPOCH'. Did you mean 'EPOCHS'"),
+     (["PROFILE=tiny", "EPOCHS=two"], "EPOCHS must be an integer")],
+)
+def test_bad_make_input_is_one_clear_error(tmp_path, args, message):
+    done = make("report", *args, f"REPORTS={tmp_path}", check=False)
+    assert done.returncode != 0 and message in done.stderr
+    assert not list(tmp_path.rglob("*.ipynb")) and not list(tmp_path.rglob("*.pt"))

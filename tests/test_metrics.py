@@ -1,0 +1,94 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lib import data, metrics
+from lib.metrics import Pixels
+
+
+def constant(value, n=1, size=32):
+    return Pixels.from_uint8(np.full((n, size, size, 3), value, dtype=np.uint8))
+
+
+def test_psnr_and_mse_on_hand_computed_values():
+    a = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+    b = np.full((1, 8, 8, 3), 51, dtype=np.uint8)  # 51/255 = 0.2 everywhere
+    mse = metrics.mse(Pixels.from_uint8(a), Pixels.from_uint8(b))
+    np.testing.assert_allclose(mse, [0.04], rtol=1e-6)
+    np.testing.assert_allclose(metrics.psnr(Pixels.from_uint8(a), Pixels.from_uint8(b)), [10 * math.log10(1 / 0.04)], rtol=1e-6)
+    # Half the pixels off by 1.0 (0 vs 255): MSE 0.5, PSNR 3.0103 dB.
+    c = np.zeros((1, 2, 2, 3), dtype=np.uint8)
+    d = c.copy()
+    d[0, 0, :, :] = 255
+    np.testing.assert_allclose(metrics.psnr(Pixels.from_uint8(c), Pixels.from_uint8(d)), [10 * math.log10(2)], rtol=1e-9)
+
+
+def test_ssim_on_hand_computed_value():
+    # Constant images: every window has zero variance, so SSIM = (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1).
+    a, b = constant(255), constant(0)
+    c1 = (0.01 * 1.0) ** 2
+    mu_a, mu_b = 1.0, 0.0
+    expected = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1)
+    np.testing.assert_allclose(metrics.ssim(a, b), [expected], rtol=1e-6)
+    np.testing.assert_allclose(metrics.ssim(a, a), [1.0])
+
+
+def test_scoring_in_normalised_space_is_impossible():
+    x = torch.zeros(2, 3, 16, 16)
+    with pytest.raises(TypeError, match="metrics take Pixels"):
+        metrics.psnr(x, x)
+    with pytest.raises(TypeError):
+        Pixels(x)  # only the named constructors make Pixels
+
+
+def test_from_normalised_reverses_normalisation_and_clamps():
+    images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    pixels = Pixels.from_normalised(data.normalise(images))
+    np.testing.assert_allclose(pixels.values.numpy(), Pixels.from_uint8(images).values.numpy(), atol=1e-6)
+    extreme = Pixels.from_normalised(torch.full((1, 3, 4, 4), 100.0))
+    assert extreme.values.max() == 1.0
+    assert Pixels.from_normalised(torch.full((1, 3, 4, 4), -100.0)).values.min() == 0.0
+
+
+def test_identical_images_score_perfectly():
+    images = Pixels.from_uint8(np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    scores = metrics.score(images, images)
+    assert np.isinf(scores["psnr"]).all() and np.allclose(scores["ssim"], 1) and np.allclose(scores["mse"], 0)
+    assert np.isnan(scores["lpips"]).all()  # no scorer given: left empty, never invented
+
+
+def test_baselines():
+    rng = np.random.default_rng(2)
+    images = Pixels.from_uint8(rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8))
+    mean = metrics.mean_colour_baseline(images)
+    np.testing.assert_allclose(mean.values[:, :, 5, 7], images.values.mean(dim=(2, 3)), rtol=1e-6)
+    flat = constant(77, size=224)
+    assert (metrics.psnr(metrics.thumbnail_baseline(flat, 14), flat) > 100).all()  # float rounding only
+    # A finer grid keeps more: the thumbnail at 56x56 beats the one at 7x7 on a smooth image.
+    yy, xx = np.mgrid[0:224, 0:224]
+    smooth = np.stack([np.sin(xx / 9.0), np.cos(yy / 13.0), np.sin((xx + yy) / 17.0)], -1) * 120 + 128
+    smooth = Pixels.from_uint8(smooth[None].astype(np.uint8))
+    assert metrics.psnr(metrics.thumbnail_baseline(smooth, 56), smooth) > metrics.psnr(metrics.thumbnail_baseline(smooth, 7), smooth) + 3
+
+
+def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
+    import torchvision
+
+    from lib import pipeline
+    from lib.registry import ALEXNET_WEIGHTS_FILE
+
+    scorer, note = pipeline.lpips_scorer({"lpips": "auto"})
+    assert scorer is None and "LPIPS left empty" in note and ALEXNET_WEIGHTS_FILE in note
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
+    scorer, note = pipeline.lpips_scorer({"lpips": "auto"})
+    assert scorer is not None and str(torch_home) in note
+    state = torch.load(torch_home / ALEXNET_WEIGHTS_FILE)
+    torch.testing.assert_close(getattr(scorer.model.net.slice2, "3").weight, state["features.3.weight"])
+    rng = np.random.default_rng(3)
+    a = Pixels.from_uint8(rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    b = Pixels.from_uint8(rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8))
+    assert np.allclose(scorer(a, a), 0, atol=1e-6)
+    assert (scorer(a, b) > 0).all()

@@ -1,0 +1,64 @@
+"""The notebook contract: what papermill, Colab and the report rely on."""
+import ast
+import json
+import re
+
+import pytest
+
+from lib import NOTEBOOKS_DIR
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+EXPECTED = ["01_data.ipynb", "02_train.ipynb", "03_evaluate.ipynb", "04_figures.ipynb", "05_report.ipynb"]
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def test_the_pipeline_notebooks_are_numbered_by_step():
+    assert [p.name for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_kernel_is_python3_and_no_outputs(path):
+    book = load(path)
+    assert book["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, "outputs must be stripped"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exactly_one_flat_typed_commented_parameters_cell(path):
+    cells = [c for c in load(path)["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1
+    source = "".join(cells[0]["source"])
+    lines = [l for l in source.splitlines() if l.strip()]
+    assert lines
+    for line in lines:
+        node = ast.parse(line).body[0]
+        assert isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Constant), f"not flat and typed: {line}"
+        assert isinstance(node.value.value, eval(ast.unparse(node.annotation))), f"default does not match its type: {line}"
+        assert "#" in line.split("=", 1)[1], f"no comment: {line}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_colab_badge_and_guarded_setup(path):
+    cells = load(path)["cells"]
+    badge = "".join(cells[0]["source"])
+    assert cells[0]["cell_type"] == "markdown"
+    assert re.search(r"colab\.research\.google\.com/github/.+/blob/main/notebooks/" + re.escape(path.name), badge)
+    assert "colab-badge.svg" in badge
+    setup = "".join(cells[1]["source"])
+    assert cells[1]["cell_type"] == "code" and 'if "google.colab" in sys.modules:' in setup
+    assert "pip install" in setup
+    for cell in cells[:2]:  # the report hides both
+        assert "colab" in cell["metadata"]["tags"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_computation_lives_in_lib(path):
+    code = "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "code")
+    assert "from lib" in code
+    assert not re.search(r"^\s*(def|class) ", code, re.M), "functions belong in lib/"
+    assert "torch.optim" not in code and "backward()" not in code
