@@ -9,10 +9,15 @@ matplotlib.use("Agg")  # files first; notebooks display the saved figures
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-sns.set_theme(style="whitegrid", context="notebook")
 ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224": "ViT-B/16"}
+
+
+def _chart_style() -> None:
+    """Seaborn's theme for charts; imported on first use (it costs ~1.5 s, and image grids don't need it)."""
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
 
 
 def save(fig, path: Path) -> Path:
@@ -76,6 +81,7 @@ def depth_grid(samples_by_layer: dict[str, dict], arch: str, path: Path, images:
 
 def metrics_by_depth(summary: pd.DataFrame, path: Path) -> Path:
     """PSNR / SSIM / LPIPS against depth, one panel per metric, one line per architecture, with baselines."""
+    _chart_style()
     metrics = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑")]
     if summary["lpips_mean"].notna().any():
         metrics.append(("lpips", "LPIPS ↓"))
@@ -99,6 +105,7 @@ def metrics_by_depth(summary: pd.DataFrame, path: Path) -> Path:
 
 def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
     """PSNR against relative depth for all architectures on one axis."""
+    _chart_style()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for arch, rows in summary.groupby("arch", sort=False):
         depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(1)
@@ -114,6 +121,7 @@ def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
 
 def training_curves(histories: dict[str, pd.DataFrame], path: Path) -> Path:
     """Train and validation MSE per epoch, one panel per architecture, one colour per layer."""
+    _chart_style()
     archs = sorted({key.split("/")[0] for key in histories}, key=list(ARCH_LABELS).index)
     fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.2), squeeze=False)
     for ax, arch in zip(axes[0], archs):

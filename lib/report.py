@@ -150,20 +150,23 @@ def published_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     merged = summary.merge(PUBLISHED, on=["arch", "layer"], suffixes=("", "_study"))
     return pd.DataFrame(
         {
-            "arch": merged["arch"].map(label),
-            "layer": merged["layer"],
+            "layer": merged["arch"].map(label) + " " + merged["layer"],
             "study PSNR": [pm(m, s, 2) for m, s in zip(merged["psnr_mean_study"], merged["psnr_std_study"])],
             "ours PSNR": [pm(m, s, 2) for m, s in zip(merged["psnr_mean"], merged["psnr_std"])],
             "Δ PSNR": (merged["psnr_mean"] - merged["psnr_mean_study"]).round(2),
             "study SSIM": merged["ssim_mean_study"].round(3),
             "ours SSIM": merged["ssim_mean"].round(3),
-            "Δ SSIM": (merged["ssim_mean"] - merged["ssim_mean_study"]).round(3),
             "study LPIPS": merged["lpips_mean_study"].round(3),
             "ours LPIPS": merged["lpips_mean"].round(3),
-            "study train (min)": merged["train_minutes"],
-            "ours train (min)": (merged["train_seconds"] / 60).round(2),
+            "study min": merged["train_minutes"],
+            "ours min": (merged["train_seconds"] / 60).round(2),
         }
-    )
+    ).set_index("layer")
+
+
+def step_kind(step: str) -> str:
+    name = Path(step).name
+    return {"train.ipynb": "train (per layer)", "evaluate.ipynb": "evaluate (per layer)"}.get(name, name.removesuffix(".ipynb"))
 
 
 def step_durations(profile_dir: Path) -> pd.DataFrame:
@@ -183,9 +186,13 @@ def step_durations(profile_dir: Path) -> pd.DataFrame:
 REPORT_CSS = """
 <style>
 pre, code { white-space: pre-wrap !important; word-break: break-word; }
-.jp-RenderedImage img, .output_png img { max-width: 100%; height: auto; }
-table { font-size: 0.85em; }
-@media print { .jp-Cell { break-inside: avoid-page; } h2 { break-before: auto; } }
+.jp-RenderedImage img, .output_png img { max-width: 100%; max-height: 240mm; height: auto; object-fit: contain; }
+.jp-RenderedHTMLCommon table { font-size: 0.78em; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: nowrap; padding: 0.2em 0.45em; }
+.jp-OutputArea-output { overflow-x: visible !important; }
+h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
+img, table, .jp-OutputArea-output { break-inside: avoid; page-break-inside: avoid; }
+@page { size: A4; margin: 12mm; }
 </style>
 """
 
