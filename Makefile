@@ -65,12 +65,13 @@ $(PLAN): FORCE | $(ENV_STAMP)
 	@$(PY) -m lib.config plan --profile $(PROFILE) --reports $(REPORTS) --overrides "$(MAKEOVERRIDES)"
 
 # ---- run a notebook with papermill: to a temporary file, moved into place on success -------------
+# On failure the executed copy is kept as *.failed.ipynb and any stale target is removed.
 # $(call papermill,notebook,executed copy,extra parameters)
 define papermill
 	@mkdir -p $(dir $(2))
 	@echo "papermill $(1) -> $(2)"
 	@$(PAPERMILL) $(1) $(2:.ipynb=.tmp.ipynb) -r profile $(PROFILE) -r reports_root $(REPORTS) $(3) \
-	  || { mv -f $(2:.ipynb=.tmp.ipynb) $(2:.ipynb=.failed.ipynb) 2>/dev/null; \
+	  || { mv -f $(2:.ipynb=.tmp.ipynb) $(2:.ipynb=.failed.ipynb) 2>/dev/null; rm -f $(2); \
 	       echo "error: $(1) failed; executed copy with the error: $(2:.ipynb=.failed.ipynb)" >&2; exit 1; }
 	@rm -f $(2:.ipynb=.failed.ipynb)
 	@mv $(2:.ipynb=.tmp.ipynb) $(2)

@@ -125,9 +125,11 @@ def encode_features(profile: str, arch: str, reports_root=None, batch_size: int 
     for start in tqdm(range(0, count, batch_size), desc=f"encode {arch}", disable=not progress):
         batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
         for layer, value in extractor(datamod.normalise(batch)).items():
-            chunks[layer].append(value.half() if value.abs().max() < 6e4 else value)
+            chunks[layer].append(value)
     for layer in layers:
-        tensor = torch.cat([c.float() for c in chunks[layer]]) if any(c.dtype != torch.float16 for c in chunks[layer]) else torch.cat(chunks[layer])
+        tensor = torch.cat(chunks[layer])
+        if tensor.abs().max() < 6e4:  # fp16 on disk halves the cache; kept fp32 if it would overflow
+            tensor = tensor.half()
         datamod.atomic_save({"features": tensor, "names": store["names"], "splits": store["splits"]}, paths.features(arch, layer))
     done = {
         "arch": arch,

@@ -187,12 +187,13 @@ REPORT_CSS = """
 <style>
 pre, code { white-space: pre-wrap !important; word-break: break-word; }
 .jp-RenderedImage img, .output_png img { max-width: 100%; max-height: 240mm; height: auto; object-fit: contain; }
-.jp-RenderedHTMLCommon table { font-size: 0.78em; }
+.jp-RenderedHTMLCommon table { font-size: 0.72em; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: nowrap; padding: 0.2em 0.45em; }
 .jp-OutputArea-output { overflow-x: visible !important; }
 h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
 img, table, .jp-OutputArea-output { break-inside: avoid; page-break-inside: avoid; }
 @page { size: A4; margin: 12mm; }
+@media print { * { overflow: visible !important; } }
 </style>
 """
 

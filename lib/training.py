@@ -69,7 +69,7 @@ def train_decoder(
     from tqdm.auto import tqdm
 
     device = pick_device(settings["device"])
-    if device.type == "cpu" and torch.cuda.is_available() is False and settings["epochs"] * len(train_features) > 50_000:
+    if device.type == "cpu" and settings["epochs"] * len(train_features) > 50_000:
         warnings.warn("training on CPU: expect hours for this profile; a CUDA GPU makes it minutes.")
     seed_everything(settings["seed"])
     channels, grid = train_features.shape[1], train_features.shape[2]
