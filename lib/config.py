@@ -47,7 +47,10 @@ DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "test_photos": (int, None, "scikit-image colour photos held out for test"),
     "val_photos": (int, None, "scikit-image colour photos held out for validation"),
     "val_images": (int, None, "DIV2K train images held out for validation"),
-    "div2k_dir": (str, None, "folder holding DIV2K_train_HR/ and DIV2K_valid_HR/"),
+    "div2k_dir": (str, None, "existing folder holding DIV2K_train_HR/ and DIV2K_valid_HR/: nothing is downloaded"),
+    "download_dir": (str, None, "where DIV2K is downloaded and unzipped ('' = data/div2k in the repository)"),
+    "mirrors": (list, None, "base URLs tried in order for the DIV2K archives"),
+    "archives": (dict, None, "archive file -> {bytes, sha256}"),
     "limit": (int, None, "use at most this many images per split (0: all)"),
     "resize": (int, None, "shorter side after bicubic resize"),
     "crop": (int, None, "square crop fed to the encoder"),
@@ -74,7 +77,8 @@ OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV"}
 
 
 def _type_name(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[kind]
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+            dict: "a mapping"}[kind]
 
 
 def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | None) -> Any:
@@ -89,6 +93,13 @@ def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | 
         raise ProfileError(
             f"{where}: '{key}' is {value!r}.{did_you_mean(value, choices)} Valid values: {', '.join(choices)}."
         )
+    if kind is list and not all(isinstance(item, str) for item in value):
+        raise ProfileError(f"{where}: '{key}' must be a list of strings, got {value!r}.")
+    if kind is dict:
+        for name, spec in value.items():
+            if not isinstance(spec, dict) or set(spec) != {"bytes", "sha256"} or not isinstance(spec["bytes"], int) \
+                    or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
+                raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
     if kind is int and key not in ("seed", "limit") and value <= 0:
         raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
     if kind is float and value < 0:

@@ -139,16 +139,40 @@ def skimage_split(data: dict, seed: int) -> list[Entry]:
     return entries
 
 
-def div2k_root(data: dict) -> Path:
-    root = Path(data.get("div2k_dir") or "").expanduser()
-    missing = [name for name in (DIV2K_TRAIN, DIV2K_VALID) if not (root / name).is_dir()]
-    if not data.get("div2k_dir") or missing:
+def div2k_root(data: dict, progress: bool = True) -> Path:
+    """DIV2K's folder: the user's own (`div2k_dir`, never downloaded into), else downloaded + unzipped once."""
+    from . import ROOT
+    from .download import DownloadError, download, extract
+
+    if data.get("div2k_dir"):
+        root = Path(data["div2k_dir"]).expanduser()
+        missing = [name for name in (DIV2K_TRAIN, DIV2K_VALID) if not (root / name).is_dir()]
+        if missing:
+            raise DataError(
+                f"DIV2K not found: no {' or '.join(missing)} folder in '{root}' (DIV2K_DIR). Unzip "
+                "DIV2K_train_HR.zip and DIV2K_valid_HR.zip (https://data.vision.ee.ethz.ch/cvl/DIV2K/) there, "
+                "or unset DIV2K_DIR to download them."
+            )
+        return root
+    if not data.get("mirrors") or not data.get("archives"):
         raise DataError(
-            f"DIV2K not found (looked for {', '.join(missing or [DIV2K_TRAIN, DIV2K_VALID])} in "
-            f"'{root}'). Download DIV2K_train_HR.zip and DIV2K_valid_HR.zip from "
-            "https://data.vision.ee.ethz.ch/cvl/DIV2K/, unzip both into one folder and pass it as "
-            "DIV2K_DIR=/path/to/folder (or set data.div2k_dir in the profile)."
+            "DIV2K not found: set DIV2K_DIR to the folder holding DIV2K_train_HR/ and DIV2K_valid_HR/, "
+            "or give data.mirrors and data.archives in the profile to download DIV2K_train_HR.zip and "
+            "DIV2K_valid_HR.zip from https://data.vision.ee.ethz.ch/cvl/DIV2K/."
         )
+    root = Path(data.get("download_dir") or ROOT / "data" / "div2k")
+    for name in (DIV2K_TRAIN, DIV2K_VALID):
+        if (root / name).is_dir():
+            continue
+        file = f"{name}.zip"
+        if file not in data["archives"]:
+            raise DataError(f"data.archives has no entry for {file}.")
+        spec = data["archives"][file]
+        try:
+            archive = download(file, data["mirrors"], root, spec["bytes"], spec["sha256"], progress=progress)
+            extract(archive, root, name)
+        except DownloadError as error:
+            raise DataError(str(error)) from None
     return root
 
 
@@ -233,7 +257,7 @@ def atomic_save(obj, path: Path) -> None:
 
 def build_store(entries: list[Entry], resize: int, progress: bool = True) -> dict:
     """Decode every image once: {'images': [uint8 HxWx3], 'names': [...], 'splits': [...]}."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
 
     images = [load_view(e, resize) for e in tqdm(entries, desc="decode + resize", disable=not progress)]
     return {"names": [e.image for e in entries], "splits": [e.split for e in entries], "images": images}

@@ -107,7 +107,7 @@ def split_indices(store: dict, split: str) -> np.ndarray:
 # ---------------------------------------------------------------- step 2: encode once per architecture
 def encode_features(profile: str, arch: str, reports_root=None, batch_size: int = 16, progress: bool = True) -> dict:
     """One frozen-encoder pass over every image gives all of the architecture's layers; fp16 on disk."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
 
     from .encoders import build_extractor
 

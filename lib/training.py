@@ -66,7 +66,7 @@ def train_decoder(
     `settings` holds decoder, epochs, batch_size, lr, weight_decay, width, schedule, device and seed.
     Images are uint8 N x 224 x 224 x 3 centre crops; the target is their ImageNet-normalised tensor.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
 
     device = pick_device(settings["device"])
     if device.type == "cpu" and settings["epochs"] * len(train_features) > 50_000:

@@ -72,9 +72,9 @@ def test_truncated_image_is_named(tmp_path):
         data.read_rgb(good)
 
 
-def test_missing_div2k_says_what_to_download_and_where():
-    with pytest.raises(DataError, match="DIV2K_train_HR.zip and DIV2K_valid_HR.zip.*DIV2K_DIR="):
-        data.make_split({**config.resolve("paper")["data"], "div2k_dir": ""}, 42)
+def test_a_div2k_dir_without_div2k_is_refused(tmp_path):
+    with pytest.raises(DataError, match="no DIV2K_train_HR or DIV2K_valid_HR folder in .*DIV2K_DIR"):
+        data.make_split({**config.resolve("paper")["data"], "div2k_dir": str(tmp_path)}, 42)
 
 
 def test_div2k_split_sizes_from_a_local_folder(tmp_path):
