@@ -40,6 +40,7 @@ TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "width": (int, None, "decoder channels at the feature grid"),
     "schedule": (str, ("cosine", "plateau"), "cosine with warm-up, or the study's ReduceLROnPlateau"),
     "device": (str, ("auto", "cpu", "cuda"), "where to train"),
+    "augment": (bool, None, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
 }
 DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "source": (str, ("skimage", "div2k"), "scikit-image's shipped photos, or DIV2K"),

@@ -164,9 +164,19 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     train_i, val_i = split_indices(store, "train"), split_indices(store, "val")
     crops = datamod.centre_crops(store, store["crop"])
     x = feats["features"]
-    decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i], progress=progress)
     out = paths.layer_dir(arch, layer)
     out.mkdir(parents=True, exist_ok=True)
+    resume_file = out / "training_state.pt"  # per-epoch state: a killed run continues from here
+    augmentation = None
+    if settings["augment"]:
+        from .encoders import build_extractor
+        from .training import OnlineAugmentation
+
+        weights = study_settings(profile, reports_root)["architectures"][arch]["weights"]
+        extractor = build_extractor(arch, [layer], weights, settings["seed"])
+        augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
+    decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i],
+                                           progress=progress, resume_file=resume_file, augmentation=augmentation)
     checkpoint = {
         "state_dict": decoder.state_dict(),
         "settings": settings,
@@ -177,6 +187,7 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     }
     datamod.atomic_save(checkpoint, out / "decoder.pt")
     datamod.atomic_write_bytes(out / "history.csv", history.to_csv(index=False).encode())
+    resume_file.unlink(missing_ok=True)  # finished: the checkpoint above is the result
     print(
         f"{arch} {layer}: {settings['decoder']} decoder, {info['decoder_params']:,} params, "
         f"{len(history)} epochs in {info['train_seconds']:.0f}s, best val MSE {info['best_val_loss']:.4f} "

@@ -5,13 +5,14 @@ import copy
 import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .data import normalise
+from .data import atomic_save, normalise
 from .decoders import FeatureStandardise, build_decoder, count_parameters
 
 
@@ -41,6 +42,11 @@ def _lr_lambda(total_steps: int, warmup: int):
     return factor
 
 
+def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
+    """Cheap identity of the training data, so a saved state is only resumed on the same data."""
+    return tuple(features.shape), float(features.flatten(1)[:, :64].double().sum()), int(images[:, ::7, ::7].sum())
+
+
 @torch.no_grad()
 def evaluate_loss(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, device, batch_size: int) -> float:
     decoder.eval()
@@ -52,6 +58,28 @@ def evaluate_loss(decoder: nn.Module, features: torch.Tensor, images: np.ndarray
     return total / len(features)
 
 
+class OnlineAugmentation:
+    """The study's train-time augmentation: random `crop` + horizontal flip (p=0.5) of each resized image,
+    encoded by the frozen encoder on the fly (features of augmented views cannot be cached exactly)."""
+
+    def __init__(self, extractor, layer: str, images: list[np.ndarray], crop: int):
+        self.extractor, self.layer, self.images, self.crop = extractor, layer, images, crop
+
+    def batch(self, index: torch.Tensor, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+        crops = []
+        for i in index.tolist():
+            image = self.images[i]
+            top = int(torch.randint(0, image.shape[0] - self.crop + 1, (1,), generator=generator))
+            left = int(torch.randint(0, image.shape[1] - self.crop + 1, (1,), generator=generator))
+            view = image[top : top + self.crop, left : left + self.crop]
+            crops.append(view[:, ::-1] if torch.rand((), generator=generator) < 0.5 else view)
+        y = normalise(np.stack(crops)).to(device)
+        self.extractor.to(device)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x = self.extractor(y)[self.layer].float()
+        return x, y
+
+
 def train_decoder(
     settings: dict,
     train_features: torch.Tensor,
@@ -59,18 +87,23 @@ def train_decoder(
     val_features: torch.Tensor,
     val_images: np.ndarray,
     progress: bool = True,
-    log=print,
+    resume_file: Path | None = None,
+    augmentation: OnlineAugmentation | None = None,
 ):
     """Returns (best decoder on CPU, history DataFrame, info dict).
 
     `settings` holds decoder, epochs, batch_size, lr, weight_decay, width, schedule, device and seed.
     Images are uint8 N x 224 x 224 x 3 centre crops; the target is their ImageNet-normalised tensor.
+    With `augmentation`, training batches are augmented views encoded on the fly instead (the cached
+    centre-crop features still fix the feature standardisation and the data fingerprint).
+
+    With `resume_file`, the complete training state (decoder, optimiser, scheduler, batch-order RNG, history,
+    best checkpoint) is saved atomically after every epoch, and a run started with the same settings
+    continues after the last completed epoch: on CPU the result is bit-identical to an uninterrupted run.
     """
     from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
 
     device = pick_device(settings["device"])
-    if device.type == "cpu" and settings["epochs"] * len(train_features) > 50_000:
-        warnings.warn("training on CPU: expect hours for this profile; a CUDA GPU makes it minutes.")
     seed_everything(settings["seed"])
     channels, grid = train_features.shape[1], train_features.shape[2]
     decoder = build_decoder(settings["decoder"], channels, grid, settings["width"])
@@ -87,17 +120,33 @@ def train_decoder(
     else:  # the study's: Adam + ReduceLROnPlateau on validation loss
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=3)
     order_rng = torch.Generator().manual_seed(settings["seed"])
-    history, best = [], (float("inf"), None, 0)
-    started = time.perf_counter()
-    bar = tqdm(range(1, settings["epochs"] + 1), desc=f"train {settings.get('arch', '')} {settings.get('layer', '')}".strip(), disable=not progress)
+    augment_rng = torch.Generator().manual_seed(settings["seed"] + 1)
+    history, best, first_epoch, spent = [], (float("inf"), None, 0), 1, 0.0
+    if resume_file is not None and Path(resume_file).is_file():
+        state = torch.load(resume_file, map_location=device, weights_only=False)
+        if state["settings"] == settings and state["data"] == _fingerprint(train_features, train_images):
+            decoder.load_state_dict(state["decoder"])
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
+            order_rng.set_state(state["order_rng"])
+            augment_rng.set_state(state["augment_rng"])
+            history, best, spent = state["history"], state["best"], state["seconds"]
+            first_epoch = state["epoch"] + 1
+            print(f"resuming {settings.get('arch', '')} {settings.get('layer', '')} after epoch {state['epoch']}")
+    started = time.perf_counter() - spent
+    bar = tqdm(range(first_epoch, settings["epochs"] + 1), initial=first_epoch - 1, total=settings["epochs"],
+               desc=f"train {settings.get('arch', '')} {settings.get('layer', '')}".strip(), disable=not progress)
     for epoch in bar:
         decoder.train()
         running, seen = 0.0, 0
         for index in torch.randperm(len(train_features), generator=order_rng).split(batch_size):
             if len(index) < 2 and len(train_features) >= 2:
                 continue  # BatchNorm needs two samples; the last singleton batch is skipped
-            x = train_features[index].to(device)
-            y = normalise(train_images[index.numpy()]).to(device)
+            if augmentation is not None:
+                x, y = augmentation.batch(index, augment_rng, device)
+            else:
+                x = train_features[index].to(device)
+                y = normalise(train_images[index.numpy()]).to(device)
             loss = nn.functional.mse_loss(decoder(x), y)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -117,6 +166,18 @@ def train_decoder(
         if val_loss < best[0]:
             best = (val_loss, copy.deepcopy(decoder.state_dict()), epoch)
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        if device.type == "cpu" and epoch == first_epoch and settings["epochs"] > epoch:
+            remaining = (time.perf_counter() - started - spent) * (settings["epochs"] - epoch)
+            if remaining > 600:
+                warnings.warn(f"training on CPU: about {remaining / 60:.0f} more minutes for this layer "
+                              f"({settings['epochs'] - epoch} epochs left); a CUDA GPU makes it minutes.")
+        if resume_file is not None:
+            atomic_save(
+                {"settings": settings, "data": _fingerprint(train_features, train_images), "epoch": epoch, "decoder": decoder.state_dict(), "optimiser": optimiser.state_dict(),
+                 "scheduler": scheduler.state_dict(), "order_rng": order_rng.get_state(), "augment_rng": augment_rng.get_state(), "history": history,
+                 "best": best, "seconds": time.perf_counter() - started},
+                resume_file,
+            )
     decoder.load_state_dict(best[1])
     decoder.to("cpu").eval()
     info = {

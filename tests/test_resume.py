@@ -1,0 +1,89 @@
+"""A training run killed with SIGKILL continues from its last completed epoch and ends bit-identical."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib import ROOT, data, pipeline
+
+EPOCHS = 12
+
+
+def train_command(root):
+    return [sys.executable, "-c",
+            "from lib import pipeline; pipeline.train_layer('tiny', 'resnet34', 'layer1', %r, "
+            "overrides={'epochs': %d, 'augment': True}, progress=False)" % (str(root), EPOCHS)]
+
+
+def test_killed_training_resumes_bit_identical(tmp_path):
+    reference = tmp_path / "reference"
+    pipeline.prepare_data("tiny", reference, progress=False)
+    pipeline.encode_features("tiny", "resnet34", reference, progress=False)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed)
+    # With the study's augmentation: random crops and flips drawn from a generator that is checkpointed too.
+    pipeline.train_layer("tiny", "resnet34", "layer1", reference, overrides={"epochs": EPOCHS, "augment": True}, progress=False)
+
+    state = resumed / "tiny" / "resnet34" / "layer1" / "training_state.pt"
+    process = subprocess.Popen(train_command(resumed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and 2 <= torch.load(state, weights_only=False)["epoch"] < EPOCHS - 2:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = torch.load(state, weights_only=False)["epoch"]
+    assert not (state.parent / "decoder.pt").exists()
+
+    done = subprocess.run(train_command(resumed), cwd=ROOT, capture_output=True, text=True, check=True)
+    assert f"resuming resnet34 layer1 after epoch {killed_at}" in done.stdout
+    assert not state.exists()  # finished runs leave only their results
+    a = torch.load(reference / "tiny" / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
+    b = torch.load(resumed / "tiny" / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
+    assert a["best_epoch"] == b["best_epoch"] and a["best_val_loss"] == b["best_val_loss"]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    columns = ["epoch", "train_loss", "val_loss", "lr"]
+    history = lambda root: pd.read_csv(root / "tiny" / "resnet34" / "layer1" / "history.csv")[columns]
+    pd.testing.assert_frame_equal(history(reference), history(resumed))
+
+
+def test_a_saved_state_is_ignored_when_settings_change(tmp_path):
+    root = tmp_path / "r"
+    pipeline.prepare_data("tiny", root, progress=False)
+    pipeline.encode_features("tiny", "resnet34", root, progress=False)
+    folder = root / "tiny" / "resnet34" / "layer1"
+    folder.mkdir(parents=True)
+    torch.save({"settings": {"epochs": 99}, "data": None, "epoch": 5}, folder / "training_state.pt")
+    result = pipeline.train_layer("tiny", "resnet34", "layer1", root, progress=False)
+    assert list(result["history"]["epoch"]) == [1]
+
+
+def test_online_augmentation_crops_flips_and_encodes():
+    from lib.encoders import build_extractor
+    from lib.training import OnlineAugmentation
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (256, 300, 3), dtype=np.uint8) for _ in range(4)]
+    extractor = build_extractor("resnet34", ["layer2"], weights="random")
+    augmentation = OnlineAugmentation(extractor, "layer2", images, 224)
+    index = torch.arange(4)
+    x, y = augmentation.batch(index, torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert x.shape == (4, 128, 28, 28) and y.shape == (4, 3, 224, 224)
+    x2, y2 = augmentation.batch(index, torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert torch.equal(y, y2) and torch.equal(x, x2)  # same generator state, same views
+    _, y3 = augmentation.batch(index, torch.Generator().manual_seed(2), torch.device("cpu"))
+    assert not torch.equal(y, y3)
+    # Every view is a 224 crop of its image, possibly mirrored.
+    crop = y[0].numpy()
+    full = data.normalise(images[0][None])[0].numpy()
+    found = any(np.allclose(crop, view[:, t:t + 224, l:l + 224])
+                for view in (full, full[:, :, ::-1]) for t in range(33) for l in range(77))
+    assert found
