@@ -62,7 +62,7 @@ TOP_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "seed": (int, None, "seed for splits, initialisation and batch order"),
     "lpips": (str, ("auto", "off"), "LPIPS needs real AlexNet weights; auto uses them if present"),
 }
-ARCH_KEYS = {"layers", "per_layer", "weights"}
+ARCH_KEYS = {"layers", "per_layer", "weights", "weights_file"}
 
 # Command-line knobs (make variables) and where they land.
 KNOBS = {
@@ -187,6 +187,8 @@ def load_profile(profile: str) -> dict:
         settings["layers"] = layers
         if "weights" in settings:
             settings["weights"] = _check_value(f"{where} {arch}", "weights", settings["weights"], str, WEIGHT_POLICIES)
+        if "weights_file" in settings:  # a local checkpoint instead of the torch / HF cache
+            settings["weights_file"] = _check_value(f"{where} {arch}", "weights_file", settings["weights_file"], str, None)
         per_layer = settings.get("per_layer") or {}
         for layer, values in per_layer.items():
             try:
@@ -278,6 +280,7 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
             per_layer[layer] = {**arch_defaults, **settings["per_layer"].get(layer, {}), **knob_values}
         resolved_archs[arch] = {
             "weights": settings.get("weights", raw["weights"]),
+            "weights_file": settings.get("weights_file", ""),
             "layers": per_layer,
         }
     if not resolved_archs:
@@ -322,7 +325,8 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
     }
     for arch, settings in study["architectures"].items():
         # Encoding depends on the weights only; training on the per-layer settings only.
-        files[config / arch / "encoder.json"] = {"arch": arch, "weights": settings["weights"], "seed": study["seed"]}
+        files[config / arch / "encoder.json"] = {"arch": arch, "weights": settings["weights"],
+                                                 "weights_file": settings["weights_file"], "seed": study["seed"]}
         for layer, values in settings["layers"].items():
             files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, "seed": study["seed"], **values}
     for path, obj in files.items():

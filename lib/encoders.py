@@ -40,9 +40,10 @@ def torch_checkpoint_dir() -> Path:
 
 
 def hf_cache_dir() -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
+    """The Hugging Face hub cache, read from the environment at call time (HF_HUB_CACHE, else HF_HOME/hub)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
 
 
 def _download(url: str, target: Path, timeout: float = 15.0) -> None:
@@ -100,7 +101,7 @@ def _vit_weights_file(policy: str) -> tuple[str | None, WeightsInfo]:
 
     if policy == "random":
         return None, WeightsInfo("random", "random initialisation (weights policy: random)")
-    cached = try_to_load_from_cache(VIT_HF_REPO, "model.safetensors")
+    cached = try_to_load_from_cache(VIT_HF_REPO, "model.safetensors", cache_dir=hf_cache_dir())
     if isinstance(cached, str):
         return cached, WeightsInfo("imagenet", f"{VIT_HF_REPO} from {cached}")
     reason = f"{VIT_HF_REPO} not in {hf_cache_dir()}"
@@ -108,7 +109,7 @@ def _vit_weights_file(policy: str) -> tuple[str | None, WeightsInfo]:
         try:
             from huggingface_hub import hf_hub_download
 
-            path = hf_hub_download(VIT_HF_REPO, "model.safetensors")
+            path = hf_hub_download(VIT_HF_REPO, "model.safetensors", cache_dir=hf_cache_dir())
             return path, WeightsInfo("imagenet", f"{VIT_HF_REPO} from {path}")
         except Exception as error:  # any hub failure means: not downloadable from here
             reason += f" and the download failed ({type(error).__name__})"
@@ -177,8 +178,23 @@ class ViTExtractor(FrozenExtractor):
         return dict(zip(self.layers, maps))
 
 
-def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: int = 0) -> FrozenExtractor:
-    """The registry: one frozen extractor giving every requested layer of `arch` in one forward pass."""
+def _local_weights(path: str, arch: str):
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise WeightsError(f"weights_file for {arch}: '{file}' does not exist.")
+    info = WeightsInfo("imagenet", f"local file {file}")
+    if arch == "vit_base_patch16_224":
+        return str(file), info
+    return torch.load(file, map_location="cpu", weights_only=True), info
+
+
+def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: int = 0,
+                    weights_file: str = "") -> FrozenExtractor:
+    """The registry: one frozen extractor giving every requested layer of `arch` in one forward pass.
+
+    `weights_file` points at a local checkpoint (torchvision state dict, or timm safetensors for the ViT)
+    and takes precedence over the caches.
+    """
     spec = get_architecture(arch)
     for layer in layers:
         check_layer(arch, layer)
@@ -187,7 +203,7 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
     if arch == "resnet34":
         import torchvision
 
-        state, info = torchvision_weights(spec.weights_file, weights)
+        state, info = _local_weights(weights_file, arch) if weights_file else torchvision_weights(spec.weights_file, weights)
         net = torchvision.models.resnet34(weights=None)
         if state is not None:
             net.load_state_dict(state)
@@ -195,7 +211,7 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
     if arch == "vgg16":
         import torchvision
 
-        state, info = torchvision_weights(spec.weights_file, weights)
+        state, info = _local_weights(weights_file, arch) if weights_file else torchvision_weights(spec.weights_file, weights)
         net = torchvision.models.vgg16(weights=None)
         if state is not None:
             net.load_state_dict(state)
@@ -203,7 +219,7 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
     if arch == "vit_base_patch16_224":
         import timm
 
-        file, info = _vit_weights_file(weights)
+        file, info = _local_weights(weights_file, arch) if weights_file else _vit_weights_file(weights)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if file is None:

@@ -62,8 +62,10 @@ def study_settings(profile: str, reports_root=None) -> dict:
         resolved = {}
         for arch in archs:
             layers = next(l.split(":=")[1].split() for l in text if l.startswith(f"LAYERS_{arch} "))
+            encoder = json.loads((paths.root / "config" / arch / "encoder.json").read_text())
             resolved[arch] = {
-                "weights": json.loads((paths.root / "config" / arch / "encoder.json").read_text())["weights"],
+                "weights": encoder["weights"],
+                "weights_file": encoder.get("weights_file", ""),
                 "layers": {layer: cfg.load_layer_settings(profile, arch, layer, reports_root) for layer in layers},
             }
         study["architectures"] = resolved
@@ -117,7 +119,8 @@ def encode_features(profile: str, arch: str, reports_root=None, batch_size: int 
         raise cfg.ProfileError(f"architecture '{arch}' is not in this run of profile '{paths.profile}'.")
     layers = list(study["architectures"][arch]["layers"])
     store = load_store(profile, reports_root)
-    extractor = build_extractor(arch, layers, study["architectures"][arch]["weights"], study["seed"])
+    settings = study["architectures"][arch]
+    extractor = build_extractor(arch, layers, settings["weights"], study["seed"], settings["weights_file"])
     crop = store["crop"]
     chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     started = time.perf_counter()
@@ -172,8 +175,8 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
         from .encoders import build_extractor
         from .training import OnlineAugmentation
 
-        weights = study_settings(profile, reports_root)["architectures"][arch]["weights"]
-        extractor = build_extractor(arch, [layer], weights, settings["seed"])
+        encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
+        extractor = build_extractor(arch, [layer], encoder_settings["weights"], settings["seed"], encoder_settings["weights_file"])
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
     decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i],
                                            progress=progress, resume_file=resume_file, augmentation=augmentation)

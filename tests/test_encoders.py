@@ -104,3 +104,57 @@ def test_feature_standardisation_uses_training_statistics():
     out = layer(features)
     torch.testing.assert_close(out.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-4, rtol=0)
     torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)
+
+
+def fake_vit_cache(hf_home):
+    """A random ViT-B/16 saved as safetensors in the hub cache layout under its real name."""
+    import timm
+    from safetensors.torch import save_file
+
+    from lib.registry import VIT_HF_REPO
+
+    torch.manual_seed(7)
+    state = timm.create_model("vit_base_patch16_224", pretrained=False).state_dict()
+    repo = hf_home / "hub" / f"models--{VIT_HF_REPO.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, repo / "snapshots" / commit / "model.safetensors")
+    return state
+
+
+def test_vit_weights_load_from_the_hf_cache_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    with pytest.raises(encoders.WeightsError, match="vit_base_patch16_224.augreg2_in21k_ft_in1k not in .*hf/hub"):
+        encoders.build_extractor("vit_base_patch16_224", ["block11"], weights="imagenet")
+    state = fake_vit_cache(tmp_path / "hf")
+    extractor = encoders.build_extractor("vit_base_patch16_224", ["block11"], weights="imagenet")
+    assert extractor.weights.kind == "imagenet" and "augreg2_in21k_ft_in1k" in extractor.weights.detail
+    torch.testing.assert_close(extractor.backbone.blocks[3].attn.qkv.weight, state["blocks.3.attn.qkv.weight"])
+    assert tuple(extractor(torch.randn(1, 3, 224, 224))["block11"].shape) == (1, 768, 14, 14)
+
+
+def test_a_local_weights_file_takes_precedence(tmp_path, torch_home):
+    import torchvision
+
+    torch.manual_seed(5)
+    state = torchvision.models.vgg16(weights=None).state_dict()
+    torch.save(state, tmp_path / "my_vgg16.pth")
+    extractor = encoders.build_extractor("vgg16", ["block3"], weights="imagenet", weights_file=str(tmp_path / "my_vgg16.pth"))
+    assert extractor.weights.detail == f"local file {tmp_path / 'my_vgg16.pth'}"
+    torch.testing.assert_close(extractor.backbone.features[0].weight, state["features.0.weight"])
+    with pytest.raises(encoders.WeightsError, match="weights_file for vgg16: '.*missing.pth' does not exist"):
+        encoders.build_extractor("vgg16", ["block3"], weights="imagenet", weights_file=str(tmp_path / "missing.pth"))
+
+
+def test_paper_profile_with_empty_caches_names_files_and_folders(tmp_path, torch_home, monkeypatch):
+    from lib import pipeline
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    study = pipeline.cfg.resolve("paper")
+    for arch, settings in study["architectures"].items():
+        assert settings["weights"] == "imagenet"
+        with pytest.raises(encoders.WeightsError, match="ImageNet weights required: .*(pth|augreg2).* not in " + str(tmp_path)):
+            encoders.build_extractor(arch, list(settings["layers"])[:1], weights=settings["weights"])

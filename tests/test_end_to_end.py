@@ -168,3 +168,11 @@ def test_bad_make_input_is_one_clear_error(tmp_path, args, message):
     done = make("report", *args, f"REPORTS={tmp_path}", check=False)
     assert done.returncode != 0 and message in done.stderr
     assert not list(tmp_path.rglob("*.ipynb")) and not list(tmp_path.rglob("*.pt"))
+
+
+@pytest.mark.parametrize("decoder", ["simple", "attention"])
+def test_the_studys_decoders_run_through_the_pipeline(tmp_path, decoder):
+    make("figures", "PROFILE=tiny", f"DECODER={decoder}", "ARCH=resnet34", "LAYERS=layer4", f"REPORTS={tmp_path}")
+    summary = pd.read_csv(tmp_path / "tiny" / "summary.csv")
+    assert list(summary["decoder"]) == [decoder] and list(summary["layer"]) == ["layer4"]
+    assert summary["psnr_mean"].between(3, 60).all() and summary["decoder_params"].iloc[0] > 0
