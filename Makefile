@@ -1,6 +1,7 @@
 # Feature inversion study: the whole pipeline as a file-dependency DAG.
 #
 #   profile (parameters/*.yaml) --plan--> reports/<P>/config/*.json   (rewritten only when settings change)
+#   lib.pipeline fetch -> data/source.json                            (DIV2K download + checks, or found)
 #   01_data.ipynb      -> split.csv, data/images.pt                   (decode + resize once)
 #   lib.pipeline encode-> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
 #   02_train.ipynb     -> <arch>/<layer>/decoder.pt, history.csv       (per layer, papermill)
@@ -78,8 +79,13 @@ define papermill
 endef
 
 # ---- 1. data --------------------------------------------------------------------------------------
+# fetch: DIV2K downloaded (resumable, sha256-checked, unzipped atomically) or found; skimage ships its photos.
+SOURCE := $(R)/data/source.json
+$(SOURCE): $(CONFIG)/data.json lib/download.py $(LIB_DATA) | $(ENV_STAMP)
+	$(PY) -m lib.pipeline fetch --profile $(PROFILE) --reports $(REPORTS)
+
 DATA := $(R)/notebooks/01_data.ipynb
-$(DATA): notebooks/01_data.ipynb $(CONFIG)/data.json $(LIB_DATA) lib/figures.py | $(ENV_STAMP)
+$(DATA): notebooks/01_data.ipynb $(SOURCE) $(LIB_DATA) lib/figures.py | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
 data: $(DATA) ## split manifest + decoded image store

@@ -328,14 +328,33 @@ def collect_summary(profile: str, reports_root=None) -> pd.DataFrame:
     return table
 
 
+def fetch_source(profile: str, reports_root=None) -> dict:
+    """Make the source images available (DIV2K: download, verify, unzip once) and record where they are."""
+    data = _data_settings(profile, reports_root)
+    if data["source"] == "div2k":
+        root = datamod.div2k_root(data)
+    else:
+        root = datamod._skimage_dir()
+    record_ = {"source": data["source"], "root": str(root)}
+    path = StudyPaths(profile, reports_root).root / "data" / "source.json"
+    datamod.atomic_write_bytes(path, (json.dumps(record_, indent=2) + "\n").encode())
+    return record_
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.pipeline", description="Run one step of the study.")
-    parser.add_argument("step", choices=["encode"])
+    parser.add_argument("step", choices=["fetch", "encode"])
     parser.add_argument("--profile", required=True)
-    parser.add_argument("--arch", required=True)
+    parser.add_argument("--arch", help="for encode")
     parser.add_argument("--reports", default=None)
     args = parser.parse_args(argv)
     try:
+        if args.step == "fetch":
+            found = fetch_source(args.profile, args.reports)
+            print(f"{found['source']} images in {found['root']}")
+            return 0
+        if not args.arch:
+            parser.error("encode needs --arch")
         done = encode_features(args.profile, args.arch, args.reports)
     except (cfg.ProfileError, datamod.DataError, RuntimeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
