@@ -99,7 +99,7 @@ define LAYER_RULES
 $(R)/$(1)/$(2)/train.ipynb: notebooks/02_train.ipynb $(CONFIG)/$(1)/$(2).json $(R)/features/$(1)/done.json $(LIB_TRAIN) | $(ENV_STAMP)
 	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2))
 
-$(R)/$(1)/$(2)/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)/train.ipynb $(LIB_EVAL) | $(ENV_STAMP)
+$(R)/$(1)/$(2)/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)/train.ipynb $(CONFIG)/study.json $(LIB_EVAL) | $(ENV_STAMP)
 	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2))
 endef
 $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(eval $(call LAYER_RULES,$(a),$(l)))))

@@ -60,7 +60,7 @@ TOP_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "description": (str, None, "one line for the report"),
     "weights": (str, WEIGHT_POLICIES, "auto: ImageNet if cached/downloadable else random"),
     "seed": (int, None, "seed for splits, initialisation and batch order"),
-    "lpips": (str, ("auto", "off"), "LPIPS needs real AlexNet weights; auto uses them if present"),
+    "lpips": (str, ("auto", "required", "off"), "LPIPS needs real AlexNet weights: auto (if available) | required"),
 }
 ARCH_KEYS = {"layers", "per_layer", "weights", "weights_file"}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .registry import ALEXNET_WEIGHTS_FILE, TORCHVISION_WEIGHTS_URL, VIT_HF_REPO, check_layer, get_architecture
+from .registry import TORCHVISION_WEIGHTS_URL, VIT_HF_REPO, check_layer, get_architecture
 
 VGG16_POOL_INDEX = {"block1": 4, "block2": 9, "block3": 16, "block4": 23, "block5": 30}
 
@@ -229,7 +229,3 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
         return ViTExtractor(net, layers, info)
     raise AssertionError(f"registry has no builder for {arch}")  # registry and builders out of sync
 
-
-def alexnet_weights_path() -> Path | None:
-    path = torch_checkpoint_dir() / ALEXNET_WEIGHTS_FILE
-    return path if path.is_file() else None

@@ -86,13 +86,14 @@ def ssim(a: Pixels, b: Pixels) -> np.ndarray:
 class LPIPSScorer:
     """LPIPS (AlexNet) with inputs in [-1, 1]. Built only from real AlexNet weights: never a random trunk."""
 
-    def __init__(self, alexnet_file):
+    def __init__(self, alexnet_state: dict):
+        """`alexnet_state`: torchvision's AlexNet state dict (alexnet-owt-7be5be79.pth)."""
         import lpips
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False).eval()
-        state = torch.load(alexnet_file, map_location="cpu", weights_only=True)
+        state = alexnet_state
         with torch.no_grad():
             for name, parameter in self.model.net.named_parameters():
                 _, index, kind = name.split(".")  # slice1.0.weight <- features.0.weight

@@ -214,20 +214,24 @@ def load_decoder(profile: str, arch: str, layer: str, reports_root=None):
 
 # ---------------------------------------------------------------- step 4: evaluate one layer
 def lpips_scorer(study: dict):
-    """(scorer or None, note): LPIPS only with real AlexNet weights, never a random trunk."""
-    from .encoders import alexnet_weights_path, torch_checkpoint_dir
+    """(scorer or None, note): LPIPS only with real AlexNet weights, never a random trunk.
+
+    Profile `lpips`: auto (cached or downloadable, else left empty with the reason), required (else one
+    clear error: the paper profile), off.
+    """
+    from .encoders import torchvision_weights
     from .metrics import LPIPSScorer
     from .registry import ALEXNET_WEIGHTS_FILE
 
     if study.get("lpips") == "off":
         return None, "LPIPS switched off in the profile."
-    path = alexnet_weights_path()
-    if path is None:
+    state, info = torchvision_weights(ALEXNET_WEIGHTS_FILE, "imagenet" if study.get("lpips") == "required" else "auto")
+    if state is None:
         return None, (
-            f"LPIPS left empty: its AlexNet trunk ({ALEXNET_WEIGHTS_FILE}) is not in {torch_checkpoint_dir()}, "
+            f"LPIPS left empty: its AlexNet trunk is unavailable ({info.detail.removeprefix('random initialisation: ')}), "
             "and a randomly initialised AlexNet would give meaningless numbers."
         )
-    return LPIPSScorer(path), f"LPIPS (AlexNet, v0.1) from {path}"
+    return LPIPSScorer(state), f"LPIPS (AlexNet, v0.1) from {info.detail}"
 
 
 def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> dict:
@@ -331,6 +335,8 @@ def collect_summary(profile: str, reports_root=None) -> pd.DataFrame:
 def fetch_source(profile: str, reports_root=None) -> dict:
     """Make the source images available (DIV2K: download, verify, unzip once) and record where they are."""
     data = _data_settings(profile, reports_root)
+    if cfg.resolve(profile).get("lpips") == "required":  # fail (or download) now, not after hours of training
+        lpips_scorer({"lpips": "required"})
     if data["source"] == "div2k":
         root = datamod.div2k_root(data)
     else:

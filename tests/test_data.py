@@ -1,8 +1,13 @@
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from lib import config, data
+from lib import ROOT, config, data
 from lib.data import DataError
 
 DEMO = config.resolve("demo")["data"]
@@ -87,6 +92,12 @@ def test_div2k_split_sizes_from_a_local_folder(tmp_path):
     assert data.split_counts(entries) == {"train": 16, "val": 4, "test": 5}
     assert entries == data.make_split(settings, 42)
     assert {e.image for e in entries if e.split == "test"} == {f"{n:04d}" for n in range(21, 26)}
+    # The same manifest in another process (no dependence on hash seeds or process state).
+    code = ("import json, sys; from lib import data; "
+            "print(json.dumps([(e.image, e.split) for e in data.make_split(json.loads(sys.argv[1]), 42)]))")
+    other = subprocess.run([sys.executable, "-c", code, json.dumps(settings)], cwd=ROOT, capture_output=True,
+                           text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
+    assert json.loads(other.stdout) == [[e.image, e.split] for e in entries]
 
 
 def test_normalise_is_imagenet_normalisation():

@@ -76,11 +76,13 @@ def test_baselines():
 def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
     import torchvision
 
-    from lib import pipeline
+    from lib import encoders, pipeline
     from lib.registry import ALEXNET_WEIGHTS_FILE
 
     scorer, note = pipeline.lpips_scorer({"lpips": "auto"})
     assert scorer is None and "LPIPS left empty" in note and ALEXNET_WEIGHTS_FILE in note
+    with pytest.raises(encoders.WeightsError, match=f"ImageNet weights required: {ALEXNET_WEIGHTS_FILE} not in {torch_home}"):
+        pipeline.lpips_scorer({"lpips": "required"})  # the paper profile: never silently without LPIPS
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
     scorer, note = pipeline.lpips_scorer({"lpips": "auto"})
