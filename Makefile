@@ -57,7 +57,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 	fi
 
 # ---- plan: validate the profile and overrides, write settings files only when they change --------
-NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles,$(MAKECMDGOALS)),report)
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality,$(MAKECMDGOALS)),report)
 ifneq ($(NEEDS_PLAN),)
 include $(PLAN)
 endif
@@ -128,6 +128,22 @@ $(R)/report.pdf: $(R)/report.html | system-deps
 
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
 
+# ---- benchmarks (print a line, write JSON) ---------------------------------------------------------
+# make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 OUT=q.json
+# Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo.
+BENCH_DATA := $(REPORTS)/bench/skimage
+TRAIN_DIR ?= $(BENCH_DATA)/train
+TEST_DIR ?= $(BENCH_DATA)/test
+WEIGHTS ?= imagenet
+MINUTES ?= 10
+$(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml lib/data.py lib/bench.py | $(ENV_STAMP)
+	$(PY) -m lib.bench export-demo --out $(BENCH_DATA)
+
+bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## decoder quality for a time budget on any images -> $(OUT)
+	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
+	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
+	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT)
+
 # ---- checks ----------------------------------------------------------------------------------------
 test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
 	$(PY) -m pytest -q
@@ -146,4 +162,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps data train evaluate figures report test profiles clean clean-all help
+.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality test profiles clean clean-all help

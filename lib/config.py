@@ -74,7 +74,8 @@ KNOBS = {
     "LAYERS": ("layers", str),
 }
 # Other make variables a user may legitimately set on the command line.
-OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV"}
+OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV",
+                        "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "MINUTES", "OUT"}  # the benchmarks
 
 
 def _type_name(kind: type) -> str:

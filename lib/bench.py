@@ -1,0 +1,192 @@
+"""Benchmarks that print numbers and write JSON.
+
+quality: train the default decoder on any folder of images for a wall-clock budget and score it on another,
+next to the mean-colour and thumbnail baselines:
+
+    python -m lib.bench quality --arch resnet34 --layer layer1 --train-dir DIR --test-dir DIR \\
+        --weights imagenet|random --minutes 10 --out result.json
+
+export-demo: write the demo's split (scikit-image views, by source photo) as train/ and test/ folders.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import data as datamod
+from .registry import UnknownNameError, check_layer
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+class BenchError(ValueError):
+    """Bad benchmark input: the message names it and the fix."""
+
+
+def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple[list[str], np.ndarray]:
+    """Every image in `folder`: resize shorter side to 256 (bicubic), centre crop 224, uint8 N x 224 x 224 x 3."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchError(f"image folder '{folder}' does not exist.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BenchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'.")
+    crops = [datamod.center_crop(np.asarray(datamod.resize_shorter(datamod.read_rgb(f), resize)), crop) for f in files]
+    return [f.name for f in files], np.stack(crops)
+
+
+@torch.no_grad()
+def encode(extractor, layer: str, images: np.ndarray, batch_size: int = 16) -> torch.Tensor:
+    return torch.cat([extractor(datamod.normalise(images[s : s + batch_size]))[layer].float()
+                      for s in range(0, len(images), batch_size)])
+
+
+def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: float, width: int = 256,
+            batch_size: int = 8, lr: float = 2e-3, seed: int = 0, progress: bool = True) -> dict:
+    """Train the default decoder for `minutes` of wall clock (flips as augmentation, encoded once) and score it."""
+    from tqdm import tqdm
+
+    from .decoders import FeatureStandardise, build_decoder
+    from .encoders import build_extractor
+    from .metrics import Pixels, mean_colour_baseline, psnr, ssim, thumbnail_baseline
+    from .training import pick_device, reconstruct, seed_everything
+
+    try:
+        check_layer(arch, layer)
+    except UnknownNameError as error:
+        raise BenchError(str(error)) from None
+    if weights not in ("imagenet", "random"):
+        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
+    if minutes <= 0:
+        raise BenchError(f"MINUTES must be positive, got {minutes}.")
+    _, train_images = load_folder(train_dir)
+    test_names, test_images = load_folder(test_dir)
+    started = time.perf_counter()
+    extractor = build_extractor(arch, [layer], weights, seed)
+    # Horizontal flips are exact to cache: encode both orientations once, reuse them every epoch.
+    images = np.concatenate([train_images, train_images[:, :, ::-1]])
+    features = encode(extractor, layer, images)
+    test_features = encode(extractor, layer, test_images)
+    encode_seconds = time.perf_counter() - started
+
+    device = pick_device("auto")
+    seed_everything(seed)
+    decoder = build_decoder("resshuffle", features.shape[1], features.shape[2], width)
+    for module in decoder.modules():
+        if isinstance(module, FeatureStandardise):
+            module.fit(features)
+    decoder.to(device)
+    optimiser = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=1e-4)
+    budget = minutes * 60
+    order = torch.Generator().manual_seed(seed)
+    batch_size = min(batch_size, len(features))
+    train_started, steps, epochs = time.perf_counter(), 0, 0
+    bar = tqdm(total=int(budget), desc=f"bench {arch} {layer}", unit="s", mininterval=5, disable=not progress)
+    done = False
+    while not done:
+        epochs += 1
+        decoder.train()
+        for index in torch.randperm(len(features), generator=order).split(batch_size):
+            elapsed = time.perf_counter() - train_started
+            if elapsed >= budget:
+                done = True
+                break
+            if len(index) < 2:
+                continue
+            # Cosine schedule over wall-clock time (with a short warm-up): converges within the budget.
+            fraction = elapsed / budget
+            factor = min(1.0, fraction / 0.03) * 0.5 * (1 + math.cos(math.pi * fraction))
+            for group in optimiser.param_groups:
+                group["lr"] = lr * max(factor, 1e-3)
+            loss = nn.functional.mse_loss(decoder(features[index].to(device)), datamod.normalise(images[index.numpy()]).to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            steps += 1
+            bar.update(int(min(budget, time.perf_counter() - train_started)) - bar.n)
+            bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epochs, refresh=False)
+    bar.close()
+    train_seconds = time.perf_counter() - train_started
+    decoder.to("cpu")
+    target = Pixels.from_uint8(test_images)
+    recon = Pixels.from_normalised(reconstruct(decoder, test_features))
+    grid = features.shape[2]
+    p, s = psnr(recon, target), ssim(recon, target)
+    mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
+    return {
+        "arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
+        "train_images": len(train_images), "test_images": len(test_images), "seconds": round(train_seconds, 1),
+        "encode_seconds": round(encode_seconds, 1), "epochs": epochs, "steps": steps, "device": str(device),
+        "decoder": "resshuffle", "width": width, "batch_size": batch_size,
+        "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
+        "baseline_mean_colour_psnr": float(psnr(mean_colour, target).mean()),
+        "baseline_mean_colour_ssim": float(ssim(mean_colour, target).mean()),
+        "baseline_thumbnail_psnr": float(psnr(thumbnail, target).mean()),
+        "baseline_thumbnail_ssim": float(ssim(thumbnail, target).mean()),
+        "per_image_psnr": dict(zip(test_names, map(float, p))),
+    }
+
+
+def export_demo(out: Path) -> dict:
+    """The demo's split (by source photo) as image folders: out/train (train + val views) and out/test."""
+    from . import config
+    from PIL import Image
+
+    settings = config.resolve("demo")
+    entries = datamod.make_split(settings["data"], settings["seed"])
+    counts = {"train": 0, "test": 0}
+    for entry in entries:
+        split = "test" if entry.split == "test" else "train"
+        target = Path(out) / split / f"{entry.image}.png"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(datamod.load_view(entry, settings["data"]["resize"])).save(target)
+        counts[split] += 1
+    return counts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--arch", required=True)
+    q.add_argument("--layer", required=True)
+    q.add_argument("--train-dir", required=True)
+    q.add_argument("--test-dir", required=True)
+    q.add_argument("--weights", default="imagenet")
+    q.add_argument("--minutes", type=float, default=10.0)
+    q.add_argument("--width", type=int, default=256, help="decoder channels up to 14x14")
+    q.add_argument("--out", required=True)
+    e = sub.add_parser("export-demo")
+    e.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "export-demo":
+            counts = export_demo(Path(args.out))
+            print(f"wrote {counts['train']} train and {counts['test']} test views under {args.out}")
+            return 0
+        result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width)
+    except (BenchError, datamod.DataError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    datamod.atomic_write_bytes(Path(args.out), (json.dumps(result, indent=2) + "\n").encode())
+    print(
+        f"{result['arch']} {result['layer']} ({result['weights']} weights): PSNR {result['psnr_mean']:.2f} ± "
+        f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "
+        f"{result['baseline_mean_colour_psnr']:.2f} dB, thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | "
+        f"{result['train_images']} train / {result['test_images']} test images, {result['epochs']} epochs "
+        f"in {result['seconds']:.0f}s -> {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
