@@ -178,6 +178,9 @@ class ViTExtractor(FrozenExtractor):
         return dict(zip(self.layers, maps))
 
 
+TORCHVISION_EXTRACTORS = {"resnet34": ResNetExtractor, "vgg16": VGGExtractor}
+
+
 def _local_weights(path: str, arch: str):
     file = Path(path).expanduser()
     if not file.is_file():
@@ -200,22 +203,14 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
         check_layer(arch, layer)
     layers = [l for l in spec.layer_names if l in layers]  # network order
     torch.manual_seed(seed)  # random initialisation is part of the experiment: make it repeatable
-    if arch == "resnet34":
+    if spec.family == "torchvision":
         import torchvision
 
         state, info = _local_weights(weights_file, arch) if weights_file else torchvision_weights(spec.weights_file, weights)
-        net = torchvision.models.resnet34(weights=None)
+        net = getattr(torchvision.models, arch)(weights=None)
         if state is not None:
             net.load_state_dict(state)
-        return ResNetExtractor(net, layers, info)
-    if arch == "vgg16":
-        import torchvision
-
-        state, info = _local_weights(weights_file, arch) if weights_file else torchvision_weights(spec.weights_file, weights)
-        net = torchvision.models.vgg16(weights=None)
-        if state is not None:
-            net.load_state_dict(state)
-        return VGGExtractor(net, layers, info)
+        return TORCHVISION_EXTRACTORS[arch](net, layers, info)
     if arch == "vit_base_patch16_224":
         import timm
 
