@@ -57,7 +57,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 	fi
 
 # ---- plan: validate the profile and overrides, write settings files only when they change --------
-NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality,$(MAKECMDGOALS)),report)
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-speed,$(MAKECMDGOALS)),report)
 ifneq ($(NEEDS_PLAN),)
 include $(PLAN)
 endif
@@ -144,6 +144,11 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_D
 	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
 	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT)
 
+# make bench-speed OUT=speed.json: pipeline vs naive loop (decode + resize + fp32 encoder every step), 14 layers
+bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per layer -> $(OUT)
+	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
+	$(PY) -m lib.bench_speed --out $(OUT)
+
 # ---- checks ----------------------------------------------------------------------------------------
 test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
 	$(PY) -m pytest -q
@@ -162,4 +167,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality test profiles clean clean-all help
+.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-speed test profiles clean clean-all help

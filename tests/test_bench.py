@@ -47,3 +47,15 @@ def test_quality_benchmark_input_errors(tmp_path):
         bench.quality("resnet34", "layer7", tmp_path / "ok", tmp_path / "ok", "random", 1)
     with pytest.raises(bench.BenchError, match="WEIGHTS must be imagenet or random"):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "imagnet", 1)
+
+
+def test_speed_benchmark_measures_both_loops(tmp_path):
+    import torch
+
+    from lib import bench_speed
+
+    files = bench_speed.synthetic_pngs(tmp_path, 2, size=(300, 280))
+    row = bench_speed.measure("resnet34", "layer4", files, batch_size=2, steps=1, device=torch.device("cpu"), width=32)
+    assert set(row) >= {"arch", "layer", "pipeline_img_s", "naive_img_s", "ratio", "peak_mem_mb"}
+    assert row["pipeline_img_s"] > 0 and row["naive_img_s"] > 0 and row["peak_mem_mb"] > 0
+    assert row["ratio"] == pytest.approx(row["pipeline_img_s"] / row["naive_img_s"], rel=0.02)
