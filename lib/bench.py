@@ -39,7 +39,7 @@ def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise BenchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'.")
-    crops = [datamod.center_crop(np.asarray(datamod.resize_shorter(datamod.read_rgb(f), resize)), crop) for f in files]
+    crops = [datamod.load_centre_crop(f, resize, crop) for f in files]
     return [f.name for f in files], np.stack(crops)
 
 

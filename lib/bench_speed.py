@@ -70,7 +70,7 @@ def measure(arch: str, layer: str, files: list[Path], batch_size: int, steps: in
     crop = 224
     extractor = build_extractor(arch, [layer], weights="random").to(device)
     # Pipeline: decode + resize once, encode once; steady state is decoder steps on cached tensors.
-    store = np.stack([datamod.center_crop(np.asarray(datamod.resize_shorter(datamod.read_rgb(f), 256)), crop) for f in files])
+    store = np.stack([datamod.load_centre_crop(f, 256, crop) for f in files])
     with torch.no_grad():
         features = torch.cat([extractor(datamod.normalise(store[i : i + batch_size]).to(device))[layer].half().cpu()
                               for i in range(0, len(store), batch_size)])
@@ -93,7 +93,7 @@ def measure(arch: str, layer: str, files: list[Path], batch_size: int, steps: in
 
     def naive_step(i):
         index = batches[i]
-        crops = np.stack([datamod.center_crop(np.asarray(datamod.resize_shorter(datamod.read_rgb(files[j]), 256)), crop) for j in index])
+        crops = np.stack([datamod.load_centre_crop(files[j], 256, crop) for j in index])
         y = datamod.normalise(crops).to(device)
         with torch.no_grad():
             x = extractor(y)[layer]

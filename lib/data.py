@@ -206,6 +206,11 @@ def make_split(data: dict, seed: int) -> list[Entry]:
     return entries
 
 
+def load_centre_crop(path: str | Path, resize: int = 256, crop: int = 224) -> np.ndarray:
+    """One image file as the encoders see it: shorter side `resize` (bicubic), centre `crop`, uint8 HxWx3."""
+    return center_crop(np.asarray(resize_shorter(read_rgb(path), resize)), crop)
+
+
 def load_view(entry: Entry, resize: int) -> np.ndarray:
     """Decode one entry into a uint8 HxWx3 array, shorter side `resize`."""
     image = read_rgb(entry.file)
