@@ -19,6 +19,9 @@ SHELL := /bin/bash
 # ---- knobs (command line: make report PROFILE=tiny EPOCHS=2 ...) --------------------------------
 PROFILE ?= demo
 REPORTS ?= reports
+# Independent steps (architectures, layers) run in parallel, one job per core; `make -j1` runs serially.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += -j$(JOBS)
 # ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER: override the profile; validated by the plan step.
 
 VENV ?= .venv
@@ -163,7 +166,7 @@ clean-all: clean ## also delete the virtual environment
 	rm -rf $(VENV)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [JOBS=n]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:

@@ -5,6 +5,8 @@ pipeline: images decoded and resized once, encoder features computed once; a ste
 naive:    every step decodes the full-size PNGs, resizes, runs the frozen encoder in fp32, then the same
           decoder update.
 Both use the default decoder, the same batch size and synthetic 2040x1356 PNGs (DIV2K-sized).
+Peak memory per layer (both loops): on CPU the RSS peak of a fresh process per layer, on GPU
+torch.cuda.max_memory_allocated after a reset.
 
     python -m lib.bench_speed --out speed.json [--images 8] [--steps 3]
 """
@@ -13,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +72,8 @@ def _timed(steps: int, run) -> float:
 
 def measure(arch: str, layer: str, files: list[Path], batch_size: int, steps: int, device, width: int = 128) -> dict:
     crop = 224
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     extractor = build_extractor(arch, [layer], weights="random").to(device)
     # Pipeline: decode + resize once, encode once; steady state is decoder steps on cached tensors.
     store = np.stack([datamod.load_centre_crop(f, 256, crop) for f in files])
@@ -116,7 +122,14 @@ def run(out: Path, images: int, steps: int, batch_size: int) -> dict:
     layers = [(arch, layer) for arch, spec in ARCHITECTURES.items() for layer in spec.layer_names]
     with tempfile.TemporaryDirectory() as folder:
         files = synthetic_pngs(Path(folder), images)
-        rows = [measure(arch, layer, files, batch_size, steps, device) for arch, layer in tqdm(layers, desc="bench-speed")]
+        if device.type == "cuda":
+            rows = [measure(arch, layer, files, batch_size, steps, device) for arch, layer in tqdm(layers, desc="bench-speed")]
+        else:
+            # RSS peaks only grow within a process: one fresh process per layer makes the peak that layer's.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+                jobs = [pool.submit(measure, arch, layer, files, batch_size, steps, device) for arch, layer in layers]
+                rows = [job.result() for job in tqdm(jobs, desc="bench-speed")]
     geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))
     result = {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(0),
               "geomean_ratio": round(geomean, 2), "images": images, "png_size": "2040x1356", "layers": rows}

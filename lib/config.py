@@ -41,6 +41,7 @@ TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "schedule": (str, ("cosine", "plateau"), "cosine with warm-up, or the study's ReduceLROnPlateau"),
     "device": (str, ("auto", "cpu", "cuda"), "where to train"),
     "augment": (bool, None, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
+    "perceptual_weight": (float, None, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option"),
 }
 DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "source": (str, ("skimage", "div2k"), "scikit-image's shipped photos, or DIV2K"),
@@ -74,7 +75,7 @@ KNOBS = {
     "LAYERS": ("layers", str),
 }
 # Other make variables a user may legitimately set on the command line.
-OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV",
+OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV", "JOBS",
                         "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "MINUTES", "OUT"}  # the benchmarks
 
 

@@ -109,6 +109,24 @@ class LPIPSScorer:
         return np.concatenate(out).astype(np.float64)
 
 
+class PerceptualLoss(torch.nn.Module):
+    """Training option, not the default: mean LPIPS (AlexNet) between decoder outputs and targets, both in
+    ImageNet-normalised space. Differentiable (no clamp); its AlexNet is frozen and must be the real one."""
+
+    def __init__(self, alexnet_state: dict):
+        super().__init__()
+        self.model = LPIPSScorer(alexnet_state).model
+        self.model.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        def to_lpips_range(x):
+            return (x * self.std + self.mean) * 2 - 1
+
+        return self.model(to_lpips_range(output), to_lpips_range(target)).mean()
+
+
 def mean_colour_baseline(target: Pixels) -> Pixels:
     """Every pixel set to the image's own mean colour: what a decoder that learnt nothing spatial gets."""
     return Pixels(target.values.mean(dim=(2, 3), keepdim=True).expand_as(target.values).clone(), _PRIVATE)

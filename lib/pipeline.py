@@ -178,8 +178,9 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
         encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
         extractor = build_extractor(arch, [layer], encoder_settings["weights"], settings["seed"], encoder_settings["weights_file"])
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
-    decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i],
-                                           progress=progress, resume_file=resume_file, augmentation=augmentation)
+    perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
+    decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i], progress=progress,
+                                           resume_file=resume_file, augmentation=augmentation, perceptual=perceptual)
     checkpoint = {
         "state_dict": decoder.state_dict(),
         "settings": settings,
@@ -234,6 +235,24 @@ def lpips_scorer(study: dict):
     return LPIPSScorer(state), f"LPIPS (AlexNet, v0.1) from {info.detail}"
 
 
+def training_loss_label(perceptual_weight: float) -> str:
+    return "MSE" if perceptual_weight <= 0 else f"MSE + {perceptual_weight:g} x LPIPS"
+
+
+def perceptual_loss():
+    """The optional LPIPS training loss: real AlexNet weights (cached or downloadable) or one clear error."""
+    from .encoders import WeightsError, torchvision_weights
+    from .metrics import PerceptualLoss
+    from .registry import ALEXNET_WEIGHTS_FILE
+
+    try:
+        state, _ = torchvision_weights(ALEXNET_WEIGHTS_FILE, "imagenet")
+    except WeightsError as error:
+        raise WeightsError(f"perceptual_weight > 0 trains with LPIPS, which needs AlexNet's ImageNet weights: {error} "
+                           "Or set perceptual_weight: 0 (MSE only).") from None
+    return PerceptualLoss(state)
+
+
 def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> dict:
     from .figures import reconstruction_figure
     from .metrics import Pixels, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
@@ -274,6 +293,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "feature_shape": f"{c}x{h}x{w}",
         "spatial_locations": h * w,
         "decoder": checkpoint["settings"]["decoder"],
+        "loss": training_loss_label(checkpoint["settings"].get("perceptual_weight", 0.0)),
         "decoder_params": checkpoint["decoder_params"],
         "weights": encoder["weights"],
         "weights_detail": encoder["weights_detail"],
@@ -308,7 +328,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
 
 # ---------------------------------------------------------------- step 5: the study table
 SUMMARY_COLUMNS = [
-    "arch", "layer", "feature_shape", "spatial_locations", "decoder", "decoder_params", "weights", "epochs",
+    "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
     "batch_size", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
     "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",

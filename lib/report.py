@@ -134,6 +134,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
             f"({best14['psnr_mean']:.2f} dB) and {label(worst14['arch'])} {worst14['layer']} the least "
             f"({worst14['psnr_mean']:.2f} dB)."
         )
+    out += random_control_findings(summary)
     comparison = published_comparison(summary)
     if len(comparison):
         delta = comparison["Δ PSNR"]
@@ -141,8 +142,33 @@ def findings(summary: pd.DataFrame) -> list[str]:
             f"Against the study's published decoders on the same layers: {delta.mean():+.2f} dB on average "
             f"({delta.min():+.2f} to {delta.max():+.2f})."
         )
+    perceptual = summary[summary["loss"] != "MSE"] if "loss" in summary else summary.iloc[:0]
+    if len(perceptual):
+        out.append(
+            f"{len(perceptual)} of {n} decoders were trained with a perceptual loss ({perceptual['loss'].iloc[0]}): "
+            "their LPIPS measures the training objective itself, and their PSNR is not comparable to MSE-only runs."
+        )
     if summary["lpips_mean"].isna().all():
         out.append(f"LPIPS not computed: {summary['lpips_note'].iloc[0]}")
+    return out
+
+
+def random_control_findings(summary: pd.DataFrame) -> list[str]:
+    """What the random-weight control shows, per architecture, read from its rows."""
+    out = []
+    for arch, rows in summary[summary["weights"] == "random"].groupby("arch", sort=False):
+        margin = rows["psnr_mean"] - rows["baseline_mean_colour_psnr"]
+        deepest = rows.iloc[-1]
+        if len(rows) > 1 and margin.iloc[-1] < margin.iloc[0]:
+            shape = (f"its margin over the mean colour shrinks with depth, from {margin.iloc[0]:+.2f} dB at "
+                     f"{rows.iloc[0]['layer']} to {margin.iloc[-1]:+.2f} dB at {deepest['layer']}")
+        else:
+            shape = f"its margin over the mean colour is {margin.iloc[-1]:+.2f} dB at {deepest['layer']}"
+        below = rows[margin <= 0]["layer"].tolist()
+        out.append(
+            f"Random-weight control, {label(arch)}: {shape}"
+            + (f"; at {', '.join(below)} an untrained network passes on less than the image's mean colour." if below else ".")
+        )
     return out
 
 

@@ -89,6 +89,7 @@ def train_decoder(
     progress: bool = True,
     resume_file: Path | None = None,
     augmentation: OnlineAugmentation | None = None,
+    perceptual: nn.Module | None = None,
 ):
     """Returns (best decoder on CPU, history DataFrame, info dict).
 
@@ -96,6 +97,8 @@ def train_decoder(
     Images are uint8 N x 224 x 224 x 3 centre crops; the target is their ImageNet-normalised tensor.
     With `augmentation`, training batches are augmented views encoded on the fly instead (the cached
     centre-crop features still fix the feature standardisation and the data fingerprint).
+    With `settings["perceptual_weight"]` w > 0, the loss is MSE + w x `perceptual(output, target)` (an LPIPS
+    module); validation loss and checkpoint selection stay MSE, so runs remain comparable.
 
     With `resume_file`, the complete training state (decoder, optimiser, scheduler, batch-order RNG, history,
     best checkpoint) is saved atomically after every epoch, and a run started with the same settings
@@ -111,6 +114,11 @@ def train_decoder(
         if isinstance(module, FeatureStandardise):
             module.fit(train_features)
     decoder.to(device)
+    weight = settings.get("perceptual_weight", 0.0)
+    if weight > 0 and perceptual is None:
+        raise ValueError("perceptual_weight > 0 needs a perceptual loss module (LPIPS with real AlexNet weights).")
+    if weight > 0:
+        perceptual.to(device)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     batch_size = min(settings["batch_size"], len(train_features))
     steps_per_epoch = math.ceil(len(train_features) / batch_size)
@@ -147,7 +155,10 @@ def train_decoder(
             else:
                 x = train_features[index].to(device)
                 y = normalise(train_images[index.numpy()]).to(device)
-            loss = nn.functional.mse_loss(decoder(x), y)
+            output = decoder(x)
+            loss = nn.functional.mse_loss(output, y)
+            if weight > 0:
+                loss = loss + weight * perceptual(output, y)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

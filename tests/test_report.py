@@ -1,0 +1,44 @@
+import pandas as pd
+
+from lib import report
+
+
+def _summary(**changes):
+    rows = pd.DataFrame({
+        "arch": ["resnet34"] * 3 + ["vgg16"],
+        "layer": ["layer1", "layer2", "layer4", "block5"],
+        "feature_shape": ["64x56x56", "128x28x28", "512x7x7", "512x7x7"],
+        "spatial_locations": [3136, 784, 49, 49],
+        "psnr_mean": [24.0, 20.0, 15.0, 19.0],
+        "psnr_std": [1.0] * 4,
+        "ssim_mean": [0.6, 0.4, 0.3, 0.35],
+        "lpips_mean": [float("nan")] * 4,
+        "lpips_note": ["LPIPS left empty: no AlexNet weights."] * 4,
+        "baseline_mean_colour_psnr": [17.5] * 4,
+        "baseline_thumbnail_psnr": [28.0, 25.0, 21.0, 21.0],
+        "weights": ["random"] * 3 + ["imagenet"],
+        "loss": ["MSE"] * 4,
+        "ssim_std": [0.1] * 4, "lpips_std": [float("nan")] * 4, "mse_mean": [0.01] * 4, "mse_std": [0.001] * 4,
+        "train_seconds": [10.0] * 4,
+    })
+    for key, value in changes.items():
+        rows[key] = value
+    return rows
+
+
+def test_findings_are_read_from_the_summary():
+    lines = report.findings(_summary())
+    assert "3 of 4 layers beat the per-image mean-colour baseline; not: ResNet34 layer4." in lines
+    assert "0 of 4 layers beat the thumbnail at their own grid" in " ".join(lines)
+    control = [line for line in lines if line.startswith("Random-weight control")]
+    # Only the random-weight architecture gets a control line, with margins computed from its rows.
+    assert control == ["Random-weight control, ResNet34: its margin over the mean colour shrinks with depth, from "
+                       "+6.50 dB at layer1 to -2.50 dB at layer4; at layer4 an untrained network passes on less "
+                       "than the image's mean colour."]
+    assert not any("perceptual loss" in line for line in lines)
+    assert any(line.startswith("LPIPS not computed: LPIPS left empty") for line in lines)
+
+
+def test_findings_label_a_perceptual_loss_run():
+    lines = report.findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
+    assert any(line.startswith("1 of 4 decoders were trained with a perceptual loss (MSE + 0.1 x LPIPS)") for line in lines)
