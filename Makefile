@@ -19,9 +19,12 @@ SHELL := /bin/bash
 # ---- knobs (command line: make report PROFILE=tiny EPOCHS=2 ...) --------------------------------
 PROFILE ?= demo
 REPORTS ?= reports
-# Independent steps (architectures, layers) run in parallel, one job per core; `make -j1` runs serially.
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Independent steps (architectures, layers) run in parallel, one job per core (JOBS=1: serially), and
+# each job's torch gets its share of the cores: oversubscribed threads make every job slower.
+CORES := $(shell nproc 2>/dev/null || echo 2)
+JOBS ?= $(CORES)
 MAKEFLAGS += -j$(JOBS)
+THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
 # ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER: override the profile; validated by the plan step.
 
 VENV ?= .venv
@@ -30,7 +33,8 @@ ENV_STAMP := $(VENV)/.installed
 R := $(REPORTS)/$(basename $(notdir $(PROFILE)))
 CONFIG := $(R)/config
 PLAN := $(R)/plan.mk
-PAPERMILL := $(PY) -m papermill --kernel python3 --log-output --no-progress-bar
+STEP := OMP_NUM_THREADS=$(THREADS) $(PY)
+PAPERMILL := $(STEP) -m papermill --kernel python3 --log-output --no-progress-bar
 
 # lib sources each step reads: a change re-runs that step and everything after it, nothing before.
 LIB_DATA := lib/__init__.py lib/registry.py lib/config.py lib/data.py lib/pipeline.py lib/provenance.py
@@ -95,7 +99,7 @@ data: $(DATA) ## split manifest + decoded image store
 
 # ---- 2. encode once per architecture --------------------------------------------------------------
 $(R)/features/%/done.json: $(CONFIG)/%/encoder.json $(DATA) $(LIB_ENCODE) | $(ENV_STAMP)
-	$(PY) -m lib.pipeline encode --profile $(PROFILE) --reports $(REPORTS) --arch $*
+	$(STEP) -m lib.pipeline encode --profile $(PROFILE) --reports $(REPORTS) --arch $*
 
 # ---- 3-4. train and evaluate each (architecture, layer) --------------------------------------------
 define LAYER_RULES
@@ -150,7 +154,7 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_D
 # make bench-speed OUT=speed.json: pipeline vs naive loop (decode + resize + fp32 encoder every step), 14 layers
 bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per layer -> $(OUT)
 	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
-	$(PY) -m lib.bench_speed --out $(OUT)
+	$(PY) -m lib.bench_speed --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH))
 
 # ---- checks ----------------------------------------------------------------------------------------
 test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
@@ -166,7 +170,7 @@ clean-all: clean ## also delete the virtual environment
 	rm -rf $(VENV)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [JOBS=n]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [JOBS=n]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:

@@ -8,7 +8,7 @@ Both use the default decoder, the same batch size and synthetic 2040x1356 PNGs (
 Peak memory per layer (both loops): on CPU the RSS peak of a fresh process per layer, on GPU
 torch.cuda.max_memory_allocated after a reset.
 
-    python -m lib.bench_speed --out speed.json [--images 8] [--steps 3]
+    python -m lib.bench_speed --out speed.json [--images 8] [--steps 3] [--batch-size 4] [--width 128]
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def measure(arch: str, layer: str, files: list[Path], batch_size: int, steps: in
             "ratio": round(pipeline_img_s / naive_img_s, 2), "peak_mem_mb": round(peak_memory_mb(device), 1)}
 
 
-def run(out: Path, images: int, steps: int, batch_size: int) -> dict:
+def run(out: Path, images: int, steps: int, batch_size: int, width: int = 128) -> dict:
     from tqdm import tqdm
 
     from .training import pick_device
@@ -123,16 +123,16 @@ def run(out: Path, images: int, steps: int, batch_size: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         files = synthetic_pngs(Path(folder), images)
         if device.type == "cuda":
-            rows = [measure(arch, layer, files, batch_size, steps, device) for arch, layer in tqdm(layers, desc="bench-speed")]
+            rows = [measure(arch, layer, files, batch_size, steps, device, width) for arch, layer in tqdm(layers, desc="bench-speed")]
         else:
             # RSS peaks only grow within a process: one fresh process per layer makes the peak that layer's.
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
-                jobs = [pool.submit(measure, arch, layer, files, batch_size, steps, device) for arch, layer in layers]
+                jobs = [pool.submit(measure, arch, layer, files, batch_size, steps, device, width) for arch, layer in layers]
                 rows = [job.result() for job in tqdm(jobs, desc="bench-speed")]
     geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))
     result = {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(0),
-              "geomean_ratio": round(geomean, 2), "images": images, "png_size": "2040x1356", "layers": rows}
+              "geomean_ratio": round(geomean, 2), "batch_size": batch_size, "width": width, "images": images, "png_size": "2040x1356", "layers": rows}
     datamod.atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     return result
 
@@ -143,8 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=8, help="synthetic 2040x1356 PNGs")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per layer and loop (after one warm-up)")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--width", type=int, default=128, help="decoder width (demo 128, paper 512)")
     args = parser.parse_args(argv)
-    result = run(args.out, args.images, args.steps, args.batch_size)
+    result = run(args.out, args.images, args.steps, args.batch_size, args.width)
     for r in result["layers"]:
         print(f"{r['arch']:>22} {r['layer']:<8} pipeline {r['pipeline_img_s']:7.2f} img/s  naive {r['naive_img_s']:6.2f} img/s  "
               f"x{r['ratio']:.1f}  peak {r['peak_mem_mb']:.0f} MB")

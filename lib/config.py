@@ -70,6 +70,7 @@ KNOBS = {
     "EPOCHS": ("epochs", int),
     "BATCH_SIZE": ("batch_size", int),
     "DECODER": ("decoder", str),
+    "WIDTH": ("width", int),
     "LIMIT": ("limit", int),
     "ARCH": ("arch", str),
     "LAYERS": ("layers", str),
@@ -269,7 +270,7 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
                     f"LAYERS: unknown layer '{layer}' for {', '.join(wanted_archs)}.{did_you_mean(layer, valid)} "
                     f"Valid layers: {', '.join(valid)}."
                 )
-    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder") if k in overrides}
+    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder", "width") if k in overrides}
     resolved_archs = {}
     for arch in wanted_archs:
         settings = archs[arch]

@@ -114,7 +114,7 @@ def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torc
     assert float(loss(target, target)) == pytest.approx(0, abs=1e-6)
     value = loss(output, target)
     value.backward()
-    assert float(value) > 0 and float(output.grad.abs().sum()) > 0
+    assert value.item() > 0 and output.grad.abs().sum().item() > 0
     assert not any(p.requires_grad for p in loss.parameters())  # AlexNet stays frozen
     assert pipeline.training_loss_label(0.0) == "MSE" and pipeline.training_loss_label(0.1) == "MSE + 0.1 x LPIPS"
 
