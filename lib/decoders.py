@@ -1,9 +1,9 @@
 """Decoders from one layer's features (C x g x g) back to the 3 x 224 x 224 ImageNet-normalised image.
 
 - `resshuffle` (default): per-channel feature standardisation, then the sum of three paths:
-  - deep: at grids of 28x28 and coarser, residual conv blocks at the grid then x2 sub-pixel (PixelShuffle)
-    stages, the last one straight to RGB, so no convolution runs at full resolution; channels `width` up to
-    14x14, halving per doubling beyond. At 56x56 and 112x112, a pointwise MLP at the grid straight to each
+  - deep: at grids of 28x28 and coarser, residual conv blocks at the grid, x2 sub-pixel (PixelShuffle)
+    stages up to 56x56, then one x4 sub-pixel step to RGB, so nothing runs above 56x56; channels `width` up
+    to 14x14, halving per doubling beyond. At 56x56 and 112x112, a pointwise MLP at the grid straight to each
     cell's pixel block (per CPU-second it learnt more there than 3x3 convolutions at full width).
   - linear local inverse: each cell's 5x5 / 3x3 feature neighbourhood -> its pixel block (sub-pixel
     convolution). It learns in seconds what fine grids hold (VGG16 block1, random weights: 31.2 dB after
@@ -78,8 +78,10 @@ class SubPixelLinear(nn.Module):
 
     def __init__(self, channels: int, grid: int, out_size: int = 224, max_factor: int = 4):
         super().__init__()
-        factor = min(out_size // grid, max_factor)
-        kernel = 5 if grid >= 28 else 3
+        # At 7x7 a k x k -> 4x4-block map has more weights than the demo has training positions and
+        # overfits within an epoch: there it is a per-cell colour (1x1), what a thumbnail holds.
+        factor = min(out_size // grid, max_factor) if grid >= 14 else 1
+        kernel = 5 if 28 <= grid <= 56 else 3 if grid >= 14 else 1  # 3 at 112x112: 3 cells already span 6 pixels
         self.out_size = out_size
         self.conv = nn.Conv2d(channels, 3 * factor * factor, kernel, padding=kernel // 2)
         self.shuffle = nn.PixelShuffle(factor)
@@ -111,7 +113,7 @@ class ResShuffleDecoder(nn.Module):
         if stages <= 2:
             # Fine grids (56x56, 112x112): a pointwise MLP at the grid straight to each cell's pixel block.
             # 3x3 convolutions at full width there cost 3-10x more per image and learnt less per second.
-            factor, hidden = 1 << stages, max(64, min(width, width * 28 // grid))
+            factor, hidden = 1 << stages, max(32, min(width, width * 28 // grid))
             layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 3, padding=1), nn.GELU()]
             layers += [nn.Conv2d(hidden, hidden, 1), nn.GELU(), nn.Conv2d(hidden, hidden, 1), nn.GELU()]
             layers += [nn.Conv2d(hidden, 3 * factor * factor, 1), nn.PixelShuffle(factor)]
@@ -119,7 +121,7 @@ class ResShuffleDecoder(nn.Module):
             widths = [width_at(grid << k, width, min_width) for k in range(stages)]
             layers = [nn.Conv2d(channels, widths[0], 1), nn.BatchNorm2d(widths[0]), nn.GELU()]
             layers += [ResBlock(widths[0]) for _ in range(blocks)]
-            for k in range(1, stages):
+            for k in range(1, stages - 1):
                 layers += [
                     nn.Conv2d(widths[k - 1], 4 * widths[k], 3, padding=1, bias=False),
                     nn.PixelShuffle(2),
@@ -127,7 +129,9 @@ class ResShuffleDecoder(nn.Module):
                     nn.GELU(),
                     ResBlock(widths[k]),
                 ]
-            layers += [nn.Conv2d(widths[-1], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
+            # 56x56 -> 224 in one x4 sub-pixel step: a 112x112 stage cost a quarter of the compute for detail
+            # the linear path already supplies.
+            layers += [nn.Conv2d(widths[stages - 2], 3 * 16, 3, padding=1), nn.PixelShuffle(4)]
         self.body = nn.Sequential(*layers)
         self.linear = SubPixelLinear(channels, grid, out_size)
         # Global path: pooled features -> one colour offset per image. Learns each image's mean colour
