@@ -33,8 +33,8 @@ def test_findings_are_read_from_the_summary():
     control = [line for line in lines if line.startswith("Random-weight control")]
     # Only the random-weight architecture gets a control line, with margins computed from its rows.
     assert control == ["Random-weight control, ResNet34: its margin over the mean colour shrinks with depth, from "
-                       "+6.50 dB at layer1 to -2.50 dB at layer4; at layer4 an untrained network passes on less "
-                       "than the image's mean colour."]
+                       "+6.50 dB at layer1 to -2.50 dB at layer4; at layer4 the decoder recovers less from the "
+                       "untrained network than the image's mean colour."]
     assert not any("perceptual loss" in line for line in lines)
     assert any(line.startswith("LPIPS not computed: LPIPS left empty") for line in lines)
 
