@@ -293,7 +293,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "feature_shape": f"{c}x{h}x{w}",
         "spatial_locations": h * w,
         "decoder": checkpoint["settings"]["decoder"],
-        "loss": training_loss_label(checkpoint["settings"].get("perceptual_weight", 0.0)),
+        "loss": training_loss_label(checkpoint["settings"]["perceptual_weight"]),
         "decoder_params": checkpoint["decoder_params"],
         "weights": encoder["weights"],
         "weights_detail": encoder["weights_detail"],

@@ -142,7 +142,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
             f"Against the study's published decoders on the same layers: {delta.mean():+.2f} dB on average "
             f"({delta.min():+.2f} to {delta.max():+.2f})."
         )
-    perceptual = summary[summary["loss"] != "MSE"] if "loss" in summary else summary.iloc[:0]
+    perceptual = summary[summary["loss"] != "MSE"]
     if len(perceptual):
         out.append(
             f"{len(perceptual)} of {n} decoders were trained with a perceptual loss ({perceptual['loss'].iloc[0]}): "

@@ -115,9 +115,9 @@ def train_decoder(
             module.fit(train_features)
     decoder.to(device)
     weight = settings.get("perceptual_weight", 0.0)
-    if weight > 0 and perceptual is None:
-        raise ValueError("perceptual_weight > 0 needs a perceptual loss module (LPIPS with real AlexNet weights).")
     if weight > 0:
+        if perceptual is None:
+            raise ValueError("perceptual_weight > 0 needs a perceptual loss module (LPIPS with real AlexNet weights).")
         perceptual.to(device)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     batch_size = min(settings["batch_size"], len(train_features))
