@@ -34,7 +34,8 @@ R := $(REPORTS)/$(basename $(notdir $(PROFILE)))
 CONFIG := $(R)/config
 PLAN := $(R)/plan.mk
 STEP := OMP_NUM_THREADS=$(THREADS) $(PY)
-PAPERMILL := $(STEP) -m papermill --kernel python3 --log-output --no-progress-bar
+# papermill's own CLI, minus ~3 s of start-up per notebook (lib/notebook.py says why).
+PAPERMILL := $(STEP) -m lib.notebook --kernel python3 --log-output --no-progress-bar
 
 # lib sources each step reads: a change re-runs that step and everything after it, nothing before.
 LIB_DATA := lib/__init__.py lib/registry.py lib/config.py lib/data.py lib/pipeline.py lib/provenance.py
@@ -64,7 +65,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 	fi
 
 # ---- plan: validate the profile and overrides, write settings files only when they change --------
-NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-speed,$(MAKECMDGOALS)),report)
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-speed bench-projection,$(MAKECMDGOALS)),report)
 ifneq ($(NEEDS_PLAN),)
 include $(PLAN)
 endif
@@ -156,6 +157,13 @@ bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per lay
 	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
 	$(PY) -m lib.bench_speed --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH))
 
+# make bench-projection OUT=gpu.json [PROFILE=paper] [TFLOPS="25 50 100"]: FLOPs and memory per layer counted
+# from the code at the profile's settings -> minutes at an assumed GPU throughput (a model, not a measurement)
+TFLOPS ?= 25 50 100
+bench-projection: | $(ENV_STAMP) ## GPU time and memory projection for a profile (default paper) -> $(OUT)
+	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
+	$(PY) -m lib.projection --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),paper) --tflops $(TFLOPS) --out $(OUT)
+
 # ---- checks ----------------------------------------------------------------------------------------
 test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
 	$(PY) -m pytest -q
@@ -174,4 +182,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-speed test profiles clean clean-all help
+.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-speed bench-projection test profiles clean clean-all help

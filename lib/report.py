@@ -237,6 +237,9 @@ def mathjax_url(html_path: Path) -> str:
 
 def render_html(notebook: Path, html: Path) -> Path:
     """Executed report notebook -> HTML without code, without the Colab cells, with local MathJax."""
+    from .notebook import skip_unused_iri_checker
+
+    skip_unused_iri_checker()  # before nbformat: ~2 s of import for a checker it never uses
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor

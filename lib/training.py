@@ -130,9 +130,10 @@ def train_decoder(
     order_rng = torch.Generator().manual_seed(settings["seed"])
     augment_rng = torch.Generator().manual_seed(settings["seed"] + 1)
     history, best, first_epoch, spent = [], (float("inf"), None, 0), 1, 0.0
+    fingerprint = _fingerprint(train_features, train_images) if resume_file is not None else None
     if resume_file is not None and Path(resume_file).is_file():
         state = torch.load(resume_file, map_location=device, weights_only=False)
-        if state["settings"] == settings and state["data"] == _fingerprint(train_features, train_images):
+        if state["settings"] == settings and state["data"] == fingerprint:
             decoder.load_state_dict(state["decoder"])
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
@@ -184,7 +185,7 @@ def train_decoder(
                               f"({settings['epochs'] - epoch} epochs left); a CUDA GPU makes it minutes.")
         if resume_file is not None:
             atomic_save(
-                {"settings": settings, "data": _fingerprint(train_features, train_images), "epoch": epoch, "decoder": decoder.state_dict(), "optimiser": optimiser.state_dict(),
+                {"settings": settings, "data": fingerprint, "epoch": epoch, "decoder": decoder.state_dict(), "optimiser": optimiser.state_dict(),
                  "scheduler": scheduler.state_dict(), "order_rng": order_rng.get_state(), "augment_rng": augment_rng.get_state(), "history": history,
                  "best": best, "seconds": time.perf_counter() - started},
                 resume_file,

@@ -1,0 +1,52 @@
+"""The GPU projection: FLOPs and memory counted from the real modules, work counted from the profile."""
+import json
+
+import pytest
+
+from lib import ROOT, projection
+
+
+def test_encoder_flops_match_the_convolution_arithmetic():
+    cost = projection.layer_cost("resnet34", "layer1", {"batch_size": 2, "width": 32, "decoder": "resshuffle"})
+    stem = 2 * (7 * 7 * 3) * 64 * 112 * 112  # multiply-adds x 2
+    layer1 = 6 * 2 * (3 * 3 * 64) * 64 * 56 * 56  # three basic blocks, two 3x3 convolutions each
+    assert cost["encoder_gflop_per_image"] == pytest.approx((stem + layer1) / 1e9, rel=1e-3)
+    # a decoder update is its forward pass plus a backward pass of about twice the cost
+    assert 2.0 < cost["decoder_update_gflop_per_image"] / cost["decoder_forward_gflop_per_image"] < 3.5
+
+
+def test_memory_grows_with_batch_and_depth_costs_more_encoder():
+    settings = {"width": 64, "decoder": "resshuffle"}
+    small = projection.layer_cost("vgg16", "block2", {**settings, "batch_size": 2})
+    large = projection.layer_cost("vgg16", "block2", {**settings, "batch_size": 8})
+    deep = projection.layer_cost("vgg16", "block5", {**settings, "batch_size": 2})
+    assert large["train_memory_mb"] > small["train_memory_mb"] > 0
+    assert deep["encoder_gflop_per_image"] > 3 * small["encoder_gflop_per_image"]
+
+
+def test_projection_counts_the_profiles_work(tmp_path):
+    result = projection.project("tiny", [10.0, 40.0], step_ms=5.0)
+    rows = {(r["arch"], r["layer"]): r for r in result["layers"]}
+    assert set(rows) == {("resnet34", "layer1"), ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")}
+    images = sum(result["images"].values())
+    # without augmentation one encoder pass per architecture serves all its layers
+    assert rows["resnet34", "layer1"]["encoder_images"] == images and rows["resnet34", "layer4"]["encoder_images"] == 0
+    assert rows["vgg16", "block5"]["encoder_images"] == images
+    assert rows["resnet34", "layer1"]["steps"] == -(-result["images"]["train"] // 4)  # tiny: 1 epoch, batch 4
+    assert result["total_seconds"]["10.0"] > result["total_seconds"]["40.0"] > 0
+    longer = projection.project("tiny", [10.0], 5.0, overrides={"epochs": 3})
+    assert longer["total_pflop"] > result["total_pflop"]
+    # with the study's augmentation every training view is encoded, every epoch, for every layer
+    augmenting = tmp_path / "augmenting.yaml"
+    augmenting.write_text((ROOT / "parameters" / "tiny.yaml").read_text().replace("augment: false", "augment: true"))
+    rows = {(r["arch"], r["layer"]): r for r in projection.project(str(augmenting), [10.0], 5.0, {"epochs": 3})["layers"]}
+    assert rows["resnet34", "layer4"]["encoder_images"] == 3 * result["images"]["train"] + result["images"]["val"] + result["images"]["test"]
+
+
+def test_cli_writes_json_and_rejects_unknown_profiles(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert projection.main(["--profile", "tiny", "--out", str(out), "--tflops", "20"]) == 0
+    assert json.loads(out.read_text())["total_seconds"]["20.0"] > 0
+    assert "PFLOP in all" in capsys.readouterr().out
+    assert projection.main(["--profile", "nope", "--out", str(tmp_path / "x.json")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
