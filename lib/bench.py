@@ -57,7 +57,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     from .decoders import FeatureStandardise, build_decoder
     from .encoders import build_extractor
     from .metrics import Pixels, mean_colour_baseline, psnr, ssim, thumbnail_baseline
-    from .training import pick_device, reconstruct, seed_everything
+    from .training import contiguous_groups, mean_colours, pick_device, reconstruct, seed_everything
 
     try:
         check_layer(arch, layer)
@@ -83,6 +83,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(features)
+    # folds by source image, each image's flip in the same fold as the image
+    decoder.fit_colour(features, mean_colours(images), contiguous_groups(len(train_images)).repeat(2))
     decoder.to(device)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=1e-4)
     budget = minutes * 60

@@ -42,6 +42,16 @@ def _lr_lambda(total_steps: int, warmup: int):
     return factor
 
 
+def mean_colours(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
+    """Each uint8 NHWC image's mean colour in the decoders' (ImageNet-normalised) space, N x 3."""
+    return torch.cat([normalise(images[s : s + chunk]).mean(dim=(2, 3)) for s in range(0, len(images), chunk)])
+
+
+def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
+    """Fold of each of `count` images in store order, where one photo's views sit next to each other."""
+    return torch.arange(count) * folds // max(count, 1)
+
+
 def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
     """Cheap identity of the training data, so a saved state is only resumed on the same data."""
     return tuple(features.shape), float(features.flatten(1)[:, :64].double().sum()), int(images[:, ::7, ::7].sum())
@@ -113,6 +123,8 @@ def train_decoder(
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(train_features)
+    if hasattr(decoder, "fit_colour"):
+        decoder.fit_colour(train_features, mean_colours(train_images), contiguous_groups(len(train_features)))
     decoder.to(device)
     weight = settings.get("perceptual_weight", 0.0)
     if weight > 0:
@@ -142,6 +154,8 @@ def train_decoder(
             history, best, spent = state["history"], state["best"], state["seconds"]
             first_epoch = state["epoch"] + 1
             print(f"resuming {settings.get('arch', '')} {settings.get('layer', '')} after epoch {state['epoch']}")
+    if first_epoch == 1:  # the starting point is a candidate too (for resshuffle: its closed-form colour path)
+        best = (evaluate_loss(decoder, val_features, val_images, device, batch_size), copy.deepcopy(decoder.state_dict()), 0)
     started = time.perf_counter() - spent
     bar = tqdm(range(first_epoch, settings["epochs"] + 1), initial=first_epoch - 1, total=settings["epochs"],
                desc=f"train {settings.get('arch', '')} {settings.get('layer', '')}".strip(), disable=not progress)

@@ -106,6 +106,22 @@ def test_feature_standardisation_uses_training_statistics():
     torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)
 
 
+def test_colour_path_is_fitted_in_closed_form_and_is_the_untrained_coarse_decoder():
+    torch.manual_seed(0)
+    features = torch.rand(24, 16, 7, 7)
+    mixing = torch.randn(16, 3)
+    colours = features.mean(dim=(2, 3)) @ mixing  # each image's colour: linear in its pooled features
+    decoder = decoders.build_decoder("resshuffle", 16, 7, width=32)
+    for module in decoder.modules():
+        if isinstance(module, decoders.FeatureStandardise):
+            module.fit(features)
+    penalty = decoder.fit_colour(features, colours, torch.arange(24) // 6)
+    assert penalty <= 0.01  # noise-free data: cross-validation picks (nearly) no penalty
+    out = decoder.eval()(features)
+    # spatial paths start at zero: the output is each image's predicted colour, everywhere
+    torch.testing.assert_close(out, colours.view(24, 3, 1, 1).expand_as(out), atol=0.05 * colours.std().item(), rtol=0)
+
+
 def fake_vit_cache(hf_home):
     """A random ViT-B/16 saved as safetensors in the hub cache layout under its real name."""
     import timm
