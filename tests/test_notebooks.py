@@ -62,3 +62,28 @@ def test_computation_lives_in_lib(path):
     assert "from lib" in code
     assert not re.search(r"^\s*(def|class) ", code, re.M), "functions belong in lib/"
     assert "torch.optim" not in code and "backward()" not in code
+
+
+def test_the_notebook_runner_skips_only_the_iri_grammar_and_still_validates(tmp_path):
+    """make runs papermill through lib.notebook: nbformat must still validate, without compiling RFC 3987."""
+    import subprocess
+    import sys
+
+    from lib import ROOT
+
+    code = (
+        "import sys\n"
+        "from lib.notebook import skip_unused_iri_checker\n"
+        "skip_unused_iri_checker()\n"
+        "import nbformat\n"
+        "book = nbformat.read('notebooks/02_train.ipynb', as_version=4)\n"
+        "nbformat.validate(book)\n"
+        "book.cells[0]['cell_type'] = 'nonsense'\n"
+        "try:\n"
+        "    nbformat.validate(book)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('invalid notebook rejected')\n"
+        "print('grammar loaded' if sys.modules.get('rfc3987_syntax') is not None else 'grammar skipped')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["invalid notebook rejected", "grammar skipped"]
