@@ -83,8 +83,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(features)
-    # folds by source image, each image's flip in the same fold as the image
-    decoder.fit_colour(features, mean_colours(images), contiguous_groups(len(train_images)).repeat(2))
+    if decoder.closed_form_start:  # folds by source image, each image's flip in the same fold as the image
+        decoder.fit_colour(features, mean_colours(images), contiguous_groups(len(train_images)).repeat(2))
     decoder.to(device)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=1e-4)
     budget = minutes * 60

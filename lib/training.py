@@ -123,7 +123,7 @@ def train_decoder(
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(train_features)
-    if hasattr(decoder, "fit_colour"):
+    if getattr(decoder, "closed_form_start", False):
         decoder.fit_colour(train_features, mean_colours(train_images), contiguous_groups(len(train_features)))
     decoder.to(device)
     weight = settings.get("perceptual_weight", 0.0)
