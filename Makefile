@@ -65,7 +65,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 	fi
 
 # ---- plan: validate the profile and overrides, write settings files only when they change --------
-NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-speed bench-projection,$(MAKECMDGOALS)),report)
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-speed bench-projection gpu-check,$(MAKECMDGOALS)),report)
 ifneq ($(NEEDS_PLAN),)
 include $(PLAN)
 endif
@@ -164,6 +164,12 @@ bench-projection: | $(ENV_STAMP) ## GPU time and memory projection for a profile
 	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
 	$(PY) -m lib.projection --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),paper) --tflops $(TFLOPS) --out $(OUT)
 
+# make gpu-check OUT=dir, on a machine with a GPU (no network needed): one paper-profile layer end to end on
+# synthetic DIV2K-sized PNGs, bench-speed at the paper's batch and width, and the paper profile projected from it
+gpu-check: | $(ENV_STAMP) ## one paper layer on synthetic data + bench-speed + projection -> $(OUT)/gpu_check.json
+	@test -n "$(OUT)" || { echo "error: set OUT=dir" >&2; exit 2; }
+	$(PY) -m lib.gpu_check --out $(OUT)
+
 # ---- checks ----------------------------------------------------------------------------------------
 test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
 	$(PY) -m pytest -q
@@ -182,4 +188,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-speed bench-projection test profiles clean clean-all help
+.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-speed bench-projection gpu-check test profiles clean clean-all help

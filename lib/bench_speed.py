@@ -33,7 +33,7 @@ from .encoders import build_extractor
 from .registry import ARCHITECTURES
 
 
-def synthetic_pngs(folder: Path, count: int, size=(2040, 1356), seed: int = 0) -> list[Path]:
+def synthetic_pngs(folder: Path, count: int, size=(2040, 1356), seed: int = 0, first: int = 0) -> list[Path]:
     """Smooth colour fields plus noise: PNGs that compress (and decode) like photos, not like white noise."""
     from PIL import Image
 
@@ -43,7 +43,7 @@ def synthetic_pngs(folder: Path, count: int, size=(2040, 1356), seed: int = 0) -
         small = rng.integers(0, 256, (size[1] // 64, size[0] // 64, 3), dtype=np.uint8)
         image = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC)).astype(np.int16)
         image = np.clip(image + rng.integers(-8, 9, image.shape), 0, 255).astype(np.uint8)
-        path = folder / f"{i:04d}.png"
+        path = folder / f"{first + i:04d}.png"
         Image.fromarray(image).save(path)
         paths.append(path)
     return paths
