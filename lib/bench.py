@@ -54,10 +54,10 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     """Train the default decoder for `minutes` of wall clock (flips as augmentation, encoded once) and score it."""
     from tqdm import tqdm
 
-    from .decoders import FeatureStandardise, build_decoder
+    from .decoders import build_decoder
     from .encoders import build_extractor
     from .metrics import Pixels, mean_colour_baseline, psnr, ssim, thumbnail_baseline
-    from .training import contiguous_groups, mean_colours, pick_device, reconstruct, seed_everything
+    from .training import contiguous_groups, fit_to_training_data, pick_device, reconstruct, seed_everything
 
     try:
         check_layer(arch, layer)
@@ -80,11 +80,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     device = pick_device("auto")
     seed_everything(seed)
     decoder = build_decoder("resshuffle", features.shape[1], features.shape[2], width)
-    for module in decoder.modules():
-        if isinstance(module, FeatureStandardise):
-            module.fit(features)
-    if decoder.closed_form_start:  # folds by source image, each image's flip in the same fold as the image
-        decoder.fit_colour(features, mean_colours(images), contiguous_groups(len(train_images)).repeat(2))
+    # cross-validation folds by source image, each image's flip in the same fold as the image
+    fit_to_training_data(decoder, features, images, contiguous_groups(len(train_images)).repeat(2))
     decoder.to(device)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=1e-4)
     budget = minutes * 60

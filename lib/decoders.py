@@ -135,9 +135,8 @@ class ResShuffleDecoder(nn.Module):
             layers += [nn.Conv2d(widths[stages - 2], 3 * 16, 3, padding=1), nn.PixelShuffle(4)]
         self.body = nn.Sequential(*layers)
         self.linear = SubPixelLinear(channels, grid, out_size)
-        # Global path: pooled features -> one colour offset per image. Learns each image's mean colour
-        # within a few steps from any layer, so the spatial path only has to learn the detail.
-        # The pooled features get their own between-image standardisation: that variation is what
+        # Global path: pooled features -> one colour per image, so the spatial paths only have to learn the
+        # detail. The pooled features get their own between-image standardisation: that variation is what
         # carries an image's colour, and it can be far smaller than the variation between positions.
         self.pooled = FeatureStandardise(channels, pooled=True)
         self.colour = nn.Conv2d(channels, 3, 1)
@@ -145,7 +144,7 @@ class ResShuffleDecoder(nn.Module):
         # Coarse grids (28x28 and below): the spatial paths start at zero and the colour path is fitted in closed
         # form (`fit_colour`), so the untrained decoder is that regression, which checkpoint selection can fall
         # back to where training overfits (random deep layers). At 56x56 and 112x112 a closed-form colour start
-        # cost 2 dB (random VGG16 block2, 10 min: 27.65 vs 29.69): there the colour path is learnt from zero.
+        # cost 2 dB (random VGG16 block2, 10 min: 27.65 vs 29.87): there the colour path is learnt from zero.
         self.closed_form_start = stages > 2
         if self.closed_form_start:
             nn.init.zeros_(self.body[-2].weight), nn.init.zeros_(self.body[-2].bias)

@@ -52,6 +52,16 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
     return torch.arange(count) * folds // max(count, 1)
 
 
+def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
+    """What a decoder takes from its training set before any gradient step: per-channel feature statistics,
+    and for resshuffle at coarse grids the closed-form colour path (cross-validated over `groups`)."""
+    for module in decoder.modules():
+        if isinstance(module, FeatureStandardise):
+            module.fit(features)
+    if getattr(decoder, "closed_form_start", False):
+        decoder.fit_colour(features, mean_colours(images), groups)
+
+
 def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
     """Cheap identity of the training data, so a saved state is only resumed on the same data."""
     return tuple(features.shape), float(features.flatten(1)[:, :64].double().sum()), int(images[:, ::7, ::7].sum())
@@ -120,11 +130,7 @@ def train_decoder(
     seed_everything(settings["seed"])
     channels, grid = train_features.shape[1], train_features.shape[2]
     decoder = build_decoder(settings["decoder"], channels, grid, settings["width"])
-    for module in decoder.modules():
-        if isinstance(module, FeatureStandardise):
-            module.fit(train_features)
-    if getattr(decoder, "closed_form_start", False):
-        decoder.fit_colour(train_features, mean_colours(train_images), contiguous_groups(len(train_features)))
+    fit_to_training_data(decoder, train_features, train_images, contiguous_groups(len(train_features)))
     decoder.to(device)
     weight = settings.get("perceptual_weight", 0.0)
     if weight > 0:
