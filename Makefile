@@ -65,7 +65,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 	fi
 
 # ---- plan: validate the profile and overrides, write settings files only when they change --------
-NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-speed bench-projection gpu-check,$(MAKECMDGOALS)),report)
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-colour bench-speed bench-projection gpu-check,$(MAKECMDGOALS)),report)
 ifneq ($(NEEDS_PLAN),)
 include $(PLAN)
 endif
@@ -152,6 +152,15 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_D
 	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
 	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT)
 
+# make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
+# predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered
+# copies of the training images: a layer whose colour is not recoverable cannot beat the mean-colour baseline
+COPIES ?= 8
+bench-colour: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## mean colour recoverable from a layer's pooled features -> $(OUT)
+	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
+	$(PY) -m lib.bench colour --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
+	  --weights $(WEIGHTS) --copies $(COPIES) --out $(OUT)
+
 # make bench-speed OUT=speed.json: pipeline vs naive loop (decode + resize + fp32 encoder every step), 14 layers
 bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per layer -> $(OUT)
 	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
@@ -188,4 +197,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-speed bench-projection gpu-check test profiles clean clean-all help
+.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-colour bench-speed bench-projection gpu-check test profiles clean clean-all help

@@ -6,6 +6,13 @@ next to the mean-colour and thumbnail baselines:
     python -m lib.bench quality --arch resnet34 --layer layer1 --train-dir DIR --test-dir DIR \\
         --weights imagenet|random --minutes 10 --out result.json
 
+colour: how well a layer's pooled features predict each test image's mean colour (closed-form ridge, as the
+default decoder's colour path), with and without colour-jittered copies of the training images, against the
+mean-colour baseline (the best any single colour can score):
+
+    python -m lib.bench colour --arch resnet34 --layer layer4 --train-dir DIR --test-dir DIR --weights random \\
+        --copies 8 --out colour.json
+
 export-demo: write the demo's split (scikit-image views, by source photo) as train/ and test/ folders.
 """
 from __future__ import annotations
@@ -49,6 +56,15 @@ def encode(extractor, layer: str, images: np.ndarray, batch_size: int = 16) -> t
                       for s in range(0, len(images), batch_size)])
 
 
+def _check_encoder(arch: str, layer: str, weights: str) -> None:
+    try:
+        check_layer(arch, layer)
+    except UnknownNameError as error:
+        raise BenchError(str(error)) from None
+    if weights not in ("imagenet", "random"):
+        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
+
+
 def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: float, width: int = 256,
             batch_size: int = 8, lr: float = 2e-3, seed: int = 0, progress: bool = True) -> dict:
     """Train the default decoder for `minutes` of wall clock (flips as augmentation, encoded once) and score it."""
@@ -59,12 +75,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     from .metrics import Pixels, mean_colour_baseline, psnr, ssim, thumbnail_baseline
     from .training import contiguous_groups, fit_to_training_data, pick_device, reconstruct, seed_everything
 
-    try:
-        check_layer(arch, layer)
-    except UnknownNameError as error:
-        raise BenchError(str(error)) from None
-    if weights not in ("imagenet", "random"):
-        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
+    _check_encoder(arch, layer, weights)
     if minutes <= 0:
         raise BenchError(f"MINUTES must be positive, got {minutes}.")
     _, train_images = load_folder(train_dir)
@@ -134,6 +145,70 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     }
 
 
+def colour_jitter(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A new colour for each uint8 NHWC image: contrast about its mean x[0.7, 1.3], mean colour x[0.6, 1.4] and
+    +[-50, 50] per channel, clipped. The content stays; only what a single colour describes changes."""
+    x = images.astype(np.float32)
+    n = len(x)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    gain = rng.uniform(0.6, 1.4, (n, 1, 1, 3)).astype(np.float32)
+    shift = rng.uniform(-50, 50, (n, 1, 1, 3)).astype(np.float32)
+    return ((x - mean) * contrast + mean * gain + shift).clip(0, 255).round().astype(np.uint8)
+
+
+def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int = 8, seed: int = 0,
+           lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)) -> dict:
+    """Mean-colour prediction from pooled features by ridge regression (the default decoder's closed-form colour
+    path): penalty chosen by cross-validation over the training photos, and as an upper bound chosen on the test
+    images themselves; trained on the (flipped) training images alone and with `copies` colour-jittered copies.
+
+    A decoder whose colour is this far off cannot beat the mean-colour baseline unless its spatial detail makes up
+    the difference, so this bounds what the global path of any decoder can learn from these images.
+    """
+    from .decoders import ResShuffleDecoder
+    from .encoders import build_extractor
+    from .metrics import Pixels, mean_colour_baseline, psnr
+    from .training import contiguous_groups, mean_colours
+
+    _check_encoder(arch, layer, weights)
+    if copies < 0:
+        raise BenchError(f"COPIES must be 0 or more, got {copies}.")
+    _, train_images = load_folder(train_dir)
+    _, test_images = load_folder(test_dir)
+    started = time.perf_counter()
+    extractor = build_extractor(arch, [layer], weights, seed)
+    images = np.concatenate([train_images, train_images[:, :, ::-1]])
+    groups = contiguous_groups(len(train_images)).repeat(2)  # a photo, its flip and its copies share a fold
+    rng = np.random.default_rng(seed)
+    training_set = np.concatenate([images] + [colour_jitter(images, rng) for _ in range(copies)])
+    features = encode(extractor, layer, training_set)
+    test_features = encode(extractor, layer, test_images)
+    target = Pixels.from_uint8(test_images)
+    size = test_images.shape[1]
+
+    def fitted_psnr(count: int, fit_groups: torch.Tensor, choices) -> tuple[float, float]:
+        decoder = ResShuffleDecoder(features.shape[1], features.shape[2], width=16)
+        decoder.pooled.fit(features[:count])
+        lam = decoder.fit_colour(features[:count], mean_colours(training_set[:count]), fit_groups[:count], lambdas=choices)
+        with torch.no_grad():
+            predicted = decoder.colour(decoder.pooled(test_features)).expand(-1, -1, size, size)
+        return float(psnr(Pixels.from_normalised(predicted), target).mean()), lam
+
+    result = {"arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
+              "train_images": len(train_images), "test_images": len(test_images), "copies": copies,
+              "baseline_mean_colour_psnr": float(psnr(mean_colour_baseline(target), target).mean())}
+    single_fold = torch.zeros(len(training_set), dtype=torch.long)
+    for name, count in (("flips", len(images)), ("copies", len(training_set))):
+        if name == "copies" and copies == 0:
+            continue
+        result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1), lambdas)
+        # penalty picked on the test images: an optimistic bound, not a result
+        result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in lambdas)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
 def export_demo(out: Path) -> dict:
     """The demo's split (by source photo) as image folders: out/train (train + val views) and out/test."""
     from . import config
@@ -164,6 +239,14 @@ def main(argv=None) -> int:
     q.add_argument("--minutes", type=float, default=10.0)
     q.add_argument("--width", type=int, default=256, help="decoder channels up to 14x14")
     q.add_argument("--out", required=True)
+    c = sub.add_parser("colour")
+    c.add_argument("--arch", required=True)
+    c.add_argument("--layer", required=True)
+    c.add_argument("--train-dir", required=True)
+    c.add_argument("--test-dir", required=True)
+    c.add_argument("--weights", default="imagenet")
+    c.add_argument("--copies", type=int, default=8, help="colour-jittered copies of each training image")
+    c.add_argument("--out", required=True)
     e = sub.add_parser("export-demo")
     e.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -172,11 +255,23 @@ def main(argv=None) -> int:
             counts = export_demo(Path(args.out))
             print(f"wrote {counts['train']} train and {counts['test']} test views under {args.out}")
             return 0
-        result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width)
+        if args.command == "colour":
+            result = colour(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.copies)
+        else:
+            result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width)
     except (BenchError, datamod.DataError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     datamod.atomic_write_bytes(Path(args.out), (json.dumps(result, indent=2) + "\n").encode())
+    if args.command == "colour":
+        with_copies = (f"; with {result['copies']} jittered copies {result['copies_psnr']:.2f} dB "
+                       f"(bound {result['copies_psnr_bound']:.2f})" if result["copies"] else "")
+        print(
+            f"{result['arch']} {result['layer']} ({result['weights']} weights): predicted mean colour from pooled "
+            f"features {result['flips_psnr']:.2f} dB (bound {result['flips_psnr_bound']:.2f}){with_copies} | "
+            f"mean-colour baseline {result['baseline_mean_colour_psnr']:.2f} dB -> {args.out}"
+        )
+        return 0
     print(
         f"{result['arch']} {result['layer']} ({result['weights']} weights): PSNR {result['psnr_mean']:.2f} ± "
         f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "

@@ -77,7 +77,7 @@ KNOBS = {
 }
 # Other make variables a user may legitimately set on the command line.
 OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV", "JOBS",
-                        "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "MINUTES", "OUT", "TFLOPS"}  # the benchmarks
+                        "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "MINUTES", "OUT", "TFLOPS", "COPIES"}  # the benchmarks
 
 
 def _type_name(kind: type) -> str:
