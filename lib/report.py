@@ -167,7 +167,9 @@ def random_control_findings(summary: pd.DataFrame) -> list[str]:
         below = rows[margin <= 0]["layer"].tolist()
         out.append(
             f"Random-weight control, {label(arch)}: {shape}"
-            + (f"; at {', '.join(below)} the decoder recovers less from the untrained network than the image's mean colour." if below else ".")
+            + (f"; at {', '.join(below)} the decoder recovers less from the untrained network than the image's mean colour "
+               f"(`make bench-colour ARCH={arch} LAYER={below[-1]} WEIGHTS=random` measures how much of that colour the "
+               f"layer's pooled features hold)." if below else ".")
         )
     return out
 

@@ -34,7 +34,8 @@ def test_findings_are_read_from_the_summary():
     # Only the random-weight architecture gets a control line, with margins computed from its rows.
     assert control == ["Random-weight control, ResNet34: its margin over the mean colour shrinks with depth, from "
                        "+6.50 dB at layer1 to -2.50 dB at layer4; at layer4 the decoder recovers less from the "
-                       "untrained network than the image's mean colour."]
+                       "untrained network than the image's mean colour (`make bench-colour ARCH=resnet34 "
+                       "LAYER=layer4 WEIGHTS=random` measures how much of that colour the layer's pooled features hold)."]
     assert not any("perceptual loss" in line for line in lines)
     assert any(line.startswith("LPIPS not computed: LPIPS left empty") for line in lines)
 
