@@ -65,25 +65,31 @@ def _check_encoder(arch: str, layer: str, weights: str) -> None:
         raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
 
 
+def _images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int):
+    """(train images then their horizontal flips, test names, test images, extractor). Flips are exact to cache:
+    both orientations are encoded once and reused."""
+    from .encoders import build_extractor
+
+    _, train_images = load_folder(train_dir)
+    test_names, test_images = load_folder(test_dir)
+    images = np.concatenate([train_images, train_images[:, :, ::-1]])
+    return images, test_names, test_images, build_extractor(arch, [layer], weights, seed)
+
+
 def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: float, width: int = 256,
             batch_size: int = 8, lr: float = 2e-3, seed: int = 0, progress: bool = True) -> dict:
     """Train the default decoder for `minutes` of wall clock (flips as augmentation, encoded once) and score it."""
     from tqdm import tqdm
 
     from .decoders import build_decoder
-    from .encoders import build_extractor
     from .metrics import Pixels, mean_colour_baseline, psnr, ssim, thumbnail_baseline
     from .training import contiguous_groups, fit_to_training_data, pick_device, reconstruct, seed_everything
 
     _check_encoder(arch, layer, weights)
     if minutes <= 0:
         raise BenchError(f"MINUTES must be positive, got {minutes}.")
-    _, train_images = load_folder(train_dir)
-    test_names, test_images = load_folder(test_dir)
     started = time.perf_counter()
-    extractor = build_extractor(arch, [layer], weights, seed)
-    # Horizontal flips are exact to cache: encode both orientations once, reuse them every epoch.
-    images = np.concatenate([train_images, train_images[:, :, ::-1]])
+    images, test_names, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
     features = encode(extractor, layer, images)
     test_features = encode(extractor, layer, test_images)
     encode_seconds = time.perf_counter() - started
@@ -92,7 +98,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     seed_everything(seed)
     decoder = build_decoder("resshuffle", features.shape[1], features.shape[2], width)
     # cross-validation folds by source image, each image's flip in the same fold as the image
-    fit_to_training_data(decoder, features, images, contiguous_groups(len(train_images)).repeat(2))
+    fit_to_training_data(decoder, features, images, contiguous_groups(len(images) // 2).repeat(2))
     decoder.to(device)
     optimiser = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=1e-4)
     budget = minutes * 60
@@ -133,7 +139,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
     return {
         "arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
-        "train_images": len(train_images), "test_images": len(test_images), "seconds": round(train_seconds, 1),
+        "train_images": len(images) // 2, "test_images": len(test_images), "seconds": round(train_seconds, 1),
         "encode_seconds": round(encode_seconds, 1), "epochs": epochs, "steps": steps, "device": str(device),
         "decoder": "resshuffle", "width": width, "batch_size": batch_size,
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
@@ -167,19 +173,15 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     the difference, so this bounds what the global path of any decoder can learn from these images.
     """
     from .decoders import ResShuffleDecoder
-    from .encoders import build_extractor
     from .metrics import Pixels, mean_colour_baseline, psnr
     from .training import contiguous_groups, mean_colours
 
     _check_encoder(arch, layer, weights)
     if copies < 0:
         raise BenchError(f"COPIES must be 0 or more, got {copies}.")
-    _, train_images = load_folder(train_dir)
-    _, test_images = load_folder(test_dir)
     started = time.perf_counter()
-    extractor = build_extractor(arch, [layer], weights, seed)
-    images = np.concatenate([train_images, train_images[:, :, ::-1]])
-    groups = contiguous_groups(len(train_images)).repeat(2)  # a photo, its flip and its copies share a fold
+    images, _, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
+    groups = contiguous_groups(len(images) // 2).repeat(2)  # a photo, its flip and its copies share a fold
     rng = np.random.default_rng(seed)
     training_set = np.concatenate([images] + [colour_jitter(images, rng) for _ in range(copies)])
     features = encode(extractor, layer, training_set)
@@ -196,7 +198,7 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
         return float(psnr(Pixels.from_normalised(predicted), target).mean()), lam
 
     result = {"arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
-              "train_images": len(train_images), "test_images": len(test_images), "copies": copies,
+              "train_images": len(images) // 2, "test_images": len(test_images), "copies": copies,
               "baseline_mean_colour_psnr": float(psnr(mean_colour_baseline(target), target).mean())}
     single_fold = torch.zeros(len(training_set), dtype=torch.long)
     for name, count in (("flips", len(images)), ("copies", len(training_set))):
