@@ -51,9 +51,11 @@ def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple
 
 
 @torch.no_grad()
-def encode(extractor, layer: str, images: np.ndarray, batch_size: int = 16) -> torch.Tensor:
-    return torch.cat([extractor(datamod.normalise(images[s : s + batch_size]))[layer].float()
-                      for s in range(0, len(images), batch_size)])
+def encode(extractor, layer: str, images: np.ndarray, batch_size: int = 16, pooled: bool = False) -> torch.Tensor:
+    """The layer's features (N x C x g x g), or with `pooled` their per-image means (N x C x 1 x 1), pooled batch
+    by batch so that many images of a fine layer never sit in memory at full size."""
+    batches = (extractor(datamod.normalise(images[s : s + batch_size]))[layer].float() for s in range(0, len(images), batch_size))
+    return torch.cat([x.mean(dim=(2, 3), keepdim=True) if pooled else x for x in batches])
 
 
 def _check_encoder(arch: str, layer: str, weights: str) -> None:
@@ -184,13 +186,16 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     groups = contiguous_groups(len(images) // 2).repeat(2)  # a photo, its flip and its copies share a fold
     rng = np.random.default_rng(seed)
     training_set = np.concatenate([images] + [colour_jitter(images, rng) for _ in range(copies)])
-    features = encode(extractor, layer, training_set)
+    # The colour path only sees per-image means (its pooling of a 1 x 1 map is the identity): pool once, here.
+    features = encode(extractor, layer, training_set, pooled=True)
     test_features = encode(extractor, layer, test_images)
+    channels, grid = test_features.shape[1], test_features.shape[2]
+    test_features = test_features.mean(dim=(2, 3), keepdim=True)
     target = Pixels.from_uint8(test_images)
     size = test_images.shape[1]
 
     def fitted_psnr(count: int, fit_groups: torch.Tensor, choices) -> tuple[float, float]:
-        decoder = ResShuffleDecoder(features.shape[1], features.shape[2], width=16)
+        decoder = ResShuffleDecoder(channels, grid, width=16)
         decoder.pooled.fit(features[:count])
         lam = decoder.fit_colour(features[:count], mean_colours(training_set[:count]), fit_groups[:count], lambdas=choices)
         with torch.no_grad():
