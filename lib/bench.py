@@ -90,6 +90,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     _check_encoder(arch, layer, weights)
     if minutes <= 0:
         raise BenchError(f"MINUTES must be positive, got {minutes}.")
+    if batch_size < 2:
+        raise BenchError(f"BATCH_SIZE must be at least 2 (the decoder has BatchNorm), got {batch_size}.")
     started = time.perf_counter()
     images, test_names, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
     features = encode(extractor, layer, images)
@@ -244,6 +246,7 @@ def main(argv=None) -> int:
     q = sub.add_parser("quality", parents=[common])
     q.add_argument("--minutes", type=float, default=10.0)
     q.add_argument("--width", type=int, default=256, help="decoder channels up to 14x14")
+    q.add_argument("--batch-size", type=int, default=8, help="images per decoder update")
     c = sub.add_parser("colour", parents=[common])
     c.add_argument("--copies", type=int, default=8, help="colour-jittered copies of each training image")
     e = sub.add_parser("export-demo")
@@ -257,7 +260,8 @@ def main(argv=None) -> int:
         if args.command == "colour":
             result = colour(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.copies)
         else:
-            result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width)
+            result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width,
+                             args.batch_size)
     except (BenchError, datamod.DataError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

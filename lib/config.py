@@ -39,6 +39,7 @@ TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "weight_decay": (float, None, "AdamW weight decay"),
     "width": (int, None, "decoder channels at the feature grid"),
     "schedule": (str, ("cosine", "plateau"), "cosine with warm-up, or the study's ReduceLROnPlateau"),
+    "checkpoint": (str, ("best", "last"), "decoder kept: lowest validation loss (the study's), or the last epoch"),
     "device": (str, ("auto", "cpu", "cuda"), "where to train"),
     "augment": (bool, None, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
     "perceptual_weight": (float, None, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option"),

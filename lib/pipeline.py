@@ -194,8 +194,8 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     resume_file.unlink(missing_ok=True)  # finished: the checkpoint above is the result
     print(
         f"{arch} {layer}: {settings['decoder']} decoder, {info['decoder_params']:,} params, "
-        f"{len(history)} epochs in {info['train_seconds']:.0f}s, best val MSE {info['best_val_loss']:.4f} "
-        f"(epoch {info['best_epoch']}), {encoder['weights']} weights"
+        f"{len(history)} epochs in {info['train_seconds']:.0f}s, kept epoch {info['best_epoch']} "
+        f"({settings.get('checkpoint', 'best')}: val MSE {info['best_val_loss']:.4f}), {encoder['weights']} weights"
     )
     return {"decoder": decoder, "history": history, "settings": settings, **info}
 
@@ -298,7 +298,8 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "weights": encoder["weights"],
         "weights_detail": encoder["weights_detail"],
         "epochs": checkpoint["settings"]["epochs"],
-        "best_epoch": checkpoint["best_epoch"],
+        "checkpoint": checkpoint["settings"].get("checkpoint", "best"),
+        "best_epoch": checkpoint["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
         "batch_size": checkpoint["settings"]["batch_size"],
         "train_seconds": round(checkpoint["train_seconds"], 2),
         "encode_seconds": round(encoder["seconds"], 2),
@@ -329,7 +330,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
 # ---------------------------------------------------------------- step 5: the study table
 SUMMARY_COLUMNS = [
     "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
-    "batch_size", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
+    "batch_size", "checkpoint", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
     "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
     "device", "weights_detail", "lpips_note",

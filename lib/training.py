@@ -1,4 +1,5 @@
-"""Train a decoder on cached features: MSE in normalised image space, best checkpoint by validation loss."""
+"""Train a decoder on cached features: MSE in normalised image space; the decoder kept is the one with the lowest
+validation loss (the study's), or with `checkpoint: last` the last epoch's."""
 from __future__ import annotations
 
 import copy
@@ -113,7 +114,8 @@ def train_decoder(
 ):
     """Returns (best decoder on CPU, history DataFrame, info dict).
 
-    `settings` holds decoder, epochs, batch_size, lr, weight_decay, width, schedule, device and seed.
+    `settings` holds decoder, epochs, batch_size, lr, weight_decay, width, schedule, device and seed, and optionally
+    checkpoint ("best", the default, or "last").
     Images are uint8 N x 224 x 224 x 3 centre crops; the target is their ImageNet-normalised tensor.
     With `augmentation`, training batches are augmented views encoded on the fly instead (the cached
     centre-crop features still fix the feature standardisation and the data fingerprint).
@@ -160,6 +162,7 @@ def train_decoder(
             history, best, spent = state["history"], state["best"], state["seconds"]
             first_epoch = state["epoch"] + 1
             print(f"resuming {settings.get('arch', '')} {settings.get('layer', '')} after epoch {state['epoch']}")
+    keep_last = settings.get("checkpoint", "best") == "last"
     if first_epoch == 1:  # the starting point is a candidate too (for resshuffle: its closed-form colour path)
         best = (evaluate_loss(decoder, val_features, val_images, device, batch_size), copy.deepcopy(decoder.state_dict()), 0)
     started = time.perf_counter() - spent
@@ -195,7 +198,7 @@ def train_decoder(
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": optimiser.param_groups[0]["lr"],
              "seconds": time.perf_counter() - started}
         )
-        if val_loss < best[0]:
+        if val_loss < best[0] or keep_last:
             best = (val_loss, copy.deepcopy(decoder.state_dict()), epoch)
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         if device.type == "cpu" and epoch == first_epoch and settings["epochs"] > epoch:

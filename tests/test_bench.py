@@ -21,7 +21,7 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     out = tmp_path / "q.json"
     done = subprocess.run(
         ["make", "--no-print-directory", "bench-quality", "ARCH=vgg16", "LAYER=block5", f"TRAIN_DIR={tmp_path / 'train'}",
-         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.05", f"OUT={out}"],
+         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.05", "BATCH_SIZE=4", f"OUT={out}"],
         cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.read_text())
     for key in ("arch", "layer", "weights", "train_images", "test_images", "seconds", "epochs", "psnr_mean", "psnr_std",
@@ -29,6 +29,7 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
         assert key in result, key
     assert (result["arch"], result["layer"], result["weights"]) == ("vgg16", "block5", "random")
     assert (result["train_images"], result["test_images"]) == (6, 3) and result["epochs"] >= 1
+    assert result["batch_size"] == 4
     assert 2.5 <= result["seconds"] < 30 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout
 
@@ -47,6 +48,8 @@ def test_quality_benchmark_input_errors(tmp_path):
         bench.quality("resnet34", "layer7", tmp_path / "ok", tmp_path / "ok", "random", 1)
     with pytest.raises(bench.BenchError, match="WEIGHTS must be imagenet or random"):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "imagnet", 1)
+    with pytest.raises(bench.BenchError, match="BATCH_SIZE must be at least 2"):
+        bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, batch_size=1)
 
 
 def test_speed_benchmark_measures_both_loops(tmp_path):
