@@ -162,7 +162,6 @@ def train_decoder(
             history, best, spent = state["history"], state["best"], state["seconds"]
             first_epoch = state["epoch"] + 1
             print(f"resuming {settings.get('arch', '')} {settings.get('layer', '')} after epoch {state['epoch']}")
-    keep_last = settings.get("checkpoint", "best") == "last"
     if first_epoch == 1:  # the starting point is a candidate too (for resshuffle: its closed-form colour path)
         best = (evaluate_loss(decoder, val_features, val_images, device, batch_size), copy.deepcopy(decoder.state_dict()), 0)
     started = time.perf_counter() - spent
@@ -198,7 +197,7 @@ def train_decoder(
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": optimiser.param_groups[0]["lr"],
              "seconds": time.perf_counter() - started}
         )
-        if val_loss < best[0] or keep_last:
+        if val_loss < best[0]:
             best = (val_loss, copy.deepcopy(decoder.state_dict()), epoch)
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         if device.type == "cpu" and epoch == first_epoch and settings["epochs"] > epoch:
@@ -213,6 +212,8 @@ def train_decoder(
                  "best": best, "seconds": time.perf_counter() - started},
                 resume_file,
             )
+    if settings.get("checkpoint", "best") == "last" and history:
+        best = (history[-1]["val_loss"], decoder.state_dict(), history[-1]["epoch"])  # the decoder as training left it
     decoder.load_state_dict(best[1])
     decoder.to("cpu").eval()
     info = {
