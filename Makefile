@@ -137,7 +137,8 @@ $(R)/report.pdf: $(R)/report.html | system-deps
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
 
 # ---- benchmarks (print a line, write JSON) ---------------------------------------------------------
-# make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256] OUT=q.json
+# make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
+#   [COLOUR_COPIES=0] OUT=q.json
 # Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo.
 BENCH_DATA := $(REPORTS)/bench/skimage
 TRAIN_DIR ?= $(BENCH_DATA)/train
@@ -150,7 +151,8 @@ $(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml lib/data.py lib/b
 bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## decoder quality for a time budget on any images -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
-	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH))
+	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
+	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES))
 
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
 # predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered

@@ -42,6 +42,7 @@ TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "checkpoint": (str, ("best", "last"), "decoder kept: lowest validation loss (the study's), or the last epoch"),
     "device": (str, ("auto", "cpu", "cuda"), "where to train"),
     "augment": (bool, None, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
+    "colour_copies": (int, None, "colour-jittered copies of each training image, encoded once (0: none)"),
     "perceptual_weight": (float, None, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option"),
 }
 DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
@@ -105,9 +106,9 @@ def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | 
             if not isinstance(spec, dict) or set(spec) != {"bytes", "sha256"} or not isinstance(spec["bytes"], int) \
                     or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
                 raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
-    if kind is int and key not in ("seed", "limit") and value <= 0:
+    if kind is int and key not in ("seed", "limit", "colour_copies") and value <= 0:
         raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
-    if kind is float and value < 0:
+    if (kind is float or key == "colour_copies") and value < 0:
         raise ProfileError(f"{where}: '{key}' must be non-negative, got {value}.")
     return value
 
@@ -282,6 +283,9 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
         per_layer = {}
         for layer in layers:
             per_layer[layer] = {**arch_defaults, **settings["per_layer"].get(layer, {}), **knob_values}
+            if per_layer[layer]["augment"] and per_layer[layer]["colour_copies"]:
+                raise ProfileError(f"profile '{name}' {arch} {layer}: colour_copies needs cached features, but augment is "
+                                   "true (views encoded on the fly). Set colour_copies: 0 or augment: false.")
         resolved_archs[arch] = {
             "weights": settings.get("weights", raw["weights"]),
             "weights_file": settings.get("weights_file", ""),

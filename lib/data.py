@@ -289,3 +289,15 @@ def split_counts(entries: list[Entry]) -> dict[str, int]:
     for e in entries:
         counts[e.split] += 1
     return counts
+
+
+def colour_jitter(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A new colour for each uint8 NHWC image: contrast about its mean x[0.7, 1.3], mean colour x[0.6, 1.4] and
+    +[-50, 50] per channel, clipped. The content stays; only what a single colour describes changes."""
+    x = images.astype(np.float32)
+    n = len(x)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    gain = rng.uniform(0.6, 1.4, (n, 1, 1, 3)).astype(np.float32)
+    shift = rng.uniform(-50, 50, (n, 1, 1, 3)).astype(np.float32)
+    return ((x - mean) * contrast + mean * gain + shift).clip(0, 255).round().astype(np.uint8)

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -224,3 +225,12 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
         return ViTExtractor(net, layers, info)
     raise AssertionError(f"registry has no builder for {arch}")  # registry and builders out of sync
 
+
+@torch.no_grad()
+def encode_images(extractor, layer: str, images: np.ndarray, batch_size: int = 16, pooled: bool = False) -> torch.Tensor:
+    """uint8 N x H x W x 3 images -> the layer's features (N x C x g x g), or with `pooled` their per-image means
+    (N x C x 1 x 1), pooled batch by batch so that many images of a fine layer never sit in memory at full size."""
+    from .data import normalise
+
+    batches = (extractor(normalise(images[s : s + batch_size]))[layer].float() for s in range(0, len(images), batch_size))
+    return torch.cat([x.mean(dim=(2, 3), keepdim=True) if pooled else x for x in batches])

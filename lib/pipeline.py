@@ -178,9 +178,22 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
         encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
         extractor = build_extractor(arch, [layer], encoder_settings["weights"], settings["seed"], encoder_settings["weights_file"])
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
+    train_x, train_crops, groups = x[train_i], crops[train_i], None
+    if settings["colour_copies"]:  # colour-jittered copies of the training images, encoded once for this layer
+        from .encoders import build_extractor, encode_images
+        from .training import contiguous_groups
+
+        encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
+        extractor = build_extractor(arch, [layer], encoder_settings["weights"], settings["seed"], encoder_settings["weights_file"])
+        rng = np.random.default_rng(settings["seed"])
+        copies = np.concatenate([datamod.colour_jitter(train_crops, rng) for _ in range(settings["colour_copies"])])
+        train_x = torch.cat([train_x.float(), encode_images(extractor, layer, copies)])
+        train_crops = np.concatenate([train_crops, copies])
+        groups = contiguous_groups(len(train_i)).repeat(settings["colour_copies"] + 1)
     perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
-    decoder, history, info = train_decoder(settings, x[train_i], crops[train_i], x[val_i], crops[val_i], progress=progress,
-                                           resume_file=resume_file, augmentation=augmentation, perceptual=perceptual)
+    decoder, history, info = train_decoder(settings, train_x, train_crops, x[val_i], crops[val_i], progress=progress,
+                                           resume_file=resume_file, augmentation=augmentation, perceptual=perceptual,
+                                           groups=groups)
     checkpoint = {
         "state_dict": decoder.state_dict(),
         "settings": settings,
@@ -299,6 +312,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "weights_detail": encoder["weights_detail"],
         "epochs": checkpoint["settings"]["epochs"],
         "checkpoint": checkpoint["settings"].get("checkpoint", "best"),
+        "colour_copies": checkpoint["settings"].get("colour_copies", 0),
         "best_epoch": checkpoint["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
         "batch_size": checkpoint["settings"]["batch_size"],
         "train_seconds": round(checkpoint["train_seconds"], 2),
@@ -330,7 +344,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
 # ---------------------------------------------------------------- step 5: the study table
 SUMMARY_COLUMNS = [
     "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
-    "batch_size", "checkpoint", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
+    "batch_size", "checkpoint", "colour_copies", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
     "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
     "device", "weights_detail", "lpips_note",

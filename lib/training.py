@@ -55,12 +55,12 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
 
 def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
     """What a decoder takes from its training set before any gradient step: per-channel feature statistics,
-    and for resshuffle at coarse grids the closed-form colour path (cross-validated over `groups`)."""
+    and for resshuffle at coarse grids the closed-form colour and linear paths (cross-validated over `groups`)."""
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(features)
     if getattr(decoder, "closed_form_start", False):
-        decoder.fit_colour(features, mean_colours(images), groups)
+        decoder.fit_linear_start(features, images, groups)
 
 
 def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
@@ -111,6 +111,7 @@ def train_decoder(
     resume_file: Path | None = None,
     augmentation: OnlineAugmentation | None = None,
     perceptual: nn.Module | None = None,
+    groups: torch.Tensor | None = None,
 ):
     """Returns (best decoder on CPU, history DataFrame, info dict).
 
@@ -122,6 +123,9 @@ def train_decoder(
     With `settings["perceptual_weight"]` w > 0, the loss is MSE + w x `perceptual(output, target)` (an LPIPS
     module); validation loss and checkpoint selection stay MSE, so runs remain comparable.
 
+    `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous
+    quarters, as one photo's views sit together); colour copies of an image belong in its fold.
+
     With `resume_file`, the complete training state (decoder, optimiser, scheduler, batch-order RNG, history,
     best checkpoint) is saved atomically after every epoch, and a run started with the same settings
     continues after the last completed epoch: on CPU the result is bit-identical to an uninterrupted run.
@@ -132,7 +136,8 @@ def train_decoder(
     seed_everything(settings["seed"])
     channels, grid = train_features.shape[1], train_features.shape[2]
     decoder = build_decoder(settings["decoder"], channels, grid, settings["width"])
-    fit_to_training_data(decoder, train_features, train_images, contiguous_groups(len(train_features)))
+    groups = contiguous_groups(len(train_features)) if groups is None else groups
+    fit_to_training_data(decoder, train_features, train_images, groups)
     decoder.to(device)
     weight = settings.get("perceptual_weight", 0.0)
     if weight > 0:

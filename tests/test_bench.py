@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import ROOT, bench
+from lib import ROOT, bench, data
 
 
 def write_images(folder, n, seed=0, size=(300, 260)):
@@ -21,7 +21,7 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     out = tmp_path / "q.json"
     done = subprocess.run(
         ["make", "--no-print-directory", "bench-quality", "ARCH=vgg16", "LAYER=block5", f"TRAIN_DIR={tmp_path / 'train'}",
-         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.05", "BATCH_SIZE=4", f"OUT={out}"],
+         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.05", "BATCH_SIZE=4", "COLOUR_COPIES=1", f"OUT={out}"],
         cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.read_text())
     for key in ("arch", "layer", "weights", "train_images", "test_images", "seconds", "epochs", "psnr_mean", "psnr_std",
@@ -29,8 +29,9 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
         assert key in result, key
     assert (result["arch"], result["layer"], result["weights"]) == ("vgg16", "block5", "random")
     assert (result["train_images"], result["test_images"]) == (6, 3) and result["epochs"] >= 1
-    assert result["batch_size"] == 4
-    assert 2.5 <= result["seconds"] < 30 and 3 < result["psnr_mean"] < 60
+    assert result["batch_size"] == 4 and result["colour_copies"] == 1
+    # the budget covers the closed-form start (vgg16 block5 is 14x14: it has one)
+    assert 0 < result["fit_seconds"] <= result["seconds"] and 2.5 <= result["seconds"] < 30 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout
 
 
@@ -50,6 +51,8 @@ def test_quality_benchmark_input_errors(tmp_path):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "imagnet", 1)
     with pytest.raises(bench.BenchError, match="BATCH_SIZE must be at least 2"):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, batch_size=1)
+    with pytest.raises(bench.BenchError, match="COLOUR_COPIES must be 0 or more"):
+        bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, colour_copies=-1)
 
 
 def test_speed_benchmark_measures_both_loops(tmp_path):
@@ -97,7 +100,7 @@ def test_colour_benchmark_bounds_and_recovers_flat_colours(tmp_path):
 def test_colour_jitter_changes_colour_not_layout():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    jittered = bench.colour_jitter(images, np.random.default_rng(1))
+    jittered = data.colour_jitter(images, np.random.default_rng(1))
     assert jittered.shape == images.shape and jittered.dtype == np.uint8
     assert np.abs(jittered.astype(float).mean((1, 2)) - images.mean((1, 2))).max() > 5
     for a, b in zip(images.astype(float), jittered.astype(float)):  # same picture: channels stay correlated

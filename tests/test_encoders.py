@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lib import decoders, encoders
 from lib.registry import ARCHITECTURES, UnknownNameError, check_layer, get_architecture
@@ -120,6 +122,51 @@ def test_colour_path_is_fitted_in_closed_form_and_is_the_untrained_coarse_decode
     out = decoder.eval()(features)
     # spatial paths start at zero: the output is each image's predicted colour, everywhere
     torch.testing.assert_close(out, colours.view(24, 3, 1, 1).expand_as(out), atol=0.05 * colours.std().item(), rtol=0)
+
+
+@pytest.mark.parametrize("max_dims", [6144, 200])  # 3x3 neighbourhood, or only its centre when that is too wide
+def test_linear_start_is_a_closed_form_inverse_of_features_that_hold_the_image(max_dims):
+    """Features holding each cell's 4x4 sub-block means (plus noise channels): the fitted, untrained decoder
+    outputs those block means, bilinearly upsampled, up to rounding and the cross-validated penalty."""
+    from lib.data import normalise
+    from lib.training import contiguous_groups
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, (16, 28, 28, 3)).astype(np.float32)
+    images = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((224, 224), Image.BICUBIC)) for c in coarse])
+    block_means = torch.nn.functional.adaptive_avg_pool2d(normalise(images), 56)
+    held = torch.nn.functional.pixel_unshuffle(block_means, 4)  # 48 channels at 14x14
+    torch.manual_seed(0)
+    features = torch.cat([held, torch.randn(16, 16, 14, 14)], 1)
+    decoder = decoders.build_decoder("resshuffle", 64, 14, width=32)
+    for module in decoder.modules():
+        if isinstance(module, decoders.FeatureStandardise):
+            module.fit(features)
+    info = decoder.fit_linear_start(features, images, contiguous_groups(16), max_dims=max_dims)
+    assert info["kernel"] == (3 if max_dims > 1000 else 1) and info["rows"] == 16 * 14 * 14
+    assert info["penalty"] <= 1e-3  # noise-free data: cross-validation picks (nearly) no penalty
+    with torch.no_grad():
+        out = decoder.eval()(features)
+    expected = torch.nn.functional.interpolate(block_means, size=224, mode="bilinear", align_corners=False)
+    error = (out - expected).pow(2).mean() / expected.var()
+    assert error < 1e-3, error
+
+
+
+def test_linear_start_survives_fewer_cells_than_design_columns():
+    """196 grid cells against a 513-column design, as in the tiny profile: no error, finite paths."""
+    from lib.training import contiguous_groups
+
+    torch.manual_seed(0)
+    features = torch.rand(4, 256, 7, 7) ** 3  # post-ReLU-like, non-negative
+    images = np.random.default_rng(0).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    decoder = decoders.build_decoder("resshuffle", 256, 7, width=32)
+    for module in decoder.modules():
+        if isinstance(module, decoders.FeatureStandardise):
+            module.fit(features)
+    decoder.fit_linear_start(features, images, contiguous_groups(4))
+    assert all(torch.isfinite(p).all() for p in decoder.parameters())
+    assert torch.isfinite(decoder.eval()(features)).all()
 
 
 def fake_vit_cache(hf_home):
