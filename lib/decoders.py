@@ -205,7 +205,7 @@ class ResShuffleDecoder(nn.Module):
         out error on the sub-block means, all from per-group sums, so the data is read once.
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
-        would exceed `max_dims` (VGG16 block4, 512 channels: 1x1; its 5x5 would be 12,800 wide). Random ResNet34
+        would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide). Random ResNet34
         layer3 (14x14), bench split, before any gradient step: 16.5 dB (pooled colour alone: 16.2), and with 8
         colour-jittered copies of the training images 17.9 (17.5). The cost is rows x dims^2: beyond `max_rows` grid cells a fixed random
         subset of cells enters the sums (ridge needs tens of rows per dimension, not hundreds). Returns the
