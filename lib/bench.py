@@ -96,7 +96,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     images, test_names, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
     photos = len(images) // 2
     rng = np.random.default_rng(seed)
-    images = np.concatenate([images] + [datamod.colour_jitter(images, rng) for _ in range(colour_copies)])
+    images = np.concatenate([images, datamod.colour_copies(images, colour_copies, rng)])
     features = encode_images(extractor, layer, images)
     test_features = encode_images(extractor, layer, test_images)
     encode_seconds = time.perf_counter() - started
@@ -149,7 +149,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     return {
         "arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
         "train_images": photos, "test_images": len(test_images), "colour_copies": colour_copies,
-        "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1), "epochs": epochs, "steps": steps, "device": str(device),
+        "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1),
+        "epochs": epochs, "steps": steps, "device": str(device),
         "decoder": "resshuffle", "width": width, "batch_size": batch_size,
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
         "baseline_mean_colour_psnr": float(psnr(mean_colour, target).mean()),
@@ -180,7 +181,7 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     images, _, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
     groups = contiguous_groups(len(images) // 2).repeat(2)  # a photo, its flip and its copies share a fold
     rng = np.random.default_rng(seed)
-    training_set = np.concatenate([images] + [datamod.colour_jitter(images, rng) for _ in range(copies)])
+    training_set = np.concatenate([images, datamod.colour_copies(images, copies, rng)])
     # The colour path only sees per-image means (its pooling of a 1 x 1 map is the identity): pool once, here.
     features = encode_images(extractor, layer, training_set, pooled=True)
     test_features = encode_images(extractor, layer, test_images)

@@ -301,3 +301,8 @@ def colour_jitter(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gain = rng.uniform(0.6, 1.4, (n, 1, 1, 3)).astype(np.float32)
     shift = rng.uniform(-50, 50, (n, 1, 1, 3)).astype(np.float32)
     return ((x - mean) * contrast + mean * gain + shift).clip(0, 255).round().astype(np.uint8)
+
+
+def colour_copies(images: np.ndarray, copies: int, rng: np.random.Generator) -> np.ndarray:
+    """`copies` colour-jittered copies of the uint8 NHWC `images`, one block of len(images) after another."""
+    return np.concatenate([images[:0]] + [colour_jitter(images, rng) for _ in range(copies)])

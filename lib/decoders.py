@@ -205,11 +205,11 @@ class ResShuffleDecoder(nn.Module):
         out error on the sub-block means, all from per-group sums, so the data is read once.
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
-        would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide). Random ResNet34
-        layer3 (14x14), bench split, before any gradient step: 16.5 dB (pooled colour alone: 16.2), and with 8
-        colour-jittered copies of the training images 17.9 (17.5). The cost is rows x dims^2: beyond `max_rows` grid cells a fixed random
-        subset of cells enters the sums (ridge needs tens of rows per dimension, not hundreds). Returns the
-        penalty, kernel, dimension and rows used.
+        would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide).
+        Random ResNet34 layer3 (14x14), bench split, before any gradient step: 16.5 dB (pooled colour alone:
+        16.2), and with 8 colour-jittered copies of the training images 17.9 (17.5). The cost is rows x dims^2:
+        beyond `max_rows` grid cells a fixed random subset of cells enters the sums (ridge needs tens of rows per
+        dimension, not hundreds). Returns the penalty, kernel, dimension and rows used.
         """
         from .data import normalise
 
@@ -265,9 +265,9 @@ class ResShuffleDecoder(nn.Module):
 
         def fit(gram, cross, lam):
             """Full weight matrix (dims x outputs) of colour path + linear path."""
-            colour_w, colour_b = ridge(gram, cross @ to_cell, dims, lam)  # weights for columns 1 ...
+            colour_w, colour_b = ridge(gram, cross @ to_cell, dims, lam)  # rows: neighbourhood, then pooled
             colour_full = torch.zeros(dims, outputs, dtype=torch.float64)
-            colour_full[pooled_rows] = colour_w[pooled_rows.start - 1 :] @ to_cell.T * (r * r)
+            colour_full[pooled_rows] = colour_w[local_dims:] @ to_cell.T * (r * r)
             colour_full[0] = colour_b @ to_cell.T * (r * r)
             residual = cross - gram @ colour_full  # the linear path fits what the colour path leaves
             local_w, local_b = ridge(gram, residual, 1 + local_dims, lam)
@@ -295,7 +295,8 @@ class ResShuffleDecoder(nn.Module):
         self.colour.bias.copy_(colour[0, :: r * r])
         offset = (full_kernel - kernel) // 2
         conv.weight.zero_()
-        conv.weight[:, :, offset : offset + kernel, offset : offset + kernel] = weight[local_rows].T.reshape(outputs, channels, kernel, kernel)
+        centre = slice(offset, offset + kernel)
+        conv.weight[:, :, centre, centre] = weight[local_rows].T.reshape(outputs, channels, kernel, kernel)
         conv.bias.copy_(weight[0] - colour[0])
         return {"penalty": best, "kernel": kernel, "dims": dims, "rows": used}
 

@@ -170,23 +170,22 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     out = paths.layer_dir(arch, layer)
     out.mkdir(parents=True, exist_ok=True)
     resume_file = out / "training_state.pt"  # per-epoch state: a killed run continues from here
-    augmentation = None
-    if settings["augment"]:
+    augmentation, extractor = None, None
+    if settings["augment"] or settings["colour_copies"]:  # this layer's encoder is needed during training
         from .encoders import build_extractor
-        from .training import OnlineAugmentation
 
         encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
         extractor = build_extractor(arch, [layer], encoder_settings["weights"], settings["seed"], encoder_settings["weights_file"])
+    if settings["augment"]:
+        from .training import OnlineAugmentation
+
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
     train_x, train_crops, groups = x[train_i], crops[train_i], None
     if settings["colour_copies"]:  # colour-jittered copies of the training images, encoded once for this layer
-        from .encoders import build_extractor, encode_images
+        from .encoders import encode_images
         from .training import contiguous_groups
 
-        encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
-        extractor = build_extractor(arch, [layer], encoder_settings["weights"], settings["seed"], encoder_settings["weights_file"])
-        rng = np.random.default_rng(settings["seed"])
-        copies = np.concatenate([datamod.colour_jitter(train_crops, rng) for _ in range(settings["colour_copies"])])
+        copies = datamod.colour_copies(train_crops, settings["colour_copies"], np.random.default_rng(settings["seed"]))
         train_x = torch.cat([train_x.float(), encode_images(extractor, layer, copies)])
         train_crops = np.concatenate([train_crops, copies])
         groups = contiguous_groups(len(train_i)).repeat(settings["colour_copies"] + 1)
