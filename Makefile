@@ -65,7 +65,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 	fi
 
 # ---- plan: validate the profile and overrides, write settings files only when they change --------
-NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-colour bench-speed bench-projection gpu-check,$(MAKECMDGOALS)),report)
+NEEDS_PLAN := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check,$(MAKECMDGOALS)),report)
 ifneq ($(NEEDS_PLAN),)
 include $(PLAN)
 endif
@@ -154,6 +154,14 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_D
 	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
 	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES))
 
+# make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 vgg16/block2"]: the offline targets in one sweep --
+# bench-quality with random-init encoders on the demo's views for every layer (2.5 h on 2 CPU cores), one JSON
+# per layer (kept while its settings hold: delete one to rerun it), then table.md: decoder vs both baselines
+OFFLINE := $(REPORTS)/bench/offline
+bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(OFFLINE)/table.md
+	$(PY) -m lib.bench offline --out-dir $(OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \
+	  --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
+
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
 # predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered
 # copies of the training images: a layer whose colour is not recoverable cannot beat the mean-colour baseline
@@ -199,4 +207,4 @@ help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-colour bench-speed bench-projection gpu-check test profiles clean clean-all help
+.PHONY: FORCE venv system-deps data train evaluate figures report bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check test profiles clean clean-all help

@@ -30,9 +30,60 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     assert (result["arch"], result["layer"], result["weights"]) == ("vgg16", "block5", "random")
     assert (result["train_images"], result["test_images"]) == (6, 3) and result["epochs"] >= 1
     assert result["batch_size"] == 4 and result["colour_copies"] == 1
-    # the budget covers the closed-form start (vgg16 block5 is 14x14: it has one)
+    # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one)
     assert 0 < result["fit_seconds"] <= result["seconds"] and 2.5 <= result["seconds"] < 30 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout
+    assert result["minutes"] == 0.05 and len(result["provenance"]["git_commit"]) >= 7
+
+
+def _fake_quality(calls):
+    """Stands in for `quality` in the offline sweep: a score that differs by layer, baselines fixed."""
+    def run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=0):
+        calls.append((arch, layer, weights, minutes, colour_copies))
+        psnr = {"layer1": 29.0, "layer4": 17.0, "block2": 27.0}.get(layer, 20.0)
+        return {"arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+                "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
+                "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
+    return run
+
+
+def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path):
+    write_images(tmp_path / "train", 2)
+    write_images(tmp_path / "test", 1, seed=1)
+    out, calls = tmp_path / "offline", []
+    table = bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    assert len(calls) == 14 and all(c[2] == "random" and c[3] == 10 for c in calls)
+    copies = {(a, layer): c for a, layer, _, _, c in calls}
+    assert copies[("resnet34", "layer3")] == copies[("resnet34", "layer4")] == 8 and copies[("vgg16", "block1")] == 0
+    rows = {(r["arch"], r["layer"]): r for r in table["rows"]}
+    # layer1 beats both baselines; vgg16 block2 beats the mean colour but not the thumbnail it is held to;
+    # layer4 misses the mean colour; vgg16 block1 (20 dB) is held to the mean colour alone
+    assert rows[("resnet34", "layer1")]["met"] and rows[("resnet34", "layer1")]["margin_db"]["thumbnail"] == pytest.approx(0.61)
+    assert not rows[("vgg16", "block2")]["met"] and rows[("vgg16", "block2")]["targets"] == ["mean_colour", "thumbnail"]
+    assert not rows[("resnet34", "layer4")]["met"] and rows[("vgg16", "block1")]["met"]
+    assert not rows[("vit_base_patch16_224", "block0")]["met"]  # 20 dB, held to the thumbnail too
+    assert table["met"] == 11 and table["layers"] == 14 and table["missing"] == []
+    assert (out / "resnet34-layer1.json").exists() and "11 of 14 layers measured meet" in (out / "table.md").read_text()
+    assert json.loads((out / "vgg16-block3.json").read_text())["provenance"]["git_commit"]
+    # a second sweep at the same settings keeps every layer; another budget reruns only the layer asked for
+    bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    assert len(calls) == 14
+    table = bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block2"], run=_fake_quality(calls))
+    assert calls[14:] == [("vgg16", "block2", "random", 5, 0)]
+    assert table["layers"] == 1 and len(table["missing"]) == 13 and "Not measured at these settings" in (out / "table.md").read_text()
+    with pytest.raises(bench.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
+        bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
+
+
+def test_offline_sweep_runs_from_make(tmp_path):
+    done = subprocess.run(
+        ["make", "--no-print-directory", "bench-offline", f"REPORTS={tmp_path}", "ONLY=resnet34/layer4", "MINUTES=0.01"],
+        cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads((tmp_path / "bench" / "offline" / "resnet34-layer4.json").read_text())
+    assert (row["weights"], row["colour_copies"], row["train_images"], row["test_images"]) == ("random", 8, 96, 24)
+    assert row["baseline_mean_colour_psnr"] == pytest.approx(17.87, abs=0.01) and 5 < row["psnr_mean"] < 40
+    assert "| resnet34 | layer4 |" in done.stdout and "Not measured at these settings" in done.stdout
 
 
 def test_quality_benchmark_input_errors(tmp_path):
