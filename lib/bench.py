@@ -36,7 +36,8 @@ from torch import nn
 
 from . import data as datamod
 from .encoders import encode_images
-from .registry import UnknownNameError, check_layer
+from .provenance import record
+from .registry import UnknownNameError, all_layers, check_layer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -45,14 +46,20 @@ class BenchError(ValueError):
     """Bad benchmark input: the message names it and the fix."""
 
 
-def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple[list[str], np.ndarray]:
-    """Every image in `folder`: resize shorter side to 256 (bicubic), centre crop 224, uint8 N x 224 x 224 x 3."""
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files in `folder`, sorted; an error if it is missing or holds none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BenchError(f"image folder '{folder}' does not exist.")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise BenchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'.")
+    return files
+
+
+def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple[list[str], np.ndarray]:
+    """Every image in `folder`: resize shorter side to 256 (bicubic), centre crop 224, uint8 N x 224 x 224 x 3."""
+    files = image_files(folder)
     crops = [datamod.load_centre_crop(f, resize, crop) for f in files]
     return [f.name for f in files], np.stack(crops)
 
@@ -262,44 +269,37 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
     """`quality` with random weights on every layer (or only `layers`, "arch/layer" names) whose JSON in `out_dir`
     does not already hold these settings, each written as soon as it is done; then table.json and table.md from
     every layer measured at these settings (the others are listed as missing)."""
-    from .provenance import record
-    from .registry import ARCHITECTURES
-
     run = run or quality
-    everything = [(a, layer) for a, spec in ARCHITECTURES.items() for layer in spec.layer_names]
+    everything = all_layers()
     selected = everything
     if layers:
         selected = [tuple(name.split("/", 1)) for name in layers]
         unknown = ["/".join(pair) for pair in selected if pair not in everything]
         if unknown:
             raise BenchError(f"unknown layer(s) {', '.join(unknown)}: name them arch/layer, e.g. resnet34/layer1.")
-    settings = {"weights": "random", "minutes": minutes, "train_images": len(load_folder(train_dir)[0]),
-                "test_images": len(load_folder(test_dir)[0])}
+    settings = {"weights": "random", "minutes": minutes, "train_images": len(image_files(train_dir)),
+                "test_images": len(image_files(test_dir))}
     out_dir = Path(out_dir)
-
-    def measured(arch: str, layer: str) -> dict | None:
-        path = out_dir / f"{arch}-{layer}.json"
-        row = json.loads(path.read_text()) if path.exists() else {}
-        wanted = dict(settings, colour_copies=OFFLINE_COLOUR_COPIES.get((arch, layer), 0))
-        return row if row and all(row.get(k) == v for k, v in wanted.items()) else None
-
+    rows, missing = [], []
     for arch, layer in everything:
-        if (arch, layer) not in selected:
-            continue
-        if measured(arch, layer):
-            print(f"{arch} {layer}: kept (same settings; delete {out_dir / f'{arch}-{layer}.json'} to rerun)")
-            continue
-        copies = OFFLINE_COLOUR_COPIES.get((arch, layer), 0)
-        result = run(arch, layer, train_dir, test_dir, "random", minutes, colour_copies=copies)
-        result["provenance"] = record()
         path = out_dir / f"{arch}-{layer}.json"
-        datamod.atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
-        print(f"{arch} {layer}: {result['psnr_mean']:.2f} dB (mean colour {result['baseline_mean_colour_psnr']:.2f}, "
-              f"thumbnail {result['baseline_thumbnail_psnr']:.2f}) -> {path}")
-    rows = [row for pair in everything if (row := measured(*pair))]
-    table = offline_table(rows)
-    table["missing"] = ["/".join(pair) for pair in everything if not measured(*pair)]
-    table["settings"] = settings
+        copies = OFFLINE_COLOUR_COPIES.get((arch, layer), 0)
+        row = json.loads(path.read_text()) if path.exists() else {}
+        kept = bool(row) and all(row.get(k) == v for k, v in dict(settings, colour_copies=copies).items())
+        if kept and (arch, layer) in selected:
+            print(f"{arch} {layer}: kept (same settings; delete {path} to rerun)")
+        elif (arch, layer) in selected:
+            row = run(arch, layer, train_dir, test_dir, "random", minutes, colour_copies=copies)
+            row["provenance"] = record()
+            datamod.atomic_write_bytes(path, (json.dumps(row, indent=2) + "\n").encode())
+            print(f"{arch} {layer}: {row['psnr_mean']:.2f} dB (mean colour {row['baseline_mean_colour_psnr']:.2f}, "
+                  f"thumbnail {row['baseline_thumbnail_psnr']:.2f}) -> {path}")
+            kept = True
+        if kept:
+            rows.append(row)
+        else:
+            missing.append(f"{arch}/{layer}")
+    table = dict(offline_table(rows), missing=missing, settings=settings)
     datamod.atomic_write_bytes(out_dir / "table.json", (json.dumps(table, indent=2) + "\n").encode())
     datamod.atomic_write_bytes(out_dir / "table.md", offline_markdown(table).encode())
     return table
@@ -362,8 +362,6 @@ def main(argv=None) -> int:
     except (BenchError, datamod.DataError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from .provenance import record
-
     result["provenance"] = record()
     datamod.atomic_write_bytes(Path(args.out), (json.dumps(result, indent=2) + "\n").encode())
     if args.command == "colour":

@@ -30,7 +30,7 @@ from torch import nn
 from . import data as datamod
 from .decoders import build_decoder
 from .encoders import build_extractor
-from .registry import ARCHITECTURES
+from .registry import all_layers
 
 
 def synthetic_pngs(folder: Path, count: int, size=(2040, 1356), seed: int = 0, first: int = 0) -> list[Path]:
@@ -119,7 +119,7 @@ def run(out: Path, images: int, steps: int, batch_size: int, width: int = 128) -
     from .training import pick_device
 
     device = pick_device("auto")
-    layers = [(arch, layer) for arch, spec in ARCHITECTURES.items() for layer in spec.layer_names]
+    layers = all_layers()
     with tempfile.TemporaryDirectory() as folder:
         files = synthetic_pngs(Path(folder), images)
         if device.type == "cuda":

@@ -63,6 +63,11 @@ class UnknownNameError(ValueError):
     """An architecture, layer, profile or parameter name that does not exist."""
 
 
+def all_layers() -> list[tuple[str, str]]:
+    """Every (architecture, layer) of the study, in network order."""
+    return [(arch, layer) for arch, spec in ARCHITECTURES.items() for layer in spec.layer_names]
+
+
 def did_you_mean(name: str, valid) -> str:
     close = difflib.get_close_matches(str(name), list(valid), n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
