@@ -268,7 +268,7 @@ def offline_markdown(table: dict) -> str:
 def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None) -> dict:
     """`quality` with random weights on every layer (or only `layers`, "arch/layer" names) whose JSON in `out_dir`
     does not already hold these settings, each written as soon as it is done; then table.json and table.md from
-    every layer measured at these settings (the others are listed as missing)."""
+    every layer measured at these settings (the others are listed as missing), and table.png, their plot."""
     run = run or quality
     everything = all_layers()
     selected = everything
@@ -302,6 +302,10 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
     table = dict(offline_table(rows), missing=missing, settings=settings)
     datamod.atomic_write_bytes(out_dir / "table.json", (json.dumps(table, indent=2) + "\n").encode())
     datamod.atomic_write_bytes(out_dir / "table.md", offline_markdown(table).encode())
+    if rows:
+        from .figures import offline_benchmark
+
+        offline_benchmark(table, out_dir / "table.png")
     return table
 
 

@@ -40,6 +40,7 @@ class StudyPaths:
         self.store = self.root / "data" / "images.pt"
         self.summary = self.root / "summary.csv"
         self.figures = self.root / "figures"
+        self.offline_benchmark = self.root.parent / "bench" / "offline"  # `make bench-offline`, shared by profiles
 
     def features(self, arch: str, layer: str) -> Path:
         return self.root / "features" / arch / f"{layer}.pt"

@@ -174,6 +174,45 @@ def random_control_findings(summary: pd.DataFrame) -> list[str]:
     return out
 
 
+def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """`make bench-offline`'s table.json (random-init encoders on the demo's views, a fixed CPU budget per layer) as a
+    table and sentences read from it; (None, [why not]) when it has not been run under this reports root."""
+    table_file = Path(table_file)
+    if not table_file.is_file():
+        return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
+    table = json.loads(table_file.read_text())
+    rows = pd.DataFrame(table["rows"])
+    frame = pd.DataFrame(
+        {
+            "layer": rows["arch"].map(label) + " " + rows["layer"],
+            "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr"], rows["psnr_std"])],
+            "mean-colour PSNR": rows["mean_colour_psnr"].round(2),
+            "thumbnail PSNR": rows["thumbnail_psnr"].round(2),
+            "held to": rows["targets"].map(lambda t: " + ".join(t).replace("_", " ")),
+            "margin (dB)": rows["margin_db"].map(lambda m: " / ".join(f"{v:+.2f}" for v in m.values())),
+            "met": rows["met"].map({True: "yes", False: "no"}),
+            "colour copies": rows["colour_copies"],
+            "epochs": rows["epochs"],
+            "commit": rows["git_commit"].str[:10],
+        }
+    ).set_index("layer")
+    settings = table.get("settings", {})
+    lines = [f"{table['met']} of {table['layers']} layers measured meet their targets "
+             f"({settings.get('minutes', '?')} minutes of training per layer, {settings.get('train_images', '?')} training "
+             f"and {settings.get('test_images', '?')} test images, random-init encoders)."]
+    for _, r in rows[~rows["met"]].iterrows():
+        short = [f"its {t.replace('_', ' ')} by {-m:.2f} dB" for t, m in r["margin_db"].items() if m <= 0]
+        lines.append(f"{label(r['arch'])} {r['layer']} misses {' and '.join(short)}.")
+    margin = rows["psnr"] - rows["mean_colour_psnr"]
+    if len(rows) > 1:
+        lines.append(f"Margin over the mean colour: from {margin.min():+.2f} dB ({label(rows.loc[margin.idxmin(), 'arch'])} "
+                     f"{rows.loc[margin.idxmin(), 'layer']}) to {margin.max():+.2f} dB ({label(rows.loc[margin.idxmax(), 'arch'])} "
+                     f"{rows.loc[margin.idxmax(), 'layer']}).")
+    if table.get("missing"):
+        lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
+    return frame, lines
+
+
 def published_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     merged = summary.merge(PUBLISHED, on=["arch", "layer"], suffixes=("", "_study"))
     return pd.DataFrame(

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import ROOT, bench, data
+from lib import ROOT, bench, data, report
 
 
 def write_images(folder, n, seed=0, size=(300, 260)):
@@ -65,6 +65,16 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert table["met"] == 11 and table["layers"] == 14 and table["missing"] == []
     assert (out / "resnet34-layer1.json").exists() and "11 of 14 layers measured meet" in (out / "table.md").read_text()
     assert json.loads((out / "vgg16-block3.json").read_text())["provenance"]["git_commit"]
+    assert (out / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the report reads the same table: every number from table.json
+    frame, lines = report.offline_benchmark(out / "table.json")
+    assert len(frame) == 14 and frame.loc["VGG16 block2", "met"] == "no" and frame.loc["VGG16 block2", "margin (dB)"] == "+9.13 / -1.39"
+    assert lines[0].startswith("11 of 14 layers measured meet their targets (10 minutes of training per layer, 2 training and 1 test")
+    assert "VGG16 block2 misses its thumbnail by 1.39 dB." in lines and "ResNet34 layer4 misses its mean colour by 0.87 dB." in lines
+    assert "ViT-B/16 block0 misses its thumbnail by 8.39 dB." in lines
+    assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
+    assert report.offline_benchmark(tmp_path / "nowhere.json") == (None, [
+        f"Not run under this reports root (no `{tmp_path / 'nowhere.json'}`): `make bench-offline` measures it."])
     # a second sweep at the same settings keeps every layer; another budget reruns only the layer asked for
     bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
     assert len(calls) == 14
