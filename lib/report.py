@@ -181,6 +181,8 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     if not table_file.is_file():
         return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
     table = json.loads(table_file.read_text())
+    if not table["rows"]:
+        return None, [f"No layer measured yet at these settings (`{table_file}`); not measured: {', '.join(table['missing'])}."]
     rows = pd.DataFrame(table["rows"])
     frame = pd.DataFrame(
         {

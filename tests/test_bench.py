@@ -73,6 +73,9 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert "VGG16 block2 misses its thumbnail by 1.39 dB." in lines and "ResNet34 layer4 misses its mean colour by 0.87 dB." in lines
     assert "ViT-B/16 block0 misses its thumbnail by 8.39 dB." in lines
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"rows": [], "met": 0, "layers": 0, "missing": ["vgg16/block1"]}))
+    assert report.offline_benchmark(empty)[1][0].endswith("not measured: vgg16/block1.")
     assert report.offline_benchmark(tmp_path / "nowhere.json") == (None, [
         f"Not run under this reports root (no `{tmp_path / 'nowhere.json'}`): `make bench-offline` measures it."])
     # a second sweep at the same settings keeps every layer; another budget reruns only the layer asked for
