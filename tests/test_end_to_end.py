@@ -35,6 +35,8 @@ def study(tmp_path_factory):
     profile = work / "tiny.yaml"
     shutil.copy(PARAMETERS_DIR / "tiny.yaml", profile)
     reports = work / "reports"
+    # the committed offline benchmark, which the report shows when its reports root holds one
+    shutil.copytree(ROOT / "reports" / "bench" / "offline", reports / "bench" / "offline")
     args = [f"PROFILE={profile}", f"REPORTS={reports}"]
     started = time.perf_counter()
     first = make("-j2", "report", *args)  # parallel make must work too
@@ -102,10 +104,11 @@ def test_split_manifest_is_by_source(study):
 def test_html_and_pdf_report(study):
     html = (study["root"] / "report.html").read_text()
     for heading in ("Overview", "Method", "Data", "Results per architecture", "Reconstructions",
-                    "Across architectures", "Findings", "published numbers", "Provenance"):
+                    "Across architectures", "Findings", "published numbers", "Offline benchmark", "Provenance"):
         assert heading in html, heading
+    assert re.search(r"\d+ of 14 layers measured meet their targets \(10(\.0)? minutes of training per layer", html)
     assert "random initialisation" in html and "LPIPS left empty" in html
-    assert html.count("<img") >= 6
+    assert html.count("<img") >= 7  # ... and the offline benchmark's plot
     assert "google.colab" not in html and "injected-parameters" not in html  # code and Colab cells hidden
     pdf = study["root"] / "report.pdf"
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
@@ -141,6 +144,12 @@ def test_changing_one_architecture_reruns_only_its_targets(study):
 def test_a_figure_notebook_change_never_retrains(study):
     steps = ran(make("report", *study["args"], "-W", "notebooks/04_figures.ipynb").stdout)
     assert steps == [str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb")]
+
+
+def test_a_new_offline_benchmark_table_only_rebuilds_the_report(study):
+    table = study["root"].parent / "bench" / "offline" / "table.json"
+    steps = ran(make("report", *study["args"], "-W", str(table)).stdout)
+    assert steps == [str(study["root"] / "notebooks/05_report.ipynb")]
 
 
 def test_a_failing_notebook_leaves_nothing_built(study):
