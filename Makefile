@@ -126,8 +126,9 @@ figures: $(FIGURES) ## summary.csv and the cross-layer figures
 
 # ---- 6. report: executed notebook -> HTML -> PDF ------------------------------------------------------
 # the committed offline benchmark (make bench-offline) is shown when present
+OFFLINE := $(REPORTS)/bench/offline
 $(R)/notebooks/05_report.ipynb: notebooks/05_report.ipynb $(FIGURES) $(CONFIG)/study.json $(LIB_REPORT) \
-  $(wildcard $(REPORTS)/bench/offline/table.json $(REPORTS)/bench/offline/table.png) | $(ENV_STAMP)
+  $(wildcard $(OFFLINE)/table.json $(OFFLINE)/table.png) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
 $(R)/report.html: $(R)/notebooks/05_report.ipynb lib/report.py | $(ENV_STAMP)
@@ -159,7 +160,6 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_D
 # make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 vgg16/block2"]: the offline targets in one sweep --
 # bench-quality with random-init encoders on the demo's views for every layer (2.5 h on 2 CPU cores), one JSON
 # per layer (kept while its settings hold: delete one to rerun it), then table.md: decoder vs both baselines
-OFFLINE := $(REPORTS)/bench/offline
 bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(OFFLINE)/table.md
 	$(PY) -m lib.bench offline --out-dir $(OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \
 	  --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))

@@ -250,12 +250,21 @@ def offline_table(rows: list[dict]) -> dict:
     return {"rows": table, "met": sum(r["met"] for r in table), "layers": len(table)}
 
 
+def targets_label(targets: list[str]) -> str:
+    """What a row of the offline table is held to, as written in table.md and the report: "mean colour + thumbnail"."""
+    return " + ".join(targets).replace("_", " ")
+
+
+def margins_label(margins: dict) -> str:
+    """A row's margin over each of its targets in dB, in target order: "+9.13 / -1.39"."""
+    return " / ".join(f"{m:+.2f}" for m in margins.values())
+
+
 def offline_markdown(table: dict) -> str:
     lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) | met | copies | epochs | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
-        target = " + ".join(r["targets"]).replace("_", " ")
-        margin = " / ".join(f"{m:+.2f}" for m in r["margin_db"].values())
+        target, margin = targets_label(r["targets"]), margins_label(r["margin_db"])
         lines.append(f"| {r['arch']} | {r['layer']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['mean_colour_psnr']:.2f} "
                      f"| {r['thumbnail_psnr']:.2f} | {target} | {margin} | {'yes' if r['met'] else 'no'} "
                      f"| {r['colour_copies']} | {r['epochs']} | {r['git_commit'][:10]} |")

@@ -180,6 +180,8 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     table_file = Path(table_file)
     if not table_file.is_file():
         return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
+    from .bench import margins_label, targets_label  # lazily: bench pulls in torch, which rendering does not need
+
     table = json.loads(table_file.read_text())
     if not table["rows"]:
         return None, [f"No layer measured yet at these settings (`{table_file}`); not measured: {', '.join(table['missing'])}."]
@@ -190,8 +192,8 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
             "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr"], rows["psnr_std"])],
             "mean-colour PSNR": rows["mean_colour_psnr"].round(2),
             "thumbnail PSNR": rows["thumbnail_psnr"].round(2),
-            "held to": rows["targets"].map(lambda t: " + ".join(t).replace("_", " ")),
-            "margin (dB)": rows["margin_db"].map(lambda m: " / ".join(f"{v:+.2f}" for v in m.values())),
+            "held to": rows["targets"].map(targets_label),
+            "margin (dB)": rows["margin_db"].map(margins_label),
             "met": rows["met"].map({True: "yes", False: "no"}),
             "colour copies": rows["colour_copies"],
             "epochs": rows["epochs"],
@@ -207,9 +209,9 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
         lines.append(f"{label(r['arch'])} {r['layer']} misses {' and '.join(short)}.")
     margin = rows["psnr"] - rows["mean_colour_psnr"]
     if len(rows) > 1:
-        lines.append(f"Margin over the mean colour: from {margin.min():+.2f} dB ({label(rows.loc[margin.idxmin(), 'arch'])} "
-                     f"{rows.loc[margin.idxmin(), 'layer']}) to {margin.max():+.2f} dB ({label(rows.loc[margin.idxmax(), 'arch'])} "
-                     f"{rows.loc[margin.idxmax(), 'layer']}).")
+        low, high = rows.loc[margin.idxmin()], rows.loc[margin.idxmax()]
+        lines.append(f"Margin over the mean colour: from {margin.min():+.2f} dB ({label(low['arch'])} {low['layer']}) "
+                     f"to {margin.max():+.2f} dB ({label(high['arch'])} {high['layer']}).")
     if table.get("missing"):
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
     return frame, lines
