@@ -139,6 +139,24 @@ def thumbnail_baseline(target: Pixels, grid: int) -> Pixels:
     return Pixels(F.interpolate(small, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1), _PRIVATE)
 
 
+@torch.no_grad()
+def feature_error(extractor, layer: str, candidate: Pixels, target_features: torch.Tensor, batch: int = 16) -> np.ndarray:
+    """Per image, how far `candidate` lies from the original in the layer's own features: ||f(candidate) - f(original)||
+    / ||f(original)||, with `target_features` = f(original) (N x C x g x g). A control for what PSNR cannot say: where a
+    reconstruction trails a baseline in PSNR yet is closer in the layer's features, the pixels it misses are ones the
+    layer hardly encodes, and no decoder of these features alone can be told them.
+    """
+    from .data import normalise
+
+    images = candidate.to_uint8()  # as the original was encoded: from uint8 pixels
+    out = []
+    for start in range(0, len(images), batch):
+        features = extractor(normalise(images[start : start + batch]))[layer].double().flatten(1)
+        original = target_features[start : start + batch].double().flatten(1)
+        out.append(((features - original).norm(dim=1) / original.norm(dim=1).clamp_min(1e-12)).numpy())
+    return np.concatenate(out)
+
+
 def score(recon: Pixels, target: Pixels, lpips_scorer: LPIPSScorer | None = None) -> dict[str, np.ndarray]:
     """Per-image PSNR, SSIM, MSE and LPIPS (NaN where LPIPS is unavailable)."""
     n = len(target)

@@ -267,8 +267,9 @@ def perceptual_loss():
 
 
 def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> dict:
+    from .encoders import build_extractor
     from .figures import reconstruction_figure
-    from .metrics import Pixels, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
+    from .metrics import Pixels, feature_error, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
     from .training import reconstruct
 
     started = time.perf_counter()
@@ -288,6 +289,16 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     per_image["baseline_mean_colour_ssim"] = ssim(mean_colour, target)
     per_image["baseline_thumbnail_psnr"] = psnr(thumbnail, target)
     per_image["baseline_thumbnail_ssim"] = ssim(thumbnail, target)
+    # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
+    settings = study["architectures"][arch]
+    extractor = build_extractor(arch, [layer], settings["weights"], study["seed"], settings["weights_file"])
+    if extractor.weights.kind != encoder["weights"]:
+        raise RuntimeError(f"{arch} weights are {extractor.weights.kind} now but the cached features were encoded with "
+                           f"{encoder['weights']} weights: rerun `make features` (or delete {paths.features_done(arch)}).")
+    test_features = feats["features"][test_i]
+    for name, candidate in (("feature_error", recon), ("baseline_mean_colour_feature_error", mean_colour),
+                            ("baseline_thumbnail_feature_error", thumbnail)):
+        per_image[name] = feature_error(extractor, layer, candidate, test_features)
     out = paths.layer_dir(arch, layer)
     datamod.atomic_write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())
 
@@ -322,8 +333,9 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "test_images": len(test_i),
         "lpips_note": lpips_note,
     }
-    for metric in ("psnr", "ssim", "lpips", "mse", "baseline_mean_colour_psnr", "baseline_mean_colour_ssim",
-                   "baseline_thumbnail_psnr", "baseline_thumbnail_ssim"):
+    for metric in ("psnr", "ssim", "lpips", "mse", "feature_error", "baseline_mean_colour_psnr", "baseline_mean_colour_ssim",
+                   "baseline_thumbnail_psnr", "baseline_thumbnail_ssim", "baseline_mean_colour_feature_error",
+                   "baseline_thumbnail_feature_error"):
         values = per_image[metric].to_numpy(dtype=float)
         summary[f"{metric}_mean" if not metric.startswith("baseline") else metric] = (
             None if np.isnan(values).all() else float(np.mean(values))
@@ -346,7 +358,9 @@ SUMMARY_COLUMNS = [
     "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
     "batch_size", "checkpoint", "colour_copies", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
     "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
+    "feature_error_mean", "feature_error_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
+    "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error",
     "device", "weights_detail", "lpips_note",
 ]
 

@@ -77,10 +77,64 @@ def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
             "MSE": [pm(m, s, 4) for m, s in zip(rows["mse_mean"], rows["mse_std"])],
             "mean-colour PSNR": rows["baseline_mean_colour_psnr"].round(2),
             "thumbnail PSNR": rows["baseline_thumbnail_psnr"].round(2),
+            **_feature_error_columns(rows),
             "decoder params": rows["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M"),
             "train (s)": rows["train_seconds"].round(0).astype(int),
         }
     ).set_index("layer")
+
+
+def _has_feature_errors(summary: pd.DataFrame) -> bool:
+    return "feature_error_mean" in summary and summary["feature_error_mean"].notna().all()
+
+
+def _feature_error_columns(rows: pd.DataFrame) -> dict:
+    """Distance to the original in the layer's own features: the decoder's, then the two baselines' (runs evaluated
+    before this control existed have none)."""
+    if not _has_feature_errors(rows):
+        return {}
+    return {
+        "feature error": [pm(m, s, 3) for m, s in zip(rows["feature_error_mean"], rows["feature_error_std"])],
+        "feature error: thumbnail / mean colour": [
+            f"{t:.3f} / {c:.3f}" for t, c in zip(rows["baseline_thumbnail_feature_error"], rows["baseline_mean_colour_feature_error"])
+        ],
+    }
+
+
+def feature_consistency(summary: pd.DataFrame) -> list[str]:
+    """What the layer itself says about each reconstruction, read from the summary: its relative distance to the
+    original in the layer's features, against the baselines'. A decoder below a baseline in PSNR but closer in the
+    layer's features is missing pixels the layer hardly encodes; one farther in both has not learnt what it does."""
+    if not _has_feature_errors(summary):
+        return []
+    n, out = len(summary), []
+    names = summary["arch"].map(label) + " " + summary["layer"]
+    closer = {b: summary["feature_error_mean"] < summary[f"baseline_{b}_feature_error"] for b in ("thumbnail", "mean_colour")}
+    out.append(
+        f"In the layer's own features (relative distance to the original, 0 = identical features), the reconstruction "
+        f"is closer than the thumbnail at {int(closer['thumbnail'].sum())} of {n} layers and closer than the mean colour "
+        f"at {int(closer['mean_colour'].sum())} of {n}."
+    )
+    below_thumb = summary["psnr_mean"] <= summary["baseline_thumbnail_psnr"]
+    hidden = names[below_thumb & closer["thumbnail"]].tolist()
+    if below_thumb.any():
+        out.append(
+            f"Of the {int(below_thumb.sum())} layers below their thumbnail in PSNR, {len(hidden)} are nonetheless closer "
+            f"to the original than the thumbnail in the layer's features" + (f" ({', '.join(hidden)}): there the thumbnail's "
+            "extra PSNR is detail the layer hardly encodes." if hidden else ".")
+        )
+    below_colour = summary["psnr_mean"] <= summary["baseline_mean_colour_psnr"]
+    for (_, row), name, nearer in zip(summary[below_colour].iterrows(), names[below_colour], closer["mean_colour"][below_colour]):
+        gap = row["baseline_mean_colour_psnr"] - row["psnr_mean"]
+        values = f"{row['feature_error_mean']:.3f} vs {row['baseline_mean_colour_feature_error']:.3f}"
+        out.append(
+            f"{name} trails the mean colour by {gap:.2f} dB in PSNR "
+            + (f"yet lies closer to the original in the layer's features ({values}): the colour it misses is barely "
+               "encoded there." if nearer else
+               f"and lies farther from the original in the layer's features too ({values}): the decoder has not learnt "
+               "all that the layer encodes.")
+        )
+    return out
 
 
 def _spearman(x, y) -> float:
@@ -135,6 +189,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
             f"({worst14['psnr_mean']:.2f} dB)."
         )
     out += random_control_findings(summary)
+    out += feature_consistency(summary)
     comparison = published_comparison(summary)
     if len(comparison):
         delta = comparison["Δ PSNR"]

@@ -76,6 +76,10 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     thumb = summary.set_index("layer")["baseline_thumbnail_psnr"]
     assert thumb["layer1"] > thumb["block0"] > thumb["layer4"]
     assert summary["lpips_mean"].isna().all() and summary["lpips_note"].str.contains("AlexNet").all()
+    # The layer's own view: the mean-colour image is far from the original in its features, the thumbnail nearer.
+    errors = summary[["feature_error_mean", "baseline_thumbnail_feature_error", "baseline_mean_colour_feature_error"]]
+    assert errors.notna().all().all() and (errors > 0).all().all()
+    assert (summary["baseline_thumbnail_feature_error"] < summary["baseline_mean_colour_feature_error"]).all()
 
 
 def test_per_layer_outputs(study):
@@ -86,7 +90,7 @@ def test_per_layer_outputs(study):
         history = pd.read_csv(folder / "history.csv")
         assert list(history["epoch"]) == [1] and {"train_loss", "val_loss"} <= set(history.columns)
         metrics = pd.read_csv(folder / "metrics.csv")
-        assert len(metrics) == n_test and {"psnr", "ssim", "lpips", "mse"} <= set(metrics.columns)
+        assert len(metrics) == n_test and {"psnr", "ssim", "lpips", "mse", "feature_error"} <= set(metrics.columns)
         assert (folder / "decoder.pt").stat().st_size > 0
         assert (folder / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
         assert json.loads((folder / "summary.json").read_text())["provenance"]["git_commit"]
@@ -108,6 +112,7 @@ def test_html_and_pdf_report(study):
         assert heading in html, heading
     assert re.search(r"\d+ of 14 layers measured meet their targets \(10(\.0)? minutes of training per layer", html)
     assert "random initialisation" in html and "LPIPS left empty" in html
+    assert "In the layer&#39;s own features" in html or "In the layer's own features" in html  # feature-consistency control
     assert html.count("<img") >= 7  # ... and the offline benchmark's plot
     assert "google.colab" not in html and "injected-parameters" not in html  # code and Colab cells hidden
     pdf = study["root"] / "report.pdf"

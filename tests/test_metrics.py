@@ -127,3 +127,21 @@ def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torc
     _, history_mse, _ = training.train_decoder({**settings, "perceptual_weight": 0.0}, features, images, features[:2], images[:2], progress=False)
     # Same seed, same batches: the LPIPS term is what makes the training loss larger than plain MSE.
     assert history["train_loss"].iloc[0] > history_mse["train_loss"].iloc[0]
+
+
+def test_feature_error_is_relative_distance_in_the_layers_features():
+    from lib.encoders import build_extractor, encode_images
+
+    extractor = build_extractor("resnet34", ["layer1"], weights="random")
+    rng = np.random.default_rng(3)
+    originals = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    target = Pixels.from_uint8(originals)
+    features = encode_images(extractor, "layer1", originals)
+    # the original itself: zero; the mean-colour image: a real distance, computed by hand below
+    assert np.allclose(metrics.feature_error(extractor, "layer1", target, features, batch=2), 0, atol=1e-6)
+    flat = metrics.mean_colour_baseline(target)
+    flat_features = encode_images(extractor, "layer1", flat.to_uint8())
+    expected = ((flat_features - features).flatten(1).norm(dim=1) / features.flatten(1).norm(dim=1)).numpy()
+    got = metrics.feature_error(extractor, "layer1", flat, features, batch=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert (got > 0.05).all()

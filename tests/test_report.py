@@ -43,3 +43,27 @@ def test_findings_are_read_from_the_summary():
 def test_findings_label_a_perceptual_loss_run():
     lines = report.findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
     assert any(line.startswith("1 of 4 decoders were trained with a perceptual loss (MSE + 0.1 x LPIPS)") for line in lines)
+
+
+def test_feature_consistency_is_read_from_the_summary():
+    errors = dict(feature_error_mean=[0.10, 0.30, 0.40, 0.20], feature_error_std=[0.01] * 4,
+                  baseline_thumbnail_feature_error=[0.15, 0.20, 0.25, 0.30],
+                  baseline_mean_colour_feature_error=[0.50, 0.50, 0.45, 0.35])
+    lines = report.feature_consistency(_summary(**errors))
+    assert lines[0] == ("In the layer's own features (relative distance to the original, 0 = identical features), the "
+                        "reconstruction is closer than the thumbnail at 2 of 4 layers and closer than the mean colour at 4 of 4.")
+    assert lines[1] == ("Of the 4 layers below their thumbnail in PSNR, 2 are nonetheless closer to the original than the "
+                        "thumbnail in the layer's features (ResNet34 layer1, VGG16 block5): there the thumbnail's extra "
+                        "PSNR is detail the layer hardly encodes.")
+    assert lines[2] == ("ResNet34 layer4 trails the mean colour by 2.50 dB in PSNR yet lies closer to the original in the "
+                        "layer's features (0.400 vs 0.450): the colour it misses is barely encoded there.")
+    farther = report.feature_consistency(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
+    assert farther[2].endswith("and lies farther from the original in the layer's features too (0.400 vs 0.300): the "
+                               "decoder has not learnt all that the layer encodes.")
+    assert farther[2] in report.findings(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
+    table = report.results_table(_summary(**errors, decoder_params=[125_000] * 4), "resnet34")
+    assert table.loc["layer4", "feature error"] == "0.400 ± 0.010"
+    assert table.loc["layer4", "feature error: thumbnail / mean colour"] == "0.250 / 0.450"
+    # runs evaluated before the control existed: no sentences, no columns
+    assert report.feature_consistency(_summary()) == []
+    assert "feature error" not in report.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
