@@ -95,7 +95,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     from tqdm import tqdm
 
     from .decoders import build_decoder
-    from .metrics import Pixels, mean_colour_baseline, psnr, ssim, thumbnail_baseline
+    from .metrics import Pixels, feature_error, mean_colour_baseline, psnr, ssim, thumbnail_baseline
     from .training import contiguous_groups, fit_to_training_data, pick_device, reconstruct, seed_everything
 
     _check_encoder(arch, layer, weights)
@@ -159,6 +159,10 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     grid = features.shape[2]
     p, s = psnr(recon, target), ssim(recon, target)
     mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
+    # the layer's own view of each image (metrics.feature_error): how far from the original in its features
+    distances = {name: float(feature_error(extractor, layer, candidate, test_features).mean()) for name, candidate in
+                 (("feature_error", recon), ("baseline_mean_colour_feature_error", mean_colour),
+                  ("baseline_thumbnail_feature_error", thumbnail))}
     return {
         "arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
         "train_images": photos, "test_images": len(test_images), "colour_copies": colour_copies,
@@ -170,6 +174,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         "baseline_mean_colour_ssim": float(ssim(mean_colour, target).mean()),
         "baseline_thumbnail_psnr": float(psnr(thumbnail, target).mean()),
         "baseline_thumbnail_ssim": float(ssim(thumbnail, target).mean()),
+        **distances,
         "per_image_psnr": dict(zip(test_names, map(float, p))),
     }
 
@@ -245,6 +250,11 @@ def offline_table(rows: list[dict]) -> dict:
             "thumbnail_psnr": row["baseline_thumbnail_psnr"], "colour_copies": row["colour_copies"],
             "epochs": row["epochs"], "seconds": row["seconds"], "targets": targets,
             "margin_db": margins, "met": all(m > 0 for m in margins.values()),
+            # distance to the original in the layer's features (rows measured before this control: none)
+            "feature_error": {kind: row[key] for kind, key in (("decoder", "feature_error"),
+                                                               ("thumbnail", "baseline_thumbnail_feature_error"),
+                                                               ("mean_colour", "baseline_mean_colour_feature_error"))
+                              if key in row} or None,
             "git_commit": row.get("provenance", {}).get("git_commit", "not recorded"),
         })
     return {"rows": table, "met": sum(r["met"] for r in table), "layers": len(table)}
@@ -260,13 +270,22 @@ def margins_label(margins: dict) -> str:
     return " / ".join(f"{m:+.2f}" for m in margins.values())
 
 
+def feature_errors_label(errors: dict | None) -> str:
+    """A row's feature errors, decoder / thumbnail / mean colour: "0.144 / 0.164 / 0.378" ("—" if not measured)."""
+    if not errors:
+        return "—"
+    return " / ".join(f"{errors[k]:.3f}" for k in ("decoder", "thumbnail", "mean_colour"))
+
+
 def offline_markdown(table: dict) -> str:
-    lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) | met | copies | epochs | commit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) | met | feature error: decoder / "
+             "thumbnail / mean colour | copies | epochs | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         target, margin = targets_label(r["targets"]), margins_label(r["margin_db"])
         lines.append(f"| {r['arch']} | {r['layer']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['mean_colour_psnr']:.2f} "
                      f"| {r['thumbnail_psnr']:.2f} | {target} | {margin} | {'yes' if r['met'] else 'no'} "
+                     f"| {feature_errors_label(r.get('feature_error'))} "
                      f"| {r['colour_copies']} | {r['epochs']} | {r['git_commit'][:10]} |")
     lines.append(f"\n{table['met']} of {table['layers']} layers measured meet their targets.")
     if table.get("missing"):

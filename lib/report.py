@@ -129,8 +129,8 @@ def feature_consistency(summary: pd.DataFrame) -> list[str]:
         values = f"{row['feature_error_mean']:.3f} vs {row['baseline_mean_colour_feature_error']:.3f}"
         out.append(
             f"{name} trails the mean colour by {gap:.2f} dB in PSNR "
-            + (f"yet lies closer to the original in the layer's features ({values}): the colour it misses is barely "
-               "encoded there." if nearer else
+            + (f"yet lies closer to the original in the layer's features ({values}): what it misses, the layer "
+               "hardly encodes." if nearer else
                f"and lies farther from the original in the layer's features too ({values}): the decoder has not learnt "
                "all that the layer encodes.")
         )
@@ -235,7 +235,7 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     table_file = Path(table_file)
     if not table_file.is_file():
         return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
-    from .bench import margins_label, targets_label  # lazily: bench pulls in torch, which rendering does not need
+    from .bench import feature_errors_label, margins_label, targets_label  # lazily: bench pulls in torch
 
     table = json.loads(table_file.read_text())
     if not table["rows"]:
@@ -250,6 +250,8 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
             "held to": rows["targets"].map(targets_label),
             "margin (dB)": rows["margin_db"].map(margins_label),
             "met": rows["met"].map({True: "yes", False: "no"}),
+            "feature error: decoder / thumbnail / mean colour": rows.get("feature_error", pd.Series([None] * len(rows)))
+                .map(feature_errors_label),
             "colour copies": rows["colour_copies"],
             "epochs": rows["epochs"],
             "commit": rows["git_commit"].str[:10],
@@ -260,8 +262,15 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
              f"({settings.get('minutes', '?')} minutes of training per layer, {settings.get('train_images', '?')} training "
              f"and {settings.get('test_images', '?')} test images, random-init encoders)."]
     for _, r in rows[~rows["met"]].iterrows():
-        short = [f"its {t.replace('_', ' ')} by {-m:.2f} dB" for t, m in r["margin_db"].items() if m <= 0]
-        lines.append(f"{label(r['arch'])} {r['layer']} misses {' and '.join(short)}.")
+        missed = [t for t, m in r["margin_db"].items() if m <= 0]
+        short = [f"its {t.replace('_', ' ')} by {-r['margin_db'][t]:.2f} dB" for t in missed]
+        line = f"{label(r['arch'])} {r['layer']} misses {' and '.join(short)}"
+        errors = r.get("feature_error")
+        if isinstance(errors, dict):  # what the layer itself says about the reconstruction and the baseline it trails
+            views = [f"{'closer to' if errors['decoder'] < errors[t] else 'farther from'} the original than the "
+                     f"{t.replace('_', ' ')} ({errors['decoder']:.3f} vs {errors[t]:.3f})" for t in missed]
+            line += f"; in the layer's own features its reconstruction lies {' and '.join(views)}"
+        lines.append(line + ".")
     margin = rows["psnr"] - rows["mean_colour_psnr"]
     if len(rows) > 1:
         low, high = rows.loc[margin.idxmin()], rows.loc[margin.idxmax()]

@@ -33,6 +33,9 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one)
     assert 0 < result["fit_seconds"] <= result["seconds"] and 2.5 <= result["seconds"] < 30 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout
+    # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
+    assert 0 < result["baseline_thumbnail_feature_error"] < result["baseline_mean_colour_feature_error"]
+    assert result["feature_error"] > 0
     assert result["minutes"] == 0.05 and len(result["provenance"]["git_commit"]) >= 7
 
 
@@ -41,7 +44,10 @@ def _fake_quality(calls):
     def run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=0):
         calls.append((arch, layer, weights, minutes, colour_copies))
         psnr = {"layer1": 29.0, "layer4": 17.0, "block2": 27.0}.get(layer, 20.0)
-        return {"arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+        # feature errors as rows measured since the control exist, except vgg16 block1's (measured before it)
+        errors = {} if layer == "block1" else {"feature_error": 0.2, "baseline_thumbnail_feature_error": 0.25,
+                                               "baseline_mean_colour_feature_error": 0.1 if layer == "layer4" else 0.5}
+        return {**errors,"arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
     return run
@@ -70,8 +76,13 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     frame, lines = report.offline_benchmark(out / "table.json")
     assert len(frame) == 14 and frame.loc["VGG16 block2", "met"] == "no" and frame.loc["VGG16 block2", "margin (dB)"] == "+9.13 / -1.39"
     assert lines[0].startswith("11 of 14 layers measured meet their targets (10 minutes of training per layer, 2 training and 1 test")
-    assert "VGG16 block2 misses its thumbnail by 1.39 dB." in lines and "ResNet34 layer4 misses its mean colour by 0.87 dB." in lines
-    assert "ViT-B/16 block0 misses its thumbnail by 8.39 dB." in lines
+    assert ("VGG16 block2 misses its thumbnail by 1.39 dB; in the layer's own features its reconstruction lies closer to "
+            "the original than the thumbnail (0.200 vs 0.250).") in lines
+    assert ("ResNet34 layer4 misses its mean colour by 0.87 dB; in the layer's own features its reconstruction lies "
+            "farther from the original than the mean colour (0.200 vs 0.100).") in lines
+    assert frame.loc["VGG16 block2", "feature error: decoder / thumbnail / mean colour"] == "0.200 / 0.250 / 0.500"
+    assert frame.loc["VGG16 block1", "feature error: decoder / thumbnail / mean colour"] == "—"
+    assert "| 0.200 / 0.250 / 0.500 |" in (out / "table.md").read_text()
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"rows": [], "met": 0, "layers": 0, "missing": ["vgg16/block1"]}))

@@ -56,7 +56,7 @@ def test_feature_consistency_is_read_from_the_summary():
                         "thumbnail in the layer's features (ResNet34 layer1, VGG16 block5): there the thumbnail's extra "
                         "PSNR is detail the layer hardly encodes.")
     assert lines[2] == ("ResNet34 layer4 trails the mean colour by 2.50 dB in PSNR yet lies closer to the original in the "
-                        "layer's features (0.400 vs 0.450): the colour it misses is barely encoded there.")
+                        "layer's features (0.400 vs 0.450): what it misses, the layer hardly encodes.")
     farther = report.feature_consistency(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
     assert farther[2].endswith("and lies farther from the original in the layer's features too (0.400 vs 0.300): the "
                                "decoder has not learnt all that the layer encodes.")
