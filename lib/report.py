@@ -94,8 +94,8 @@ def _feature_error_columns(rows: pd.DataFrame) -> dict:
     if not _has_feature_errors(rows):
         return {}
     return {
-        "feature error": [pm(m, s, 3) for m, s in zip(rows["feature_error_mean"], rows["feature_error_std"])],
-        "feature error: thumbnail / mean colour": [
+        "ε": [pm(m, s, 3) for m, s in zip(rows["feature_error_mean"], rows["feature_error_std"])],
+        "ε thumbnail / colour": [
             f"{t:.3f} / {c:.3f}" for t, c in zip(rows["baseline_thumbnail_feature_error"], rows["baseline_mean_colour_feature_error"])
         ],
     }
@@ -250,7 +250,7 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
             "held to": rows["targets"].map(targets_label),
             "margin (dB)": rows["margin_db"].map(margins_label),
             "met": rows["met"].map({True: "yes", False: "no"}),
-            "feature error: decoder / thumbnail / mean colour": rows.get("feature_error", pd.Series([None] * len(rows)))
+            "ε decoder / thumbnail / colour": rows.get("feature_error", pd.Series([None] * len(rows)))
                 .map(feature_errors_label),
             "colour copies": rows["colour_copies"],
             "epochs": rows["epochs"],
@@ -324,6 +324,7 @@ pre, code { white-space: pre-wrap !important; word-break: break-word; }
 .jp-RenderedImage img, .output_png img { max-width: 100%; max-height: 240mm; height: auto; object-fit: contain; }
 .jp-RenderedHTMLCommon table { font-size: 0.72em; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: nowrap; padding: 0.2em 0.45em; }
+.jp-RenderedHTMLCommon thead th { white-space: normal; }  /* long headers wrap, so wide tables fit the page */
 .jp-OutputArea-output { overflow-x: visible !important; }
 h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
 img, table, .jp-OutputArea-output { break-inside: avoid; page-break-inside: avoid; }

@@ -80,8 +80,8 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
             "the original than the thumbnail (0.200 vs 0.250).") in lines
     assert ("ResNet34 layer4 misses its mean colour by 0.87 dB; in the layer's own features its reconstruction lies "
             "farther from the original than the mean colour (0.200 vs 0.100).") in lines
-    assert frame.loc["VGG16 block2", "feature error: decoder / thumbnail / mean colour"] == "0.200 / 0.250 / 0.500"
-    assert frame.loc["VGG16 block1", "feature error: decoder / thumbnail / mean colour"] == "—"
+    assert frame.loc["VGG16 block2", "ε decoder / thumbnail / colour"] == "0.200 / 0.250 / 0.500"
+    assert frame.loc["VGG16 block1", "ε decoder / thumbnail / colour"] == "—"
     assert "| 0.200 / 0.250 / 0.500 |" in (out / "table.md").read_text()
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
     empty = tmp_path / "empty.json"

@@ -62,8 +62,8 @@ def test_feature_consistency_is_read_from_the_summary():
                                "decoder has not learnt all that the layer encodes.")
     assert farther[2] in report.findings(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
     table = report.results_table(_summary(**errors, decoder_params=[125_000] * 4), "resnet34")
-    assert table.loc["layer4", "feature error"] == "0.400 ± 0.010"
-    assert table.loc["layer4", "feature error: thumbnail / mean colour"] == "0.250 / 0.450"
+    assert table.loc["layer4", "ε"] == "0.400 ± 0.010"
+    assert table.loc["layer4", "ε thumbnail / colour"] == "0.250 / 0.450"
     # runs evaluated before the control existed: no sentences, no columns
     assert report.feature_consistency(_summary()) == []
-    assert "feature error" not in report.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
+    assert "ε" not in report.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
