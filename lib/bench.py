@@ -272,7 +272,7 @@ def margins_label(margins: dict) -> str:
 
 def feature_errors_label(errors: dict | None) -> str:
     """A row's feature errors, decoder / thumbnail / mean colour: "0.144 / 0.164 / 0.378" ("—" if not measured)."""
-    if not errors:
+    if not isinstance(errors, dict) or not errors:  # None, or NaN where pandas filled a row without them
         return "—"
     return " / ".join(f"{errors[k]:.3f}" for k in ("decoder", "thumbnail", "mean_colour"))
 
