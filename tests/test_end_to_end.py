@@ -99,6 +99,26 @@ def test_per_layer_outputs(study):
             assert params["arch"] == arch and params["layer"] == layer
 
 
+def test_evaluate_refuses_an_encoder_whose_weights_changed_since_encoding(study, monkeypatch):
+    """Feature errors need the encoder the cached features came from: ImageNet weights appearing in the cache after
+    a random-weight encode get one error naming the fix, and the layer's outputs stay as they were."""
+    from lib import encoders, pipeline
+
+    real = encoders.build_extractor
+
+    def now_imagenet(*args, **kwargs):
+        extractor = real(*args, **kwargs)
+        extractor.weights = encoders.WeightsInfo("imagenet", "a checkpoint that appeared after encoding")
+        return extractor
+
+    monkeypatch.setattr(encoders, "build_extractor", now_imagenet)
+    metrics = study["root"] / "resnet34" / "layer4" / "metrics.csv"
+    before = metrics.read_bytes()
+    with pytest.raises(RuntimeError, match=r"resnet34 weights are imagenet now .* random weights: rerun `make features`"):
+        pipeline.evaluate_layer(str(study["profile"]), "resnet34", "layer4", study["root"].parent)
+    assert metrics.read_bytes() == before
+
+
 def test_split_manifest_is_by_source(study):
     manifest = pd.read_csv(study["root"] / "split.csv")
     assert manifest.groupby("source")["split"].nunique().max() == 1
