@@ -95,7 +95,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     from tqdm import tqdm
 
     from .decoders import build_decoder
-    from .metrics import Pixels, feature_error, mean_colour_baseline, psnr, ssim, thumbnail_baseline
+    from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, ssim, thumbnail_baseline
     from .training import contiguous_groups, fit_to_training_data, pick_device, reconstruct, seed_everything
 
     _check_encoder(arch, layer, weights)
@@ -160,9 +160,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     p, s = psnr(recon, target), ssim(recon, target)
     mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
     # the layer's own view of each image (metrics.feature_error): how far from the original in its features
-    distances = {name: float(feature_error(extractor, layer, candidate, test_features).mean()) for name, candidate in
-                 (("feature_error", recon), ("baseline_mean_colour_feature_error", mean_colour),
-                  ("baseline_thumbnail_feature_error", thumbnail))}
+    distances = {name: float(values.mean()) for name, values in
+                 feature_errors(extractor, layer, test_features, recon, mean_colour, thumbnail).items()}
     return {
         "arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
         "train_images": photos, "test_images": len(test_images), "colour_copies": colour_copies,

@@ -157,6 +157,14 @@ def feature_error(extractor, layer: str, candidate: Pixels, target_features: tor
     return np.concatenate(out)
 
 
+def feature_errors(extractor, layer: str, target_features: torch.Tensor, reconstruction: Pixels, mean_colour: Pixels,
+                   thumbnail: Pixels) -> dict[str, np.ndarray]:
+    """`feature_error` of the reconstruction and of both baselines, per image, under their summary names."""
+    candidates = {"feature_error": reconstruction, "baseline_mean_colour_feature_error": mean_colour,
+                  "baseline_thumbnail_feature_error": thumbnail}
+    return {name: feature_error(extractor, layer, candidate, target_features) for name, candidate in candidates.items()}
+
+
 def score(recon: Pixels, target: Pixels, lpips_scorer: LPIPSScorer | None = None) -> dict[str, np.ndarray]:
     """Per-image PSNR, SSIM, MSE and LPIPS (NaN where LPIPS is unavailable)."""
     n = len(target)

@@ -269,7 +269,7 @@ def perceptual_loss():
 def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> dict:
     from .encoders import build_extractor
     from .figures import reconstruction_figure
-    from .metrics import Pixels, feature_error, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
+    from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
     from .training import reconstruct
 
     started = time.perf_counter()
@@ -295,10 +295,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     if extractor.weights.kind != encoder["weights"]:
         raise RuntimeError(f"{arch} weights are {extractor.weights.kind} now but the cached features were encoded with "
                            f"{encoder['weights']} weights: rerun `make features` (or delete {paths.features_done(arch)}).")
-    test_features = feats["features"][test_i]
-    for name, candidate in (("feature_error", recon), ("baseline_mean_colour_feature_error", mean_colour),
-                            ("baseline_thumbnail_feature_error", thumbnail)):
-        per_image[name] = feature_error(extractor, layer, candidate, test_features)
+    per_image = per_image.assign(**feature_errors(extractor, layer, feats["features"][test_i], recon, mean_colour, thumbnail))
     out = paths.layer_dir(arch, layer)
     datamod.atomic_write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())
 
