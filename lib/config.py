@@ -44,6 +44,8 @@ TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "augment": (bool, None, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
     "colour_copies": (int, None, "colour-jittered copies of each training image, encoded once (0: none)"),
     "perceptual_weight": (float, None, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option"),
+    "feedback": (int, None, "feedback stages after the decoder, each fed the encoder's residual of the last output (0: none)"),
+    "feedback_epochs": (int, None, "epochs of each feedback stage, on the cached training features"),
 }
 DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "source": (str, ("skimage", "div2k"), "scikit-image's shipped photos, or DIV2K"),
@@ -106,9 +108,9 @@ def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | 
             if not isinstance(spec, dict) or set(spec) != {"bytes", "sha256"} or not isinstance(spec["bytes"], int) \
                     or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
                 raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
-    if kind is int and key not in ("seed", "limit", "colour_copies") and value <= 0:
+    if kind is int and key not in ("seed", "limit", "colour_copies", "feedback") and value <= 0:
         raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
-    if (kind is float or key == "colour_copies") and value < 0:
+    if (kind is float or key in ("colour_copies", "feedback")) and value < 0:
         raise ProfileError(f"{where}: '{key}' must be non-negative, got {value}.")
     return value
 

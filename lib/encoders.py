@@ -226,6 +226,14 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
     raise AssertionError(f"registry has no builder for {arch}")  # registry and builders out of sync
 
 
+def layer_encoder(extractor, layer: str):
+    """Normalised images -> the layer's features, on the images' device: what feedback stages query."""
+    def encode(image: torch.Tensor) -> torch.Tensor:
+        extractor.to(image.device)
+        return extractor(image)[layer].float()
+    return encode
+
+
 @torch.no_grad()
 def encode_images(extractor, layer: str, images: np.ndarray, batch_size: int = 16, pooled: bool = False) -> torch.Tensor:
     """uint8 N x H x W x 3 images -> the layer's features (N x C x g x g), or with `pooled` their per-image means

@@ -158,6 +158,7 @@ def load_features(profile: str, arch: str, layer: str, reports_root=None) -> tup
 
 # ---------------------------------------------------------------- step 3: train one layer
 def train_layer(profile: str, arch: str, layer: str, reports_root=None, overrides: dict | None = None, progress=True) -> dict:
+    from .encoders import layer_encoder
     from .training import train_decoder
 
     check_layer(arch, layer)
@@ -172,7 +173,7 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     out.mkdir(parents=True, exist_ok=True)
     resume_file = out / "training_state.pt"  # per-epoch state: a killed run continues from here
     augmentation, extractor = None, None
-    if settings["augment"] or settings["colour_copies"]:  # this layer's encoder is needed during training
+    if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
         from .encoders import build_extractor
 
         encoder_settings = study_settings(profile, reports_root)["architectures"][arch]
@@ -193,7 +194,7 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
     decoder, history, info = train_decoder(settings, train_x, train_crops, x[val_i], crops[val_i], progress=progress,
                                            resume_file=resume_file, augmentation=augmentation, perceptual=perceptual,
-                                           groups=groups)
+                                           groups=groups, encode=layer_encoder(extractor, layer) if extractor else None)
     checkpoint = {
         "state_dict": decoder.state_dict(),
         "settings": settings,
@@ -213,8 +214,10 @@ def train_layer(profile: str, arch: str, layer: str, reports_root=None, override
     return {"decoder": decoder, "history": history, "settings": settings, **info}
 
 
-def load_decoder(profile: str, arch: str, layer: str, reports_root=None):
-    from .decoders import build_decoder
+def load_decoder(profile: str, arch: str, layer: str, reports_root=None, extractor=None):
+    """The trained decoder of a layer and its checkpoint; one with feedback stages queries `extractor`."""
+    from .decoders import FeedbackDecoder, build_decoder
+    from .encoders import layer_encoder
 
     path = StudyPaths(profile, reports_root).layer_dir(arch, layer) / "decoder.pt"
     if not path.is_file():
@@ -222,6 +225,11 @@ def load_decoder(profile: str, arch: str, layer: str, reports_root=None):
     checkpoint = torch.load(path, weights_only=False)
     channels, grid = checkpoint["feature_shape"][0], checkpoint["feature_shape"][1]
     decoder = build_decoder(checkpoint["settings"]["decoder"], channels, grid, checkpoint["settings"]["width"])
+    if checkpoint["settings"].get("feedback", 0):
+        if extractor is None:
+            raise ValueError(f"{arch} {layer}: the decoder has feedback stages; load it with the layer's extractor.")
+        decoder = FeedbackDecoder(decoder, channels, grid, checkpoint["settings"]["feedback"])
+        decoder.attach(layer_encoder(extractor, layer))
     decoder.load_state_dict(checkpoint["state_dict"])
     return decoder.eval(), checkpoint
 
@@ -275,9 +283,14 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     started = time.perf_counter()
     paths = StudyPaths(profile, reports_root)
     study = study_settings(profile, reports_root)
-    decoder, checkpoint = load_decoder(profile, arch, layer, reports_root)
     store = load_store(profile, reports_root)
     feats, encoder = load_features(profile, arch, layer, reports_root)
+    settings = study["architectures"][arch]
+    extractor = build_extractor(arch, [layer], settings["weights"], study["seed"], settings["weights_file"])
+    if extractor.weights.kind != encoder["weights"]:
+        raise RuntimeError(f"{arch} weights are {extractor.weights.kind} now but the cached features were encoded with "
+                           f"{encoder['weights']} weights: rerun `make features` (or delete {paths.features_done(arch)}).")
+    decoder, checkpoint = load_decoder(profile, arch, layer, reports_root, extractor)
     test_i = split_indices(store, "test")
     target = Pixels.from_uint8(datamod.centre_crops(store, store["crop"], test_i))
     recon = Pixels.from_normalised(reconstruct(decoder, feats["features"][test_i]))
@@ -290,11 +303,6 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     per_image["baseline_thumbnail_psnr"] = psnr(thumbnail, target)
     per_image["baseline_thumbnail_ssim"] = ssim(thumbnail, target)
     # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
-    settings = study["architectures"][arch]
-    extractor = build_extractor(arch, [layer], settings["weights"], study["seed"], settings["weights_file"])
-    if extractor.weights.kind != encoder["weights"]:
-        raise RuntimeError(f"{arch} weights are {extractor.weights.kind} now but the cached features were encoded with "
-                           f"{encoder['weights']} weights: rerun `make features` (or delete {paths.features_done(arch)}).")
     per_image = per_image.assign(**feature_errors(extractor, layer, feats["features"][test_i], recon, mean_colour, thumbnail))
     out = paths.layer_dir(arch, layer)
     datamod.atomic_write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())
@@ -321,6 +329,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "epochs": checkpoint["settings"]["epochs"],
         "checkpoint": checkpoint["settings"].get("checkpoint", "best"),
         "colour_copies": checkpoint["settings"].get("colour_copies", 0),
+        "feedback": checkpoint["settings"].get("feedback", 0),  # feedback stages after the decoder
         "best_epoch": checkpoint["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
         "batch_size": checkpoint["settings"]["batch_size"],
         "train_seconds": round(checkpoint["train_seconds"], 2),
@@ -353,7 +362,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
 # ---------------------------------------------------------------- step 5: the study table
 SUMMARY_COLUMNS = [
     "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
-    "batch_size", "checkpoint", "colour_copies", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
+    "batch_size", "checkpoint", "colour_copies", "feedback", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
     "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "feature_error_mean", "feature_error_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",

@@ -253,6 +253,7 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
             "ε decoder / thumbnail / colour": rows.get("feature_error", pd.Series([None] * len(rows)))
                 .map(feature_errors_label),
             "colour copies": rows["colour_copies"],
+            "feedback stages": rows.get("feedback", pd.Series([0] * len(rows))).fillna(0).astype(int),
             "epochs": rows["epochs"],
             "commit": rows["git_commit"].str[:10],
         }

@@ -14,7 +14,10 @@ import torch
 from torch import nn
 
 from .data import atomic_save, normalise
-from .decoders import FeatureStandardise, build_decoder, count_parameters
+from .decoders import FeatureStandardise, FeedbackDecoder, build_decoder, count_parameters
+
+# Feedback stages learn at this fraction of the decoder's learning rate (measured at half: random ResNet34 layer1).
+FEEDBACK_LR = 0.5
 
 
 def pick_device(choice: str = "auto") -> torch.device:
@@ -112,6 +115,7 @@ def train_decoder(
     augmentation: OnlineAugmentation | None = None,
     perceptual: nn.Module | None = None,
     groups: torch.Tensor | None = None,
+    encode=None,
 ):
     """Returns (best decoder on CPU, history DataFrame, info dict).
 
@@ -122,6 +126,10 @@ def train_decoder(
     centre-crop features still fix the feature standardisation and the data fingerprint).
     With `settings["perceptual_weight"]` w > 0, the loss is MSE + w x `perceptual(output, target)` (an LPIPS
     module); validation loss and checkpoint selection stay MSE, so runs remain comparable.
+
+    With `settings["feedback"]` k > 0, k feedback stages follow the decoder kept (`FeedbackDecoder`), each trained
+    `feedback_epochs` on the cached training features; `encode` (normalised images -> the layer's features, on the
+    training device) is the frozen encoder they query. They are not resumed: a killed run redoes them.
 
     `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous
     quarters, as one photo's views sit together); colour copies of an image belong in its fold.
@@ -220,6 +228,11 @@ def train_decoder(
     if settings.get("checkpoint", "best") == "last" and history:
         best = (history[-1]["val_loss"], decoder.state_dict(), history[-1]["epoch"])  # the decoder as training left it
     decoder.load_state_dict(best[1])
+    decoder.eval()
+    feedback_losses = []
+    if settings.get("feedback", 0):
+        decoder, feedback_losses = fit_feedback(decoder, settings, train_features, train_images, val_features, val_images,
+                                                encode, device, progress)
     decoder.to("cpu").eval()
     info = {
         "train_seconds": time.perf_counter() - started,
@@ -227,8 +240,88 @@ def train_decoder(
         "best_val_loss": best[0],
         "decoder_params": count_parameters(decoder),
         "device": str(device),
+        "feedback_val_loss": feedback_losses,  # validation MSE after each feedback stage
     }
     return decoder, pd.DataFrame(history), info
+
+
+def fit_feedback(base: nn.Module, settings: dict, train_features: torch.Tensor, train_images: np.ndarray,
+                 val_features: torch.Tensor, val_images: np.ndarray, encode, device, progress: bool = True):
+    """Wrap `base` in a FeedbackDecoder with `settings["feedback"]` stages and train them one after another, each
+    for `feedback_epochs` on what the stages before it leave. Returns (decoder, validation MSE after each stage)."""
+    from tqdm import tqdm
+
+    if encode is None:
+        raise ValueError("feedback stages need the layer's encoder (encode=...).")
+    channels, grid = train_features.shape[1], train_features.shape[2]
+    decoder = FeedbackDecoder(base, channels, grid, settings["feedback"]).attach(encode).to(device)
+    order = torch.Generator().manual_seed(settings["seed"] + 2)
+    batch_size = min(settings["batch_size"], len(train_features))
+    losses = []
+    name = f"{settings.get('arch', '')} {settings.get('layer', '')}".strip()
+    for stage, refiner in enumerate(decoder.refiners, 1):
+        current, residuals = feedback_inputs(decoder, stage - 1, train_features, device)
+        refiner.features.fit(train_features), refiner.residual.fit(residuals)
+        steps = settings["feedback_epochs"] * math.ceil(len(train_features) / batch_size)
+        with tqdm(total=steps, desc=f"feedback {stage}/{settings['feedback']} {name}".strip(), disable=not progress) as bar:
+            train_until(refiner, lambda index: (tuple(t[index].to(device) for t in (train_features, residuals, current)),
+                                                normalise(train_images[index.numpy()]).to(device)),
+                        len(train_features), settings["lr"] * FEEDBACK_LR, batch_size, order,
+                        epochs=settings["feedback_epochs"], weight_decay=settings["weight_decay"], on_step=lambda loss: bar.update(1))
+        losses.append(evaluate_loss(decoder, val_features, val_images, device, batch_size))
+    return decoder, losses
+
+
+def train_until(module: nn.Module, batch, count: int, lr: float, batch_size: int, generator: torch.Generator,
+                deadline: float | None = None, epochs: int | None = None, weight_decay: float = 1e-4,
+                on_step=None) -> tuple[int, int]:
+    """AdamW on MSE until the wall clock (`time.perf_counter()`) reaches `deadline`, or for `epochs`, with a cosine
+    schedule (and a short warm-up) spanning the time left at the call or the steps, so any budget converges.
+    `batch(index)` gives (inputs tuple, target) for those of the `count` samples. Returns (steps, epochs)."""
+    if (deadline is None) == (epochs is None):
+        raise ValueError("train_until needs a deadline or a number of epochs, not both.")
+    optimiser = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    batch_size = min(batch_size, count)
+    start = time.perf_counter()
+    total_steps = None if epochs is None else epochs * math.ceil(count / batch_size)
+    span = None if deadline is None else max(deadline - start, 1e-9)
+    steps, done_epochs = 0, 0
+    while (time.perf_counter() < deadline) if epochs is None else done_epochs < epochs:
+        done_epochs += 1
+        module.train()
+        for index in torch.randperm(count, generator=generator).split(batch_size):
+            fraction = (time.perf_counter() - start) / span if epochs is None else steps / total_steps
+            if fraction >= 1:
+                break
+            if len(index) < 2:
+                continue  # BatchNorm needs two samples
+            factor = min(1.0, fraction / 0.03) * 0.5 * (1 + math.cos(math.pi * fraction))
+            for group in optimiser.param_groups:
+                group["lr"] = lr * max(factor, 1e-3)
+            inputs, target = batch(index)
+            loss = nn.functional.mse_loss(module(*inputs), target)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            steps += 1
+            if on_step is not None:
+                on_step(loss.item())
+    module.eval()
+    return steps, done_epochs
+
+
+@torch.no_grad()
+def feedback_inputs(decoder, stage: int, features: torch.Tensor, device=None, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """What refiner `stage` of a FeedbackDecoder sees for each sample: the reconstruction the stages before it
+    leave, and its residual in the layer's features, computed once (those stages are frozen by then)."""
+    decoder.eval()
+    images, residuals = [], []
+    for s in range(0, len(features), batch_size):
+        f = features[s : s + batch_size].to(device)
+        image = decoder(f, stages=stage)
+        images.append(image.cpu())
+        residuals.append(decoder.residual(f, image).cpu())
+    return torch.cat(images), torch.cat(residuals)
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     out = tmp_path / "q.json"
     done = subprocess.run(
         ["make", "--no-print-directory", "bench-quality", "ARCH=vgg16", "LAYER=block5", f"TRAIN_DIR={tmp_path / 'train'}",
-         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.05", "BATCH_SIZE=4", "COLOUR_COPIES=1", f"OUT={out}"],
+         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.5", "BATCH_SIZE=4", "COLOUR_COPIES=1", "FEEDBACK=1", f"OUT={out}"],
         cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.read_text())
     for key in ("arch", "layer", "weights", "train_images", "test_images", "seconds", "epochs", "psnr_mean", "psnr_std",
@@ -30,13 +30,15 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     assert (result["arch"], result["layer"], result["weights"]) == ("vgg16", "block5", "random")
     assert (result["train_images"], result["test_images"]) == (6, 3) and result["epochs"] >= 1
     assert result["batch_size"] == 4 and result["colour_copies"] == 1
+    # the budget is shared by the decoder and its feedback stage, and both train
+    assert result["feedback"] == 1 and len(result["feedback_epochs"]) == 1 and result["feedback_epochs"][0] >= 1
     # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one)
-    assert 0 < result["fit_seconds"] <= result["seconds"] and 2.5 <= result["seconds"] < 30 and 3 < result["psnr_mean"] < 60
+    assert 0 < result["fit_seconds"] <= result["seconds"] and 25 <= result["seconds"] < 60 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout
     # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
     assert 0 < result["baseline_thumbnail_feature_error"] < result["baseline_mean_colour_feature_error"]
     assert result["feature_error"] > 0
-    assert result["minutes"] == 0.05 and len(result["provenance"]["git_commit"]) >= 7
+    assert result["minutes"] == 0.5 and len(result["provenance"]["git_commit"]) >= 7
 
 
 def _fake_quality(calls):
@@ -47,7 +49,8 @@ def _fake_quality(calls):
         # feature errors as rows measured since the control exist, except vgg16 block1's (measured before it)
         errors = {} if layer == "block1" else {"feature_error": 0.2, "baseline_thumbnail_feature_error": 0.25,
                                                "baseline_mean_colour_feature_error": 0.1 if layer == "layer4" else 0.5}
-        return {**errors,"arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+        return {**errors, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+                "feedback": bench.FEEDBACK_STAGES,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
     return run
@@ -128,6 +131,8 @@ def test_quality_benchmark_input_errors(tmp_path):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, batch_size=1)
     with pytest.raises(bench.BenchError, match="COLOUR_COPIES must be 0 or more"):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, colour_copies=-1)
+    with pytest.raises(bench.BenchError, match="FEEDBACK must be 0 or more"):
+        bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, feedback=-1)
 
 
 def test_speed_benchmark_measures_both_loops(tmp_path):

@@ -62,7 +62,9 @@ def test_misspelt_data_parameter(tmp_path):
      ("decoder", "unet", "'decoder' is 'unet'"),
      ("batch_size", 0, "'batch_size' must be a positive integer"),
      ("colour_copies", -1, "'colour_copies' must be non-negative"),
-     ("colour_copies", 1.5, "'colour_copies' must be an integer")],
+     ("colour_copies", 1.5, "'colour_copies' must be an integer"),
+     ("feedback", -1, "'feedback' must be non-negative"),
+     ("feedback_epochs", 0, "'feedback_epochs' must be a positive integer")],
 )
 def test_ill_typed_parameter_names_key_and_type(tmp_path, key, value, expected):
     path = write_profile(tmp_path, lambda raw: raw.update({key: value}))

@@ -221,3 +221,55 @@ def test_paper_profile_with_empty_caches_names_files_and_folders(tmp_path, torch
         assert settings["weights"] == "imagenet"
         with pytest.raises(encoders.WeightsError, match="ImageNet weights required: .*(pth|augreg2).* not in " + str(tmp_path)):
             encoders.build_extractor(arch, list(settings["layers"])[:1], weights=settings["weights"])
+
+
+def _linear_encoder(channels: int, grid: int, seed: int = 0):
+    """A stand-in for a frozen layer: cell means of the image, mixed into `channels` by a fixed random matrix."""
+    mix = torch.randn(channels, 3, generator=torch.Generator().manual_seed(seed))
+    return lambda image: torch.einsum("ck,nkhw->nchw", mix, torch.nn.functional.adaptive_avg_pool2d(image, grid))
+
+
+@pytest.mark.parametrize("shape", [(64, 56, 56), (64, 112, 112), (512, 7, 7), (768, 14, 14)])
+def test_feedback_decoder_starts_as_its_base_and_feeds_back_the_encoders_residual(shape):
+    from lib.training import feedback_inputs
+
+    torch.manual_seed(0)
+    channels, grid = shape[0], shape[1]
+    base = decoders.build_decoder("resshuffle", channels, grid, width=32).eval()
+    decoder = decoders.FeedbackDecoder(base, channels, grid, stages=2).eval()
+    features = torch.randn(2, *shape)
+    with pytest.raises(RuntimeError, match="needs its encoder: call attach"):
+        decoder(features)
+    encode = _linear_encoder(channels, grid)
+    decoder.attach(encode)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(features), base(features))  # refiners start as the identity
+        images, residuals = feedback_inputs(decoder, 0, features)
+        torch.testing.assert_close(images, base(features))
+        torch.testing.assert_close(residuals, encode(images) - features)
+    # the encoder is attached, not owned: the checkpoint holds the decoder's weights only
+    assert all(key.startswith(("base.", "refiners.")) for key in decoder.state_dict())
+
+
+def test_a_feedback_stage_learns_to_correct_its_base():
+    import time
+
+    from lib.training import feedback_inputs, train_until
+
+    torch.manual_seed(0)
+    channels, grid = 16, 56
+    encode = _linear_encoder(channels, grid)
+    smooth = torch.nn.functional.interpolate(torch.randn(16, 3, 14, 14), size=224, mode="bilinear", align_corners=False)
+    features = encode(smooth)
+    decoder = decoders.FeedbackDecoder(decoders.build_decoder("resshuffle", channels, grid, width=16), channels, grid, 1)
+    decoder.attach(encode).eval()
+    current, residuals = feedback_inputs(decoder, 0, features)
+    refiner = decoder.refiners[0]
+    refiner.features.fit(features), refiner.residual.fit(residuals)
+    before = float(torch.nn.functional.mse_loss(current, smooth))
+    steps, epochs = train_until(refiner, lambda i: ((features[i], residuals[i], current[i]), smooth[i]), len(features),
+                                2e-3, 4, torch.Generator().manual_seed(0), deadline=time.perf_counter() + 4)
+    with torch.no_grad():
+        after = float(torch.nn.functional.mse_loss(decoder(features), smooth))
+    assert steps >= 4 and epochs >= 1 and not refiner.training
+    assert after < 0.5 * before, (before, after)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from lib import PARAMETERS_DIR, ROOT
@@ -80,6 +81,12 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     errors = summary[["feature_error_mean", "baseline_thumbnail_feature_error", "baseline_mean_colour_feature_error"]]
     assert errors.notna().all().all() and (errors > 0).all().all()
     assert (summary["baseline_thumbnail_feature_error"] < summary["baseline_mean_colour_feature_error"]).all()
+    # the tiny profile runs one feedback stage (the paper's default runs 2): recorded, and its weights saved
+    assert (summary["feedback"] == 1).all()
+    for arch, layer in EXPECTED:
+        checkpoint = torch.load(study["root"] / arch / layer / "decoder.pt", weights_only=False)
+        assert any(key.startswith("refiners.0.") for key in checkpoint["state_dict"])
+        assert len(checkpoint["feedback_val_loss"]) == 1 and 0 < checkpoint["feedback_val_loss"][0] < 10
 
 
 def test_per_layer_outputs(study):
