@@ -143,14 +143,22 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     deadline = lambda stage: train_started + budget * (stage + 1) / (feedback + 1)  # noqa: E731
     steps, epochs = train_until(decoder.base, lambda index: (on_device(index, features), targets(index)), len(features),
                                 lr, batch_size, order, deadline=deadline(0), on_step=seconds_bar)
-    feedback_epochs = []
+    feedback_epochs, inputs, input_seconds = [], None, 0.0
     for stage, refiner in enumerate(decoder.refiners, 1):
-        current, residuals = feedback_inputs(decoder, stage - 1, features, device)
+        if time.perf_counter() + input_seconds >= deadline(stage):
+            # this stage's inputs would take its whole share (the last ones took input_seconds): stop here,
+            # so the budget holds; the stages left untrained are dropped
+            del decoder.refiners[stage - 1 :]
+            break
+        started_inputs = time.perf_counter()
+        inputs = feedback_inputs(decoder, stage - 1, features, device, previous=inputs)
+        input_seconds = time.perf_counter() - started_inputs
+        current, residuals = inputs
         refiner.features.fit(features), refiner.residual.fit(residuals)
         more = train_until(refiner, lambda index: (on_device(index, features, residuals, current), targets(index)),
                            len(features), lr * FEEDBACK_LR, batch_size, order, deadline=deadline(stage), on_step=seconds_bar)
         feedback_epochs.append(more[1])
-        del current, residuals
+    del inputs
     bar.close()
     decoder.to("cpu"), extractor.to("cpu")
     train_seconds = time.perf_counter() - train_started
@@ -167,7 +175,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         "train_images": photos, "test_images": len(test_images), "colour_copies": colour_copies,
         "minutes": minutes, "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1),
         "epochs": epochs, "steps": steps, "device": str(device),
-        "decoder": "resshuffle", "feedback": feedback, "feedback_epochs": feedback_epochs, "width": width, "batch_size": min(batch_size, len(features)),
+        "decoder": "resshuffle", "feedback": len(decoder.refiners), "feedback_requested": feedback, "feedback_epochs": feedback_epochs, "width": width, "batch_size": min(batch_size, len(features)),
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
         "baseline_mean_colour_psnr": float(psnr(mean_colour, target).mean()),
         "baseline_mean_colour_ssim": float(ssim(mean_colour, target).mean()),

@@ -6,7 +6,8 @@ For every planned layer, at the profile's own settings (batch size, width, epoch
 - the training memory a GPU would hold: parameters, gradients and AdamW state, every tensor autograd saves
   for the backward pass at that batch size, and the largest encoder activation (encoded under no_grad);
 - the work the profile does: encoder passes (every step with `augment`, else once per image), decoder
-  updates, validation each epoch and test evaluation.
+  updates, validation each epoch and test evaluation, and with `feedback` stages their updates and the encoder
+  passes over reconstructions they need.
 
 Minutes follow from an assumed sustained throughput (`--tflops`) plus a per-step overhead for kernel
 launches and data (`--step-ms`): a model, not a measurement. Numbers measured on a GPU replace it.
@@ -26,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import config
 from . import data as datamod
-from .decoders import build_decoder
+from .decoders import FeedbackRefiner, build_decoder
 from .encoders import build_extractor
 from .registry import check_layer
 
@@ -90,8 +91,35 @@ def layer_cost(arch: str, layer: str, settings: dict, crop: int = 224) -> dict:
     # features, targets and output; the encoder's largest activation (and its input) while encoding.
     memory = (4 * parameters + encoder_weights + sum(saved) + 3 * target.numel() * 4 + features.numel() * 4
               + 2 * largest_activation)
-    return {"encoder_gflop_per_image": encoder_flops / 1e9, "decoder_update_gflop_per_image": decoder_flops / 1e9,
+    cost = {"encoder_gflop_per_image": encoder_flops / 1e9, "decoder_update_gflop_per_image": decoder_flops / 1e9,
             "decoder_forward_gflop_per_image": forward_flops / 1e9, "train_memory_mb": memory / 2**20}
+    if settings.get("feedback", 0):  # one feedback stage: its update and forward (the encoder pass is counted apart)
+        with torch.device("meta"):
+            refiner = FeedbackRefiner(channels, grid)
+            image = torch.empty(batch, 3, crop, crop)
+
+            def refine_update():
+                torch.nn.functional.mse_loss(refiner(features, features, image), target).backward()
+
+            cost["feedback_update_gflop_per_image"] = _flops(refine_update) / batch / 1e9
+            cost["feedback_forward_gflop_per_image"] = _flops(lambda: refiner(features[:1], features[:1], image[:1])) / 1e9
+    return cost
+
+
+def feedback_work(settings: dict, sizes: dict) -> dict:
+    """What `feedback` stages of `feedback_epochs` each add (`training.fit_feedback`): stage j encodes every
+    training image's reconstruction j times (its inputs) and each validation image's j times (its loss), and
+    trains on the training images; each test reconstruction passes through all k stages."""
+    k, epochs = settings.get("feedback", 0), settings.get("feedback_epochs", 0)
+    train, val, test = sizes["train"], sizes["val"], sizes["test"]
+    stages = range(1, k + 1)
+    return {
+        "encoder_images": sum(j * (train + val) for j in stages) + k * test,
+        "decoder_forward_images": k * (train + val),  # the decoder's own pass that starts each stage's inputs
+        "forward_images": sum((j - 1) * train + j * val for j in stages) + k * test,
+        "update_images": k * epochs * train,
+        "steps": k * epochs * math.ceil(train / settings["batch_size"]),
+    }
 
 
 def project(profile: str, tflops: list[float], step_ms: float, overrides: dict | None = None) -> dict:
@@ -115,15 +143,22 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
         flops = (encoder_images * cost["encoder_gflop_per_image"]
                  + train_images * cost["decoder_update_gflop_per_image"]
                  + (epochs * sizes["val"] + sizes["test"]) * cost["decoder_forward_gflop_per_image"]) * 1e9
+        work = feedback_work(settings, sizes)
+        steps += work["steps"]
+        flops += (work["encoder_images"] * cost["encoder_gflop_per_image"]
+                  + work["decoder_forward_images"] * cost["decoder_forward_gflop_per_image"]
+                  + work["update_images"] * cost.get("feedback_update_gflop_per_image", 0)
+                  + work["forward_images"] * cost.get("feedback_forward_gflop_per_image", 0)) * 1e9
         rows.append({"arch": arch, "layer": layer, "batch_size": batch, "width": settings["width"], "epochs": epochs,
                      "augment": settings["augment"], "steps": steps, "encoder_images": encoder_images,
+                     "feedback": settings.get("feedback", 0), "feedback_encoder_images": work["encoder_images"],
                      **{k: round(v, 3) for k, v in cost.items()}, "total_pflop": round(flops / 1e15, 6),
                      "seconds": {str(t): round(flops / (t * 1e12) + steps * step_ms / 1e3, 2) for t in tflops}})
     total = sum(r["total_pflop"] for r in rows)
     seconds = {str(t): sum(r["seconds"][str(t)] for r in rows) for t in tflops}
     return {
         "profile": study["profile"], "images": sizes, "assumed_tflops": tflops, "assumed_step_ms": step_ms,
-        "total_pflop": round(total, 4),
+        "total_pflop": round(total, 6),
         "total_seconds": {t: round(v, 3) for t, v in seconds.items()},
         "total_minutes": {t: round(v / 60, 1) for t, v in seconds.items()},
         "max_train_memory_mb": round(max(r["train_memory_mb"] for r in rows), 1),

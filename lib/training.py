@@ -259,8 +259,10 @@ def fit_feedback(base: nn.Module, settings: dict, train_features: torch.Tensor, 
     batch_size = min(settings["batch_size"], len(train_features))
     losses = []
     name = f"{settings.get('arch', '')} {settings.get('layer', '')}".strip()
+    inputs = None
     for stage, refiner in enumerate(decoder.refiners, 1):
-        current, residuals = feedback_inputs(decoder, stage - 1, train_features, device)
+        inputs = feedback_inputs(decoder, stage - 1, train_features, device, previous=inputs)
+        current, residuals = inputs
         refiner.features.fit(train_features), refiner.residual.fit(residuals)
         steps = settings["feedback_epochs"] * math.ceil(len(train_features) / batch_size)
         with tqdm(total=steps, desc=f"feedback {stage}/{settings['feedback']} {name}".strip(), disable=not progress) as bar:
@@ -311,14 +313,21 @@ def train_until(module: nn.Module, batch, count: int, lr: float, batch_size: int
 
 
 @torch.no_grad()
-def feedback_inputs(decoder, stage: int, features: torch.Tensor, device=None, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """What refiner `stage` of a FeedbackDecoder sees for each sample: the reconstruction the stages before it
-    leave, and its residual in the layer's features, computed once (those stages are frozen by then)."""
+def feedback_inputs(decoder, stage: int, features: torch.Tensor, device=None, previous=None,
+                    batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """What refiner `stage` (0-based count of the stages before it) of a FeedbackDecoder sees for each sample: the
+    reconstruction the stages before it leave, and its residual in the layer's features, computed once (those
+    stages are frozen by then). With `previous`, the (images, residuals) the stage before saw, only that stage
+    runs: one refiner pass and one encoder pass per sample instead of all of them again."""
     decoder.eval()
     images, residuals = [], []
     for s in range(0, len(features), batch_size):
         f = features[s : s + batch_size].to(device)
-        image = decoder(f, stages=stage)
+        if previous is None:
+            image = decoder(f, stages=stage)
+        else:
+            image = decoder.refiners[stage - 1](f, previous[1][s : s + batch_size].to(device),
+                                                previous[0][s : s + batch_size].to(device))
         images.append(image.cpu())
         residuals.append(decoder.residual(f, image).cpu())
     return torch.cat(images), torch.cat(residuals)

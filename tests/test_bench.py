@@ -49,8 +49,9 @@ def _fake_quality(calls):
         # feature errors as rows measured since the control exist, except vgg16 block1's (measured before it)
         errors = {} if layer == "block1" else {"feature_error": 0.2, "baseline_thumbnail_feature_error": 0.25,
                                                "baseline_mean_colour_feature_error": 0.1 if layer == "layer4" else 0.5}
-        return {**errors, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
-                "feedback": bench.FEEDBACK_STAGES,
+        # vgg16 block1 also predates the feedback stages: its JSON has no `feedback`
+        feedback = {} if layer == "block1" else {"feedback": bench.FEEDBACK_STAGES}
+        return {**errors, **feedback, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
     return run
@@ -85,7 +86,9 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
             "farther from the original than the mean colour (0.200 vs 0.100).") in lines
     assert frame.loc["VGG16 block2", "ε decoder / thumbnail / colour"] == "0.200 / 0.250 / 0.500"
     assert frame.loc["VGG16 block1", "ε decoder / thumbnail / colour"] == "—"
-    assert "| 0.200 / 0.250 / 0.500 |" in (out / "table.md").read_text()
+    assert frame.loc["VGG16 block1", "feedback stages"] == 0 and frame.loc["VGG16 block2", "feedback stages"] == bench.FEEDBACK_STAGES
+    assert rows[("vgg16", "block1")]["feedback"] == 0 and rows[("vgg16", "block2")]["feedback"] == bench.FEEDBACK_STAGES
+    assert f"| 0.200 / 0.250 / 0.500 | 0 | {bench.FEEDBACK_STAGES} | 3 |" in (out / "table.md").read_text()
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"rows": [], "met": 0, "layers": 0, "missing": ["vgg16/block1"]}))

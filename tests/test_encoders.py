@@ -247,6 +247,12 @@ def test_feedback_decoder_starts_as_its_base_and_feeds_back_the_encoders_residua
         images, residuals = feedback_inputs(decoder, 0, features)
         torch.testing.assert_close(images, base(features))
         torch.testing.assert_close(residuals, encode(images) - features)
+        # once the first refiner has learnt something, the next stage's inputs follow from the last ones alone
+        torch.nn.init.normal_(decoder.refiners[0].body[-2].weight, std=0.01)
+        again = feedback_inputs(decoder, 1, features)
+        onward = feedback_inputs(decoder, 1, features, previous=(images, residuals))
+        torch.testing.assert_close(onward, again)
+        assert not torch.allclose(again[0], images)
     # the encoder is attached, not owned: the checkpoint holds the decoder's weights only
     assert all(key.startswith(("base.", "refiners.")) for key in decoder.state_dict())
 

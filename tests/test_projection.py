@@ -32,7 +32,8 @@ def test_projection_counts_the_profiles_work(tmp_path):
     # without augmentation one encoder pass per architecture serves all its layers
     assert rows["resnet34", "layer1"]["encoder_images"] == images and rows["resnet34", "layer4"]["encoder_images"] == 0
     assert rows["vgg16", "block5"]["encoder_images"] == images
-    assert rows["resnet34", "layer1"]["steps"] == -(-result["images"]["train"] // 4)  # tiny: 1 epoch, batch 4
+    # tiny: 1 epoch at batch 4, then one feedback stage of 1 epoch
+    assert rows["resnet34", "layer1"]["steps"] == 2 * -(-result["images"]["train"] // 4)
     assert result["total_seconds"]["10.0"] > result["total_seconds"]["40.0"] > 0
     longer = projection.project("tiny", [10.0], 5.0, overrides={"epochs": 3})
     assert longer["total_pflop"] > result["total_pflop"]
@@ -50,3 +51,23 @@ def test_cli_writes_json_and_rejects_unknown_profiles(tmp_path, capsys):
     assert "PFLOP in all" in capsys.readouterr().out
     assert projection.main(["--profile", "nope", "--out", str(tmp_path / "x.json")]) == 2
     assert "nope" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_feedback_stages_are_counted_with_their_encoder_passes(tmp_path):
+    tiny = (ROOT / "parameters" / "tiny.yaml").read_text()
+    assert "feedback: 1 " in tiny and "feedback_epochs: 1\n" in tiny  # tiny runs one stage of one epoch
+
+    def project(feedback, epochs):
+        path = tmp_path / f"feedback{feedback}.yaml"
+        path.write_text(tiny.replace("feedback: 1 ", f"feedback: {feedback} ").replace("feedback_epochs: 1\n", f"feedback_epochs: {epochs}\n"))
+        result = projection.project(str(path), [10.0], 5.0)
+        return result, {(r["arch"], r["layer"]): r for r in result["layers"]}["resnet34", "layer1"]
+
+    (plain, plain_row), (one, row), (two, row2) = project(0, 1), project(1, 1), project(2, 3)
+    train, val, test = (one["images"][k] for k in ("train", "val", "test"))
+    assert plain_row["feedback"] == 0 and plain_row["feedback_encoder_images"] == 0
+    assert row["feedback"] == 1 and row["feedback_encoder_images"] == train + val + test
+    assert row["feedback_update_gflop_per_image"] > row["feedback_forward_gflop_per_image"] > 0
+    assert row2["feedback_encoder_images"] == 3 * (train + val) + 2 * test  # stage j encodes j times
+    assert row2["steps"] - plain_row["steps"] == 2 * 3 * -(-train // 4)
+    assert plain["total_pflop"] < one["total_pflop"] < two["total_pflop"]
