@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from . import data as datamod
 from .encoders import encode_images, layer_encoder
@@ -101,7 +99,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
 
     from .decoders import FeedbackDecoder, build_decoder
     from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, ssim, thumbnail_baseline
-    from .training import FEEDBACK_LR, contiguous_groups, feedback_inputs, fit_to_training_data, pick_device, reconstruct, seed_everything, train_until
+    from .training import (contiguous_groups, feedback_inputs, fit_to_training_data, pick_device, reconstruct, seed_everything,
+                           train_feedback_stage, train_until)
 
     _check_encoder(arch, layer, weights)
     if minutes <= 0:
@@ -136,15 +135,14 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     bar = tqdm(total=int(budget), desc=f"bench {arch} {layer}", unit="s", mininterval=5, disable=not progress)
     seconds_bar = lambda loss: (bar.update(int(time.perf_counter() - train_started) - bar.n),  # noqa: E731
                                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False))
-    targets = lambda index: datamod.normalise(images[index.numpy()]).to(device)  # noqa: E731
-    on_device = lambda index, *tensors: tuple(t[index].to(device) for t in tensors)  # noqa: E731
     # The budget is shared equally by the base decoder (its closed-form start included) and each feedback stage
     # (its inputs' encoding included).
     deadline = lambda stage: train_started + budget * (stage + 1) / (feedback + 1)  # noqa: E731
-    steps, epochs = train_until(decoder.base, lambda index: (on_device(index, features), targets(index)), len(features),
-                                lr, batch_size, order, deadline=deadline(0), on_step=seconds_bar)
+    base_batch = lambda index: ((features[index].to(device),), datamod.normalise(images[index.numpy()]).to(device))  # noqa: E731
+    steps, epochs = train_until(decoder.base, base_batch, len(features), lr, batch_size, order, deadline=deadline(0),
+                                on_step=seconds_bar)
     feedback_epochs, inputs, input_seconds = [], None, 0.0
-    for stage, refiner in enumerate(decoder.refiners, 1):
+    for stage in range(1, feedback + 1):
         if time.perf_counter() + input_seconds >= deadline(stage):
             # this stage's inputs would take its whole share (the last ones took input_seconds): stop here,
             # so the budget holds; the stages left untrained are dropped
@@ -153,11 +151,9 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         started_inputs = time.perf_counter()
         inputs = feedback_inputs(decoder, stage - 1, features, device, previous=inputs)
         input_seconds = time.perf_counter() - started_inputs
-        current, residuals = inputs
-        refiner.features.fit(features), refiner.residual.fit(residuals)
-        more = train_until(refiner, lambda index: (on_device(index, features, residuals, current), targets(index)),
-                           len(features), lr * FEEDBACK_LR, batch_size, order, deadline=deadline(stage), on_step=seconds_bar)
-        feedback_epochs.append(more[1])
+        _, stage_epochs = train_feedback_stage(decoder, stage, features, images, inputs, lr, batch_size, order, device,
+                                               deadline=deadline(stage), on_step=seconds_bar)
+        feedback_epochs.append(stage_epochs)
     del inputs
     bar.close()
     decoder.to("cpu"), extractor.to("cpu")

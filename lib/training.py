@@ -228,7 +228,6 @@ def train_decoder(
     if settings.get("checkpoint", "best") == "last" and history:
         best = (history[-1]["val_loss"], decoder.state_dict(), history[-1]["epoch"])  # the decoder as training left it
     decoder.load_state_dict(best[1])
-    decoder.eval()
     feedback_losses = []
     if settings.get("feedback", 0):
         decoder, feedback_losses = fit_feedback(decoder, settings, train_features, train_images, val_features, val_images,
@@ -260,18 +259,28 @@ def fit_feedback(base: nn.Module, settings: dict, train_features: torch.Tensor, 
     losses = []
     name = f"{settings.get('arch', '')} {settings.get('layer', '')}".strip()
     inputs = None
-    for stage, refiner in enumerate(decoder.refiners, 1):
-        inputs = feedback_inputs(decoder, stage - 1, train_features, device, previous=inputs)
-        current, residuals = inputs
-        refiner.features.fit(train_features), refiner.residual.fit(residuals)
+    for stage in range(1, settings["feedback"] + 1):
         steps = settings["feedback_epochs"] * math.ceil(len(train_features) / batch_size)
         with tqdm(total=steps, desc=f"feedback {stage}/{settings['feedback']} {name}".strip(), disable=not progress) as bar:
-            train_until(refiner, lambda index: (tuple(t[index].to(device) for t in (train_features, residuals, current)),
-                                                normalise(train_images[index.numpy()]).to(device)),
-                        len(train_features), settings["lr"] * FEEDBACK_LR, batch_size, order,
-                        epochs=settings["feedback_epochs"], weight_decay=settings["weight_decay"], on_step=lambda loss: bar.update(1))
+            inputs = feedback_inputs(decoder, stage - 1, train_features, device, previous=inputs)
+            train_feedback_stage(decoder, stage, train_features, train_images, inputs, settings["lr"], batch_size, order,
+                                 device, epochs=settings["feedback_epochs"], weight_decay=settings["weight_decay"],
+                                 on_step=lambda loss: bar.update(1))
         losses.append(evaluate_loss(decoder, val_features, val_images, device, batch_size))
     return decoder, losses
+
+
+def train_feedback_stage(decoder, stage: int, features: torch.Tensor, images: np.ndarray, inputs, lr: float,
+                         batch_size: int, generator: torch.Generator, device, **budget) -> tuple[int, int]:
+    """Train refiner `stage` (1-based) of a FeedbackDecoder on its `inputs` (`feedback_inputs`): its feature
+    standardisation, then `train_until` at FEEDBACK_LR x `lr` with `budget` (deadline or epochs, and its other
+    keywords). Returns (steps, epochs)."""
+    current, residuals = inputs
+    refiner = decoder.refiners[stage - 1]
+    refiner.features.fit(features), refiner.residual.fit(residuals)
+    return train_until(refiner, lambda index: (tuple(t[index].to(device) for t in (features, residuals, current)),
+                                               normalise(images[index.numpy()]).to(device)),
+                       len(features), lr * FEEDBACK_LR, batch_size, generator, **budget)
 
 
 def train_until(module: nn.Module, batch, count: int, lr: float, batch_size: int, generator: torch.Generator,
