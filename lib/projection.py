@@ -107,16 +107,17 @@ def layer_cost(arch: str, layer: str, settings: dict, crop: int = 224) -> dict:
 
 
 def feedback_work(settings: dict, sizes: dict) -> dict:
-    """What `feedback` stages of `feedback_epochs` each add (`training.fit_feedback`): stage j encodes every
-    training image's reconstruction j times (its inputs) and each validation image's j times (its loss), and
-    trains on the training images; each test reconstruction passes through all k stages."""
+    """What `feedback` stages of `feedback_epochs` each add (`training.fit_feedback`). A stage's inputs follow
+    from the last stage's (`feedback_inputs(previous=...)`): one pass of the stage before (the decoder for the
+    first) and one encoder pass per training image. Its validation loss runs the whole decoder, so stage j
+    encodes each validation image j times; each test reconstruction passes through all k stages."""
     k, epochs = settings.get("feedback", 0), settings.get("feedback_epochs", 0)
     train, val, test = sizes["train"], sizes["val"], sizes["test"]
     stages = range(1, k + 1)
     return {
-        "encoder_images": sum(j * (train + val) for j in stages) + k * test,
-        "decoder_forward_images": k * (train + val),  # the decoder's own pass that starts each stage's inputs
-        "forward_images": sum((j - 1) * train + j * val for j in stages) + k * test,
+        "encoder_images": k * train + sum(j * val for j in stages) + k * test,
+        "decoder_forward_images": min(k, 1) * train + k * val,  # the decoder's own pass: stage 1's inputs, each loss
+        "forward_images": max(k - 1, 0) * train + sum(j * val for j in stages) + k * test,
         "update_images": k * epochs * train,
         "steps": k * epochs * math.ceil(train / settings["batch_size"]),
     }

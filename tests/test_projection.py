@@ -68,6 +68,7 @@ def test_feedback_stages_are_counted_with_their_encoder_passes(tmp_path):
     assert plain_row["feedback"] == 0 and plain_row["feedback_encoder_images"] == 0
     assert row["feedback"] == 1 and row["feedback_encoder_images"] == train + val + test
     assert row["feedback_update_gflop_per_image"] > row["feedback_forward_gflop_per_image"] > 0
-    assert row2["feedback_encoder_images"] == 3 * (train + val) + 2 * test  # stage j encodes j times
+    # inputs: one encoder pass per stage and training image (each from the last); validation: stage j encodes j times
+    assert row2["feedback_encoder_images"] == 2 * train + 3 * val + 2 * test
     assert row2["steps"] - plain_row["steps"] == 2 * 3 * -(-train // 4)
     assert plain["total_pflop"] < one["total_pflop"] < two["total_pflop"]
