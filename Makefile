@@ -141,7 +141,7 @@ report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>
 
 # ---- benchmarks (print a line, write JSON) ---------------------------------------------------------
 # make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
-#   [COLOUR_COPIES=0] [FEEDBACK=2] OUT=q.json
+#   [COLOUR_COPIES=0] [FEEDBACK=2] [MATCH=100] OUT=q.json
 # Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo.
 BENCH_DATA := $(REPORTS)/bench/skimage
 TRAIN_DIR ?= $(BENCH_DATA)/train
@@ -155,7 +155,7 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_D
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
 	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
-	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK))
+	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
 
 # make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 vgg16/block2"]: the offline targets in one sweep --
 # bench-quality with random-init encoders on the demo's views for every layer (2.5 h on 2 CPU cores), one JSON

@@ -226,11 +226,12 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
     raise AssertionError(f"registry has no builder for {arch}")  # registry and builders out of sync
 
 
-def layer_encoder(extractor, layer: str):
-    """Normalised images -> the layer's features, on the images' device: what feedback stages query."""
+def layer_encoder(extractor, layer: str, differentiable: bool = False):
+    """Normalised images -> the layer's features, on the images' device: what feedback stages query. With
+    `differentiable`, gradients flow back to the images (the encoder's own weights stay frozen): feature matching."""
     def encode(image: torch.Tensor) -> torch.Tensor:
         extractor.to(image.device)
-        return extractor(image)[layer].float()
+        return (extractor.features(image) if differentiable else extractor(image))[layer].float()
     return encode
 
 

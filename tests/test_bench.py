@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import ROOT, bench, data, report
+from lib import ROOT, bench, data, matching, report
+from lib.registry import check_layer
 
 
 def write_images(folder, n, seed=0, size=(300, 260)):
@@ -51,7 +52,9 @@ def _fake_quality(calls):
                                                "baseline_mean_colour_feature_error": 0.1 if layer == "layer4" else 0.5}
         # vgg16 block1 also predates the feedback stages: its JSON has no `feedback`
         feedback = {} if layer == "block1" else {"feedback": bench.FEEDBACK_STAGES}
-        return {**errors, **feedback, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+        # feature matching ran where the grid is fine enough, as in `quality`
+        match = {"match_steps": bench.MATCH_STEPS if matching.applies(check_layer(arch, layer)[1]) else 0}
+        return {**errors, **feedback, **match, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
     return run
@@ -101,6 +104,14 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     table = bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block2"], run=_fake_quality(calls))
     assert calls[14:] == [("vgg16", "block2", "random", 5, 0)]
     assert table["layers"] == 1 and len(table["missing"]) == 13 and "Not measured at these settings" in (out / "table.md").read_text()
+    # a fine-grid row measured before feature matching existed is rerun; a coarse one (none applies) is kept
+    for name in ("resnet34-layer1", "resnet34-layer2"):
+        row = json.loads((out / f"{name}.json").read_text())
+        del row["match_steps"]
+        (out / f"{name}.json").write_text(json.dumps(row))
+    bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    # (vgg16 block2 again too: the sweep before measured it at 5 minutes)
+    assert calls[15:] == [("resnet34", "layer1", "random", 10, 0), ("vgg16", "block2", "random", 10, 0)]
     with pytest.raises(bench.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
         bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
 

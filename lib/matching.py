@@ -1,0 +1,67 @@
+"""Test-time feature matching: nudge a decoder's reconstruction until the frozen encoder's features of it match
+the features it was decoded from, through a smooth correction.
+
+The encoder is known, so after decoding one can still ask it where the reconstruction disagrees with the layer.
+Optimising the full 224 x 224 image on that disagreement lowers it 3-10x and moves the PSNR not at all (random
+ResNet34 layer1: 25.08 -> 25.18 dB after 96 Adam steps): a random stem is most sensitive to fine patterns, so the
+steps go there. A correction at half resolution, bicubic-upsampled, can only change what the eye calls colour and
+shape: the same 96 steps give 26.10 dB, 200 give 26.30 (a quarter-resolution correction, 28 x 28, peaks at 25.51).
+The features must be fine enough to constrain it: at 7 x 7 (random layer4) matching lowered the PSNR
+(17.19 -> 16.50), so it only runs at grids of `MIN_GRID` and finer.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MIN_GRID = 56  # coarsest feature grid at which matching runs
+RESOLUTION = 112  # the correction's grid, bicubic-upsampled to the image
+
+
+def applies(grid: int) -> bool:
+    """Whether feature matching runs for a layer whose features lie on a grid x grid map."""
+    return grid >= MIN_GRID
+
+
+def match_features(encode, standardise: nn.Module, features: torch.Tensor, images: torch.Tensor, steps: int,
+                   lr: float = 0.01, resolution: int = RESOLUTION, batch_size: int = 16, device=None,
+                   progress: bool = False) -> torch.Tensor:
+    """`images` (normalised N x 3 x H x W reconstructions of `features`) after `steps` Adam steps on the squared
+    distance between standardise(encode(image)) and standardise(features), over a correction at resolution x
+    resolution added after bicubic upsampling. `encode` must be differentiable (normalised images -> features,
+    on the images' device). Each image's correction is its own: batches only share the encoder's passes.
+    Returns new tensors on CPU."""
+    import copy
+
+    from tqdm import tqdm
+
+    if steps < 0:
+        raise ValueError(f"feature-matching steps must be 0 or more, got {steps}.")
+    if steps == 0:
+        return images.clone()
+    size = images.shape[-1]
+    standardise = copy.deepcopy(standardise).to(device or "cpu")
+    device = next(standardise.buffers()).device
+    out = []
+    bar = tqdm(total=steps * ((len(images) + batch_size - 1) // batch_size), desc="feature matching", unit="step",
+               mininterval=5, disable=not progress)
+    for start in range(0, len(images), batch_size):
+        base = images[start : start + batch_size].to(device)
+        target = standardise(features[start : start + batch_size].to(device)).detach()
+        delta = torch.zeros(len(base), 3, resolution, resolution, device=device, requires_grad=True)
+        optimiser = torch.optim.Adam([delta], lr=lr)
+
+        def corrected():
+            return base + nn.functional.interpolate(delta, size=(size, size), mode="bicubic", align_corners=False)
+
+        for _ in range(steps):
+            # sum over images, mean within each: an image's steps do not depend on which others share its batch
+            loss = ((standardise(encode(corrected())) - target) ** 2).flatten(1).mean(1).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            bar.update()
+        with torch.no_grad():
+            out.append(corrected().cpu())
+    bar.close()
+    return torch.cat(out)
