@@ -41,7 +41,7 @@ PAPERMILL := $(STEP) -m lib.notebook --kernel python3 --log-output --no-progress
 LIB_DATA := lib/__init__.py lib/registry.py lib/config.py lib/data.py lib/pipeline.py lib/provenance.py
 LIB_ENCODE := $(LIB_DATA) lib/encoders.py
 LIB_TRAIN := $(LIB_ENCODE) lib/decoders.py lib/training.py
-LIB_EVAL := $(LIB_TRAIN) lib/metrics.py lib/figures.py
+LIB_EVAL := $(LIB_TRAIN) lib/metrics.py lib/figures.py lib/matching.py
 LIB_REPORT := $(LIB_EVAL) lib/report.py
 
 # ---- environment ---------------------------------------------------------------------------------

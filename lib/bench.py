@@ -41,8 +41,8 @@ from .registry import UnknownNameError, all_layers, check_layer
 # The default decoder's feedback stages in a wall-clock budget (random ResNet34 layer1, 600 CPU-s shared equally:
 # 0 stages 26.47 dB, 1 27.27, 2 27.56, 3 27.49; with 2, ViT block0 30.21 vs 27.87, VGG16 block1 34.23 vs 34.73).
 FEEDBACK_STAGES = 2
-# Test-time feature-matching steps (`matching.match_features`) at grids of 56x56 and finer (random ResNet34 layer1
-# after the feedback stages: 27.44 dB -> 27.81 after 100 steps, 27.83 after 150, 27.81 after 200).
+# Test-time feature-matching steps (`matching.match_features`) at 56x56 grids (random ResNet34 layer1 after the
+# feedback stages: 27.44 dB -> 27.81 after 100 steps, 27.83 after 150, 27.81 after 200).
 MATCH_STEPS = 100
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -98,7 +98,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     `colour_copies` adds that many colour-jittered copies of every training image and its flip (`colour_jitter`),
     encoded once with them: a few training photos cover few colours, and a decoder only learns how the layer
     encodes the colours it sees. The budget covers the decoder's closed-form start as well as its gradient steps.
-    `match` feature-matching steps then correct each test reconstruction at grids of 56x56 and finer
+    `match` feature-matching steps then correct each test reconstruction at 56x56 grids
     (`matching.match_features`): test-time work outside the training budget, timed as `match_seconds`, with the
     decoder's own scores kept as `decoder_psnr_mean` / `decoder_ssim_mean`.
     """
@@ -271,6 +271,8 @@ def offline_table(rows: list[dict]) -> dict:
             "ssim": row["ssim_mean"], "mean_colour_psnr": row["baseline_mean_colour_psnr"],
             "thumbnail_psnr": row["baseline_thumbnail_psnr"], "colour_copies": row["colour_copies"],
             "feedback": row.get("feedback", 0),  # rows measured before the feedback stages existed had none
+            "match_steps": row.get("match_steps", 0),  # and before feature matching existed, none of that
+            "decoder_psnr": row.get("decoder_psnr_mean", row["psnr_mean"]),  # the decoder's own, before matching
             "epochs": row["epochs"], "seconds": row["seconds"], "targets": targets,
             "margin_db": margins, "met": all(m > 0 for m in margins.values()),
             # distance to the original in the layer's features (rows measured before this control: none)
@@ -300,16 +302,23 @@ def feature_errors_label(errors: dict | None) -> str:
     return " / ".join(f"{errors[k]:.3f}" for k in ("decoder", "thumbnail", "mean_colour"))
 
 
+def matching_label(row: dict) -> str:
+    """A row's feature-matching steps and the decoder's own PSNR before them: "100 (27.45)"; "0" where none ran."""
+    steps = int(row.get("match_steps", 0))
+    return f"{steps} ({row['decoder_psnr']:.2f})" if steps else "0"
+
+
 def offline_markdown(table: dict) -> str:
     lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) | met | feature error: decoder / "
-             "thumbnail / mean colour | copies | feedback | epochs | commit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "thumbnail / mean colour | copies | feedback | matching (decoder alone) | epochs | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         target, margin = targets_label(r["targets"]), margins_label(r["margin_db"])
         lines.append(f"| {r['arch']} | {r['layer']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['mean_colour_psnr']:.2f} "
                      f"| {r['thumbnail_psnr']:.2f} | {target} | {margin} | {'yes' if r['met'] else 'no'} "
                      f"| {feature_errors_label(r.get('feature_error'))} "
-                     f"| {r['colour_copies']} | {r.get('feedback', 0)} | {r['epochs']} | {r['git_commit'][:10]} |")
+                     f"| {r['colour_copies']} | {r.get('feedback', 0)} | {matching_label(r)} | {r['epochs']} "
+                     f"| {r['git_commit'][:10]} |")
     lines.append(f"\n{table['met']} of {table['layers']} layers measured meet their targets.")
     if table.get("missing"):
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
@@ -395,7 +404,7 @@ def main(argv=None) -> int:
     q.add_argument("--colour-copies", type=int, default=0, help="colour-jittered copies of each training image")
     q.add_argument("--feedback", type=int, default=FEEDBACK_STAGES, help="feedback stages after the base decoder")
     q.add_argument("--match", type=int, default=MATCH_STEPS,
-                   help="test-time feature-matching steps (grids 56x56 and finer; 0: none)")
+                   help="test-time feature-matching steps (56x56 grids; 0: none)")
     c = sub.add_parser("colour", parents=[common])
     c.add_argument("--copies", type=int, default=8, help="colour-jittered copies of each training image")
     o = sub.add_parser("offline")

@@ -66,6 +66,7 @@ TOP_KEYS: dict[str, tuple[type, tuple | None, str]] = {
     "weights": (str, WEIGHT_POLICIES, "auto: ImageNet if cached/downloadable else random"),
     "seed": (int, None, "seed for splits, initialisation and batch order"),
     "lpips": (str, ("auto", "required", "off"), "LPIPS needs real AlexNet weights: auto (if available) | required"),
+    "match_steps": (int, None, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)"),
 }
 ARCH_KEYS = {"layers", "per_layer", "weights", "weights_file"}
 
@@ -78,6 +79,7 @@ KNOBS = {
     "LIMIT": ("limit", int),
     "ARCH": ("arch", str),
     "LAYERS": ("layers", str),
+    "MATCH": ("match_steps", int),
 }
 # Other make variables a user may legitimately set on the command line.
 OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV", "JOBS",
@@ -108,9 +110,9 @@ def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | 
             if not isinstance(spec, dict) or set(spec) != {"bytes", "sha256"} or not isinstance(spec["bytes"], int) \
                     or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
                 raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
-    if kind is int and key not in ("seed", "limit", "colour_copies", "feedback") and value <= 0:
+    if kind is int and key not in ("seed", "limit", "colour_copies", "feedback", "match_steps") and value <= 0:
         raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
-    if (kind is float or key in ("colour_copies", "feedback")) and value < 0:
+    if (kind is float or key in ("colour_copies", "feedback", "match_steps")) and value < 0:
         raise ProfileError(f"{where}: '{key}' must be non-negative, got {value}.")
     return value
 
@@ -228,8 +230,9 @@ def parse_overrides(pairs: dict[str, str]) -> dict[str, Any]:
                 value = int(text)
             except ValueError:
                 raise ProfileError(f"{name} must be an integer, got '{text}'.") from None
-            if value < (0 if name == "LIMIT" else 1):
-                raise ProfileError(f"{name} must be {'>= 0' if name == 'LIMIT' else 'a positive integer'}, got {value}.")
+            at_least = 0 if name in ("LIMIT", "MATCH") else 1
+            if value < at_least:
+                raise ProfileError(f"{name} must be {'>= 0' if at_least == 0 else 'a positive integer'}, got {value}.")
         elif name in ("ARCH", "LAYERS"):
             value = [part for part in text.replace(",", " ").split() if part]
         else:
@@ -300,6 +303,7 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
         "description": raw.get("description", ""),
         "seed": raw["seed"],
         "lpips": raw.get("lpips", "auto"),
+        "match_steps": overrides.get("match_steps", raw.get("match_steps", 0)),
         "data": data,
         "architectures": resolved_archs,
     }
@@ -331,7 +335,7 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
     changed = []
     files = {
         config / "data.json": {"profile": study["profile"], "seed": study["seed"], **study["data"]},
-        config / "study.json": {k: study[k] for k in ("profile", "description", "seed", "lpips")},
+        config / "study.json": {k: study[k] for k in ("profile", "description", "seed", "lpips", "match_steps")},
     }
     for arch, settings in study["architectures"].items():
         # Encoding depends on the weights only; training on the per-layer settings only.

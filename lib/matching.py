@@ -5,9 +5,13 @@ The encoder is known, so after decoding one can still ask it where the reconstru
 Optimising the full 224 x 224 image on that disagreement lowers it 3-10x and moves the PSNR not at all (random
 ResNet34 layer1: 25.08 -> 25.18 dB after 96 Adam steps): a random stem is most sensitive to fine patterns, so the
 steps go there. A correction at half resolution, bicubic-upsampled, can only change what the eye calls colour and
-shape: the same 96 steps give 26.10 dB, 200 give 26.30 (a quarter-resolution correction, 28 x 28, peaks at 25.51).
+shape: the same 96 steps give 26.10 dB, 200 give 26.30 (coarser corrections do less: 56 x 56 25.66 after 48 steps,
+28 x 28 peaks at 25.51).
 The features must be fine enough to constrain it: at 7 x 7 (random layer4) matching lowered the PSNR
-(17.19 -> 16.50), so it only runs at grids of `MIN_GRID` and finer.
+(17.19 -> 16.50). `make bench-offline` (random weights, after the two feedback stages, 100 steps): resnet34 layer1
+27.45 -> 27.84 dB, vgg16 block2 30.06 -> 30.60, vgg16 block1 (112 x 112, where the correction is no finer than the
+features and the decoder already inverts them) 35.10 -> 35.03. So it runs where the grid is at least `MIN_GRID` and
+coarser than the correction: 56 x 56 in this study.
 """
 from __future__ import annotations
 
@@ -19,16 +23,18 @@ RESOLUTION = 112  # the correction's grid, bicubic-upsampled to the image
 
 
 def applies(grid: int) -> bool:
-    """Whether feature matching runs for a layer whose features lie on a grid x grid map."""
-    return grid >= MIN_GRID
+    """Whether feature matching runs for a layer whose features lie on a grid x grid map: fine enough to constrain
+    the correction, and coarser than it."""
+    return MIN_GRID <= grid < RESOLUTION
 
 
-def match_features(encode, standardise: nn.Module, features: torch.Tensor, images: torch.Tensor, steps: int,
+def match_features(encode, standardise: nn.Module | None, features: torch.Tensor, images: torch.Tensor, steps: int,
                    lr: float = 0.01, resolution: int = RESOLUTION, batch_size: int = 16, device=None,
                    progress: bool = False) -> torch.Tensor:
     """`images` (normalised N x 3 x H x W reconstructions of `features`) after `steps` Adam steps on the squared
     distance between standardise(encode(image)) and standardise(features), over a correction at resolution x
-    resolution added after bicubic upsampling. `encode` must be differentiable (normalised images -> features,
+    resolution added after bicubic upsampling. `standardise`: the decoder's per-channel feature standardisation
+    (`decoders.FeatureStandardise`), or None to fit one on `features`. `encode` must be differentiable (normalised images -> features,
     on the images' device). Each image's correction is its own: batches only share the encoder's passes.
     Returns new tensors on CPU."""
     import copy
@@ -40,6 +46,11 @@ def match_features(encode, standardise: nn.Module, features: torch.Tensor, image
     if steps == 0:
         return images.clone()
     size = images.shape[-1]
+    if standardise is None:
+        from .decoders import FeatureStandardise
+
+        standardise = FeatureStandardise(features.shape[1])
+        standardise.fit(features)
     standardise = copy.deepcopy(standardise).to(device or "cpu")
     device = next(standardise.buffers()).device
     out = []

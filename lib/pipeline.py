@@ -71,6 +71,7 @@ def study_settings(profile: str, reports_root=None) -> dict:
             }
         study["architectures"] = resolved
         study["data"] = json.loads((paths.root / "config" / "data.json").read_text())
+        study["match_steps"] = json.loads((paths.root / "config" / "study.json").read_text()).get("match_steps", 0)
     return study
 
 
@@ -275,10 +276,12 @@ def perceptual_loss():
 
 
 def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> dict:
-    from .encoders import build_extractor
+    from .decoders import FeedbackDecoder
+    from .encoders import build_extractor, layer_encoder
     from .figures import reconstruction_figure
+    from .matching import applies as matching_applies, match_features
     from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
-    from .training import reconstruct
+    from .training import pick_device, reconstruct
 
     started = time.perf_counter()
     paths = StudyPaths(profile, reports_root)
@@ -293,10 +296,20 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     decoder, checkpoint = load_decoder(profile, arch, layer, reports_root, extractor)
     test_i = split_indices(store, "test")
     target = Pixels.from_uint8(datamod.centre_crops(store, store["crop"], test_i))
-    recon = Pixels.from_normalised(reconstruct(decoder, feats["features"][test_i]))
+    decoded = reconstruct(decoder, feats["features"][test_i])
+    grid = checkpoint["feature_shape"][1]
+    match_steps = study["match_steps"] if matching_applies(grid) else 0
+    match_started = time.perf_counter()
+    base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
+    recon = Pixels.from_normalised(match_features(layer_encoder(extractor, layer, differentiable=True),
+                                                  getattr(base, "standardise", None),
+                                                  feats["features"][test_i], decoded, match_steps,
+                                                  device=pick_device(checkpoint["settings"]["device"]), progress=True))
+    match_seconds = time.perf_counter() - match_started
+    extractor.to("cpu")
     scorer, lpips_note = lpips_scorer(study)
     per_image = pd.DataFrame({"image": [store["names"][i] for i in test_i], **score(recon, target, scorer)})
-    grid = checkpoint["feature_shape"][1]
+    per_image["decoder_psnr"] = psnr(Pixels.from_normalised(decoded), target)  # before feature matching
     mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
     per_image["baseline_mean_colour_psnr"] = psnr(mean_colour, target)
     per_image["baseline_mean_colour_ssim"] = ssim(mean_colour, target)
@@ -330,6 +343,8 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "checkpoint": checkpoint["settings"].get("checkpoint", "best"),
         "colour_copies": checkpoint["settings"].get("colour_copies", 0),
         "feedback": checkpoint["settings"].get("feedback", 0),  # feedback stages after the decoder
+        "match_steps": match_steps,  # test-time feature-matching steps on each reconstruction
+        "match_seconds": round(match_seconds, 2),
         "best_epoch": checkpoint["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
         "batch_size": checkpoint["settings"]["batch_size"],
         "train_seconds": round(checkpoint["train_seconds"], 2),
@@ -339,7 +354,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "test_images": len(test_i),
         "lpips_note": lpips_note,
     }
-    for metric in ("psnr", "ssim", "lpips", "mse", "feature_error", "baseline_mean_colour_psnr", "baseline_mean_colour_ssim",
+    for metric in ("psnr", "decoder_psnr", "ssim", "lpips", "mse", "feature_error", "baseline_mean_colour_psnr", "baseline_mean_colour_ssim",
                    "baseline_thumbnail_psnr", "baseline_thumbnail_ssim", "baseline_mean_colour_feature_error",
                    "baseline_thumbnail_feature_error"):
         values = per_image[metric].to_numpy(dtype=float)
@@ -362,8 +377,8 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
 # ---------------------------------------------------------------- step 5: the study table
 SUMMARY_COLUMNS = [
     "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
-    "batch_size", "checkpoint", "colour_copies", "feedback", "best_epoch", "train_seconds", "encode_seconds", "eval_seconds", "test_images",
-    "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
+    "batch_size", "checkpoint", "colour_copies", "feedback", "match_steps", "best_epoch", "train_seconds", "encode_seconds",
+    "eval_seconds", "test_images", "psnr_mean", "psnr_std", "decoder_psnr_mean", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "feature_error_mean", "feature_error_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
     "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error",

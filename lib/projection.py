@@ -6,8 +6,9 @@ For every planned layer, at the profile's own settings (batch size, width, epoch
 - the training memory a GPU would hold: parameters, gradients and AdamW state, every tensor autograd saves
   for the backward pass at that batch size, and the largest encoder activation (encoded under no_grad);
 - the work the profile does: encoder passes (every step with `augment`, else once per image), decoder
-  updates, validation each epoch and test evaluation, and with `feedback` stages their updates and the encoder
-  passes over reconstructions they need.
+  updates, validation each epoch and test evaluation, with `feedback` stages their updates and the encoder
+  passes over reconstructions they need, and with `match_steps` the test-time feature matching (an encoder
+  forward and backward pass per step and test image, at 56x56 grids: `matching.applies`).
 
 Minutes follow from an assumed sustained throughput (`--tflops`) plus a per-step overhead for kernel
 launches and data (`--step-ms`): a model, not a measurement. Numbers measured on a GPU replace it.
@@ -29,6 +30,7 @@ from . import config
 from . import data as datamod
 from .decoders import FeedbackRefiner, build_decoder
 from .encoders import build_extractor
+from .matching import applies as matching_applies
 from .registry import check_layer
 
 DIV2K_TRAIN_IMAGES, DIV2K_VALID_IMAGES = 800, 100  # DIV2K_train_HR and DIV2K_valid_HR
@@ -123,6 +125,14 @@ def feedback_work(settings: dict, sizes: dict) -> dict:
     }
 
 
+def matching_work(match_steps: int, grid: int, sizes: dict, batch_size: int = 16) -> dict:
+    """What test-time feature matching adds (`matching.match_features`, batches of 16): per step and test image one
+    encoder forward and one backward to the image, counted as three forward passes (backward ~ twice forward)."""
+    steps = match_steps if matching_applies(grid) else 0
+    return {"match_steps": steps, "encoder_images": 3 * steps * sizes["test"],
+            "steps": steps * math.ceil(sizes["test"] / batch_size)}
+
+
 def project(profile: str, tflops: list[float], step_ms: float, overrides: dict | None = None) -> dict:
     from tqdm import tqdm
 
@@ -145,7 +155,9 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
                  + train_images * cost["decoder_update_gflop_per_image"]
                  + (epochs * sizes["val"] + sizes["test"]) * cost["decoder_forward_gflop_per_image"]) * 1e9
         work = feedback_work(settings, sizes)
-        steps += work["steps"]
+        matching = matching_work(study["match_steps"], check_layer(arch, layer)[1], sizes)
+        steps += work["steps"] + matching["steps"]
+        flops += matching["encoder_images"] * cost["encoder_gflop_per_image"] * 1e9
         flops += (work["encoder_images"] * cost["encoder_gflop_per_image"]
                   + work["decoder_forward_images"] * cost["decoder_forward_gflop_per_image"]
                   + work["update_images"] * cost.get("feedback_update_gflop_per_image", 0)
@@ -153,6 +165,7 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
         rows.append({"arch": arch, "layer": layer, "batch_size": batch, "width": settings["width"], "epochs": epochs,
                      "augment": settings["augment"], "steps": steps, "encoder_images": encoder_images,
                      "feedback": settings.get("feedback", 0), "feedback_encoder_images": work["encoder_images"],
+                     "match_steps": matching["match_steps"], "match_encoder_images": matching["encoder_images"],
                      **{k: round(v, 3) for k, v in cost.items()}, "total_pflop": round(flops / 1e15, 6),
                      "seconds": {str(t): round(flops / (t * 1e12) + steps * step_ms / 1e3, 2) for t in tflops}})
     total = sum(r["total_pflop"] for r in rows)

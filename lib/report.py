@@ -235,7 +235,7 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     table_file = Path(table_file)
     if not table_file.is_file():
         return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
-    from .bench import feature_errors_label, margins_label, targets_label  # lazily: bench pulls in torch
+    from .bench import feature_errors_label, margins_label, matching_label, targets_label  # lazily: bench pulls in torch
 
     table = json.loads(table_file.read_text())
     if not table["rows"]:
@@ -254,6 +254,9 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
                 .map(feature_errors_label),
             "colour copies": rows["colour_copies"],
             "feedback stages": rows.get("feedback", pd.Series([0] * len(rows))).fillna(0).astype(int),
+            # tables written before feature matching existed have neither column
+            "matching steps (decoder alone)": [matching_label(r) for r in (
+                rows.reindex(columns=["match_steps", "decoder_psnr"]).fillna(0).to_dict("records"))],
             "epochs": rows["epochs"],
             "commit": rows["git_commit"].str[:10],
         }

@@ -53,7 +53,8 @@ def _fake_quality(calls):
         # vgg16 block1 also predates the feedback stages: its JSON has no `feedback`
         feedback = {} if layer == "block1" else {"feedback": bench.FEEDBACK_STAGES}
         # feature matching ran where the grid is fine enough, as in `quality`
-        match = {"match_steps": bench.MATCH_STEPS if matching.applies(check_layer(arch, layer)[1]) else 0}
+        fine = matching.applies(check_layer(arch, layer)[1])
+        match = {"match_steps": bench.MATCH_STEPS, "decoder_psnr_mean": psnr - 0.5} if fine else {"match_steps": 0}
         return {**errors, **feedback, **match, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
@@ -91,7 +92,11 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert frame.loc["VGG16 block1", "ε decoder / thumbnail / colour"] == "—"
     assert frame.loc["VGG16 block1", "feedback stages"] == 0 and frame.loc["VGG16 block2", "feedback stages"] == bench.FEEDBACK_STAGES
     assert rows[("vgg16", "block1")]["feedback"] == 0 and rows[("vgg16", "block2")]["feedback"] == bench.FEEDBACK_STAGES
-    assert f"| 0.200 / 0.250 / 0.500 | 0 | {bench.FEEDBACK_STAGES} | 3 |" in (out / "table.md").read_text()
+    assert f"| 0.200 / 0.250 / 0.500 | 0 | {bench.FEEDBACK_STAGES} | 0 | 3 |" in (out / "table.md").read_text()
+    # resnet34 layer1 (56x56) ran feature matching: its steps and the decoder's own PSNR before them are shown
+    assert f"| {bench.FEEDBACK_STAGES} | {bench.MATCH_STEPS} (28.50) | 3 |" in (out / "table.md").read_text()
+    assert frame.loc["ResNet34 layer1", "matching steps (decoder alone)"] == f"{bench.MATCH_STEPS} (28.50)"
+    assert frame.loc["VGG16 block1", "matching steps (decoder alone)"] == "0"
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"rows": [], "met": 0, "layers": 0, "missing": ["vgg16/block1"]}))

@@ -32,8 +32,12 @@ def test_projection_counts_the_profiles_work(tmp_path):
     # without augmentation one encoder pass per architecture serves all its layers
     assert rows["resnet34", "layer1"]["encoder_images"] == images and rows["resnet34", "layer4"]["encoder_images"] == 0
     assert rows["vgg16", "block5"]["encoder_images"] == images
-    # tiny: 1 epoch at batch 4, then one feedback stage of 1 epoch
-    assert rows["resnet34", "layer1"]["steps"] == 2 * -(-result["images"]["train"] // 4)
+    # tiny: 1 epoch at batch 4, then one feedback stage of 1 epoch, then 2 feature-matching steps per batch of 16
+    # test images at layer1 (56x56), each an encoder forward and backward; none at layer4 (7x7)
+    test = result["images"]["test"]
+    assert rows["resnet34", "layer1"]["steps"] == 2 * -(-result["images"]["train"] // 4) + 2 * -(-test // 16)
+    assert rows["resnet34", "layer1"]["match_encoder_images"] == 3 * 2 * test and rows["resnet34", "layer1"]["match_steps"] == 2
+    assert rows["resnet34", "layer4"]["match_encoder_images"] == 0
     assert result["total_seconds"]["10.0"] > result["total_seconds"]["40.0"] > 0
     longer = projection.project("tiny", [10.0], 5.0, overrides={"epochs": 3})
     assert longer["total_pflop"] > result["total_pflop"]
