@@ -72,6 +72,7 @@ def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
             "layer": rows["layer"],
             "features": rows["feature_shape"],
             "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr_mean"], rows["psnr_std"])],
+            **_matching_column(rows),
             "SSIM": [pm(m, s, 3) for m, s in zip(rows["ssim_mean"], rows["ssim_std"])],
             "LPIPS": [pm(m, s, 3) for m, s in zip(rows["lpips_mean"], rows["lpips_std"])],
             "MSE": [pm(m, s, 4) for m, s in zip(rows["mse_mean"], rows["mse_std"])],
@@ -82,6 +83,23 @@ def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
             "train (s)": rows["train_seconds"].round(0).astype(int),
         }
     ).set_index("layer")
+
+
+def matching_findings(summary: pd.DataFrame) -> list[str]:
+    """What test-time feature matching changed, layer by layer, from the summary (nothing where none ran)."""
+    if "match_steps" not in summary:
+        return []
+    ran = summary[summary["match_steps"] > 0]
+    changes = [f"{label(r['arch'])} {r['layer']} {r['decoder_psnr_mean']:.2f} → {r['psnr_mean']:.2f} dB "
+               f"({r['psnr_mean'] - r['decoder_psnr_mean']:+.2f}, {int(r['match_steps'])} steps)" for _, r in ran.iterrows()]
+    return [f"Test-time feature matching (56×56 grids): {'; '.join(changes)}."] if changes else []
+
+
+def _matching_column(rows: pd.DataFrame) -> dict:
+    """The decoder's own PSNR before test-time feature matching, where any layer ran it ("—" where none did)."""
+    if "match_steps" not in rows or not (rows["match_steps"] > 0).any():
+        return {}
+    return {"decoder alone (dB)": [f"{p:.2f}" if n > 0 else "—" for p, n in zip(rows["decoder_psnr_mean"], rows["match_steps"])]}
 
 
 def _has_feature_errors(summary: pd.DataFrame) -> bool:
@@ -188,6 +206,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
             f"({best14['psnr_mean']:.2f} dB) and {label(worst14['arch'])} {worst14['layer']} the least "
             f"({worst14['psnr_mean']:.2f} dB)."
         )
+    out += matching_findings(summary)
     out += random_control_findings(summary)
     out += feature_consistency(summary)
     comparison = published_comparison(summary)

@@ -67,3 +67,15 @@ def test_feature_consistency_is_read_from_the_summary():
     # runs evaluated before the control existed: no sentences, no columns
     assert report.feature_consistency(_summary()) == []
     assert "ε" not in report.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
+
+
+def test_feature_matching_is_reported_where_it_ran():
+    matched = _summary(match_steps=[100, 0, 0, 0], decoder_psnr_mean=[23.5, 20.0, 15.0, 19.0], decoder_params=[125_000] * 4)
+    table = report.results_table(matched, "resnet34")
+    assert table.loc["layer1", "decoder alone (dB)"] == "23.50" and table.loc["layer4", "decoder alone (dB)"] == "—"
+    assert "Test-time feature matching (56×56 grids): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in report.findings(matched)
+    # none ran (or a run evaluated before it existed): no column, no sentence
+    for summary in (_summary(match_steps=[0] * 4, decoder_psnr_mean=[24.0, 20.0, 15.0, 19.0], decoder_params=[1] * 4),
+                    _summary(decoder_params=[1] * 4)):
+        assert "decoder alone (dB)" not in report.results_table(summary, "resnet34")
+        assert not any(line.startswith("Test-time feature matching") for line in report.findings(summary))
