@@ -35,7 +35,7 @@ import torch
 from . import data as datamod
 from .encoders import encode_images, layer_encoder
 from .provenance import record
-from .matching import applies as matching_applies
+from .matching import steps_at as matching_steps
 from .registry import UnknownNameError, all_layers, check_layer
 
 # The default decoder's feedback stages in a wall-clock budget (random ResNet34 layer1, 600 CPU-s shared equally:
@@ -171,7 +171,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     target = Pixels.from_uint8(test_images)
     decoded = reconstruct(decoder, test_features)
     decoder_psnr, decoder_ssim = (float(m(Pixels.from_normalised(decoded), target).mean()) for m in (psnr, ssim))
-    match_steps = match if matching_applies(grid) else 0
+    match_steps = matching_steps(grid, match)
     match_started = time.perf_counter()
     recon = Pixels.from_normalised(match_features(layer_encoder(extractor, layer, differentiable=True), decoder.base.standardise,
                                                   test_features, decoded, match_steps, device=device,
@@ -344,7 +344,7 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
     for arch, layer in everything:
         path = out_dir / f"{arch}-{layer}.json"
         copies = OFFLINE_COLOUR_COPIES.get((arch, layer), 0)
-        match = MATCH_STEPS if matching_applies(check_layer(arch, layer)[1]) else 0
+        match = matching_steps(check_layer(arch, layer)[1], MATCH_STEPS)
         row = json.loads(path.read_text()) if path.exists() else {}
         # rows measured before feature matching existed ran none
         kept = bool(row) and row.get("match_steps", 0) == match and all(

@@ -28,14 +28,19 @@ def applies(grid: int) -> bool:
     return MIN_GRID <= grid < RESOLUTION
 
 
+def steps_at(grid: int, requested: int) -> int:
+    """The feature-matching steps a layer on a grid x grid map runs when `requested` are asked for."""
+    return requested if applies(grid) else 0
+
+
 def match_features(encode, standardise: nn.Module | None, features: torch.Tensor, images: torch.Tensor, steps: int,
                    lr: float = 0.01, resolution: int = RESOLUTION, batch_size: int = 16, device=None,
                    progress: bool = False) -> torch.Tensor:
     """`images` (normalised N x 3 x H x W reconstructions of `features`) after `steps` Adam steps on the squared
     distance between standardise(encode(image)) and standardise(features), over a correction at resolution x
     resolution added after bicubic upsampling. `standardise`: the decoder's per-channel feature standardisation
-    (`decoders.FeatureStandardise`), or None to fit one on `features`. `encode` must be differentiable (normalised images -> features,
-    on the images' device). Each image's correction is its own: batches only share the encoder's passes.
+    (`decoders.FeatureStandardise`), or None to fit one on `features`. `encode` must be differentiable
+    (normalised images -> features, on the images' device). Each image's correction is its own: batches only share the encoder's passes.
     Returns new tensors on CPU."""
     import copy
 
@@ -51,8 +56,8 @@ def match_features(encode, standardise: nn.Module | None, features: torch.Tensor
 
         standardise = FeatureStandardise(features.shape[1])
         standardise.fit(features)
-    standardise = copy.deepcopy(standardise).to(device or "cpu")
-    device = next(standardise.buffers()).device
+    device = torch.device(device or "cpu")
+    standardise = copy.deepcopy(standardise).to(device)
     out = []
     bar = tqdm(total=steps * ((len(images) + batch_size - 1) // batch_size), desc="feature matching", unit="step",
                mininterval=5, disable=not progress)

@@ -279,7 +279,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     from .decoders import FeedbackDecoder
     from .encoders import build_extractor, layer_encoder
     from .figures import reconstruction_figure
-    from .matching import applies as matching_applies, match_features
+    from .matching import match_features, steps_at as matching_steps
     from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
     from .training import pick_device, reconstruct
 
@@ -298,7 +298,7 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
     target = Pixels.from_uint8(datamod.centre_crops(store, store["crop"], test_i))
     decoded = reconstruct(decoder, feats["features"][test_i])
     grid = checkpoint["feature_shape"][1]
-    match_steps = study["match_steps"] if matching_applies(grid) else 0
+    match_steps = matching_steps(grid, study["match_steps"])
     match_started = time.perf_counter()
     base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
     recon = Pixels.from_normalised(match_features(layer_encoder(extractor, layer, differentiable=True),

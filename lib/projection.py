@@ -8,7 +8,7 @@ For every planned layer, at the profile's own settings (batch size, width, epoch
 - the work the profile does: encoder passes (every step with `augment`, else once per image), decoder
   updates, validation each epoch and test evaluation, with `feedback` stages their updates and the encoder
   passes over reconstructions they need, and with `match_steps` the test-time feature matching (an encoder
-  forward and backward pass per step and test image, at 56x56 grids: `matching.applies`).
+  forward and backward pass per step and test image, at 56x56 grids: `matching.steps_at`).
 
 Minutes follow from an assumed sustained throughput (`--tflops`) plus a per-step overhead for kernel
 launches and data (`--step-ms`): a model, not a measurement. Numbers measured on a GPU replace it.
@@ -30,7 +30,7 @@ from . import config
 from . import data as datamod
 from .decoders import FeedbackRefiner, build_decoder
 from .encoders import build_extractor
-from .matching import applies as matching_applies
+from .matching import steps_at as matching_steps
 from .registry import check_layer
 
 DIV2K_TRAIN_IMAGES, DIV2K_VALID_IMAGES = 800, 100  # DIV2K_train_HR and DIV2K_valid_HR
@@ -128,7 +128,7 @@ def feedback_work(settings: dict, sizes: dict) -> dict:
 def matching_work(match_steps: int, grid: int, sizes: dict, batch_size: int = 16) -> dict:
     """What test-time feature matching adds (`matching.match_features`, batches of 16): per step and test image one
     encoder forward and one backward to the image, counted as three forward passes (backward ~ twice forward)."""
-    steps = match_steps if matching_applies(grid) else 0
+    steps = matching_steps(grid, match_steps)
     return {"match_steps": steps, "encoder_images": 3 * steps * sizes["test"],
             "steps": steps * math.ceil(sizes["test"] / batch_size)}
 
