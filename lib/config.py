@@ -91,6 +91,10 @@ def _type_name(kind: type) -> str:
             dict: "a mapping"}[kind]
 
 
+# Integer settings where 0 means "none" (every other integer but seed and limit must be positive).
+ZERO_MEANS_NONE = ("colour_copies", "feedback", "match_steps")
+
+
 def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | None) -> Any:
     ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -110,9 +114,9 @@ def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | 
             if not isinstance(spec, dict) or set(spec) != {"bytes", "sha256"} or not isinstance(spec["bytes"], int) \
                     or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
                 raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
-    if kind is int and key not in ("seed", "limit", "colour_copies", "feedback", "match_steps") and value <= 0:
+    if kind is int and key not in ("seed", "limit", *ZERO_MEANS_NONE) and value <= 0:
         raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
-    if (kind is float or key in ("colour_copies", "feedback", "match_steps")) and value < 0:
+    if (kind is float or key in ZERO_MEANS_NONE) and value < 0:
         raise ProfileError(f"{where}: '{key}' must be non-negative, got {value}.")
     return value
 
