@@ -35,15 +35,15 @@ import torch
 from . import data as datamod
 from .encoders import encode_images, layer_encoder
 from .provenance import record
-from .matching import steps_at as matching_steps
+from .matching import LEVELS as MATCH_LEVELS, steps_at as matching_steps
 from .registry import UnknownNameError, all_layers, check_layer
 
 # The default decoder's feedback stages in a wall-clock budget (random ResNet34 layer1, 600 CPU-s shared equally:
 # 0 stages 26.47 dB, 1 27.27, 2 27.56, 3 27.49; with 2, ViT block0 30.21 vs 27.87, VGG16 block1 34.23 vs 34.73).
 FEEDBACK_STAGES = 2
 # Test-time feature-matching steps (`matching.match_features`) at 56x56 grids (random ResNet34 layer1 after the
-# feedback stages: 27.44 dB -> 27.81 after 100 steps, 27.83 after 150, 27.81 after 200).
-MATCH_STEPS = 100
+# feedback stages, 27.44 dB, with the pyramid correction: 28.29 after 100 steps, 28.38 after 150, 28.44 after 250).
+MATCH_STEPS = 300
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -189,7 +189,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         "minutes": minutes, "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1),
         "epochs": epochs, "steps": steps, "device": str(device),
         "decoder": "resshuffle", "feedback": len(decoder.refiners), "feedback_requested": feedback, "feedback_epochs": feedback_epochs,
-        "match_steps": match_steps, "match_requested": match, "match_seconds": round(match_seconds, 1), "width": width, "batch_size": min(batch_size, len(features)),
+        "match_steps": match_steps, "match_requested": match, "match_seconds": round(match_seconds, 1),
+        "match_levels": [list(level) for level in MATCH_LEVELS] if match_steps else [], "width": width, "batch_size": min(batch_size, len(features)),
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
         "decoder_psnr_mean": decoder_psnr, "decoder_ssim_mean": decoder_ssim,  # before feature matching
         "baseline_mean_colour_psnr": float(psnr(mean_colour, target).mean()),
@@ -346,8 +347,9 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
         copies = OFFLINE_COLOUR_COPIES.get((arch, layer), 0)
         match = matching_steps(check_layer(arch, layer)[1], MATCH_STEPS)
         row = json.loads(path.read_text()) if path.exists() else {}
-        # rows measured before feature matching existed ran none
-        kept = bool(row) and row.get("match_steps", 0) == match and all(
+        # rows measured before feature matching existed ran none; a matched row holds the correction's levels
+        levels = [list(level) for level in MATCH_LEVELS] if match else []
+        kept = bool(row) and row.get("match_steps", 0) == match and row.get("match_levels", []) == levels and all(
             row.get(k) == v for k, v in dict(settings, colour_copies=copies).items())
         if kept and (arch, layer) in selected:
             print(f"{arch} {layer}: kept (same settings; delete {path} to rerun)")

@@ -1,17 +1,23 @@
 """Test-time feature matching: nudge a decoder's reconstruction until the frozen encoder's features of it match
-the features it was decoded from, through a smooth correction.
+the features it was decoded from.
 
 The encoder is known, so after decoding one can still ask it where the reconstruction disagrees with the layer.
 Optimising the full 224 x 224 image on that disagreement lowers it 3-10x and moves the PSNR not at all (random
 ResNet34 layer1: 25.08 -> 25.18 dB after 96 Adam steps): a random stem is most sensitive to fine patterns, so the
-steps go there. A correction at half resolution, bicubic-upsampled, can only change what the eye calls colour and
-shape: the same 96 steps give 26.10 dB, 200 give 26.30 (coarser corrections do less: 56 x 56 25.66 after 48 steps,
-28 x 28 peaks at 25.51).
+steps go there. A correction at half resolution, bicubic-upsampled, changes what the eye calls colour and shape:
+the same 96 steps give 26.10 dB (56 x 56 25.66 after 48 steps, 28 x 28 peaks at 25.51).
 The features must be fine enough to constrain it: at 7 x 7 (random layer4) matching lowered the PSNR
-(17.19 -> 16.50). `make bench-offline` (random weights, after the two feedback stages, 100 steps): resnet34 layer1
-27.45 -> 27.84 dB, vgg16 block2 30.06 -> 30.60, vgg16 block1 (112 x 112, where the correction is no finer than the
-features and the decoder already inverts them) 35.10 -> 35.03. So it runs where the grid is at least `MIN_GRID` and
-coarser than the correction: 56 x 56 in this study.
+(17.19 -> 16.50), and at 112 x 112 (vgg16 block1) the decoder already inverts them (35.10 -> 35.03 with the
+half-resolution correction). So it runs where the grid is at least `MIN_GRID` and coarser than `RESOLUTION`:
+56 x 56 in this study.
+
+The correction is a pyramid (`LEVELS`): maps at 112, 56 and 28 (each bicubic-upsampled) and one at full
+resolution scaled by 1/4. Adam moves each parameter by about lr per step, so a coarse cell, which spreads over many
+pixels, moves colour and shape quickly, and the damped full-resolution level can redraw fine detail slowly without
+taking over. On the cached reconstructions of the bench's resnet34 layer1 decoder (27.44 dB before matching), 100
+steps: 112 alone 27.80 (hubble 25.25 -> 24.94: the coarse correction smears what the features say about point-like
+stars), 112 + 56 + 28 27.87, with a full-resolution level at scale 1 27.84 (hubble kept, retina 32.49), at 1/2 28.19,
+1/4 28.29, 1/8 28.24; 1/4 after 150 steps 28.38, after 250 28.44.
 """
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ import torch
 from torch import nn
 
 MIN_GRID = 56  # coarsest feature grid at which matching runs
-RESOLUTION = 112  # the correction's grid, bicubic-upsampled to the image
+RESOLUTION = 112  # the finest coarse level of the correction: layers on this grid or finer are not matched
+# (fraction of the image's side, scale) of each level of the correction
+LEVELS = ((1, 0.25), (1 / 2, 1.0), (1 / 4, 1.0), (1 / 8, 1.0))
 
 
 def applies(grid: int) -> bool:
@@ -34,11 +42,11 @@ def steps_at(grid: int, requested: int) -> int:
 
 
 def match_features(encode, standardise: nn.Module | None, features: torch.Tensor, images: torch.Tensor, steps: int,
-                   lr: float = 0.01, resolution: int = RESOLUTION, batch_size: int = 16, device=None,
+                   lr: float = 0.01, levels=LEVELS, batch_size: int = 16, device=None,
                    progress: bool = False) -> torch.Tensor:
     """`images` (normalised N x 3 x H x W reconstructions of `features`) after `steps` Adam steps on the squared
-    distance between standardise(encode(image)) and standardise(features), over a correction at resolution x
-    resolution added after bicubic upsampling. `standardise`: the decoder's per-channel feature standardisation
+    distance between standardise(encode(image)) and standardise(features), over a correction that sums the
+    `levels`: for each (fraction, scale), a map at fraction x the image's side, bicubic-upsampled, times scale. `standardise`: the decoder's per-channel feature standardisation
     (`decoders.FeatureStandardise`), or None to fit one on `features`. `encode` must be differentiable
     (normalised images -> features, on the images' device). Each image's correction is its own: batches only share the encoder's passes.
     Returns new tensors on CPU."""
@@ -64,11 +72,12 @@ def match_features(encode, standardise: nn.Module | None, features: torch.Tensor
     for start in range(0, len(images), batch_size):
         base = images[start : start + batch_size].to(device)
         target = standardise(features[start : start + batch_size].to(device)).detach()
-        delta = torch.zeros(len(base), 3, resolution, resolution, device=device, requires_grad=True)
-        optimiser = torch.optim.Adam([delta], lr=lr)
+        deltas = [torch.zeros(len(base), 3, round(size * fraction), round(size * fraction), device=device, requires_grad=True)
+                  for fraction, _ in levels]
+        optimiser = torch.optim.Adam(deltas, lr=lr)
 
         def corrected():
-            return base + nn.functional.interpolate(delta, size=(size, size), mode="bicubic", align_corners=False)
+            return base + sum(scale * upsample(delta, size) for delta, (_, scale) in zip(deltas, levels))
 
         for _ in range(steps):
             # sum over images, mean within each: an image's steps do not depend on which others share its batch
@@ -81,3 +90,10 @@ def match_features(encode, standardise: nn.Module | None, features: torch.Tensor
             out.append(corrected().cpu())
     bar.close()
     return torch.cat(out)
+
+
+def upsample(delta: torch.Tensor, size: int) -> torch.Tensor:
+    """A correction level at the image's size (bicubic; a full-resolution level as it is)."""
+    if delta.shape[-1] == size:
+        return delta
+    return nn.functional.interpolate(delta, size=(size, size), mode="bicubic", align_corners=False)

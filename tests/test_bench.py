@@ -54,7 +54,8 @@ def _fake_quality(calls):
         feedback = {} if layer == "block1" else {"feedback": bench.FEEDBACK_STAGES}
         # feature matching ran where the grid is fine enough, as in `quality`
         fine = matching.applies(check_layer(arch, layer)[1])
-        match = {"match_steps": bench.MATCH_STEPS, "decoder_psnr_mean": psnr - 0.5} if fine else {"match_steps": 0}
+        match = ({"match_steps": bench.MATCH_STEPS, "decoder_psnr_mean": psnr - 0.5,
+                  "match_levels": [list(level) for level in matching.LEVELS]} if fine else {"match_steps": 0})
         return {**errors, **feedback, **match, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
@@ -117,6 +118,12 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
     # (vgg16 block2 again too: the sweep before measured it at 5 minutes)
     assert calls[15:] == [("resnet34", "layer1", "random", 10, 0), ("vgg16", "block2", "random", 10, 0)]
+    # a matched row whose correction had other levels (the half-resolution map alone, before the pyramid) is rerun
+    row = json.loads((out / "resnet34-layer1.json").read_text())
+    row["match_levels"] = [[0.5, 1.0]]
+    (out / "resnet34-layer1.json").write_text(json.dumps(row))
+    bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    assert calls[17:] == [("resnet34", "layer1", "random", 10, 0)]
     with pytest.raises(bench.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
         bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
 

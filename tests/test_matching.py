@@ -6,6 +6,8 @@ from lib import matching
 from lib.decoders import FeatureStandardise
 from lib.encoders import build_extractor, layer_encoder
 
+HALF = ((1 / 2, 1.0),)  # one level at half resolution
+
 
 @pytest.fixture(scope="module")
 def layer1():
@@ -20,7 +22,7 @@ def layer1():
 
 def test_matching_pulls_a_perturbed_image_back_towards_its_features(layer1):
     encode, standardise, images, features = layer1
-    # a smooth error, as a decoder's cell colours are wrong: what a half-resolution correction can undo
+    # a smooth error, as a decoder's cell colours are wrong: what a half-resolution level alone can undo
     error = nn.functional.interpolate(torch.randn(3, 3, 4, 4, generator=torch.Generator().manual_seed(1)), size=64,
                                       mode="bicubic", align_corners=False) * 0.5
     start = images + error
@@ -29,7 +31,7 @@ def test_matching_pulls_a_perturbed_image_back_towards_its_features(layer1):
         with torch.no_grad():
             return float(((standardise(encode(x)) - standardise(features)) ** 2).mean())
 
-    matched = matching.match_features(encode, standardise, features, start, steps=30, lr=0.02, resolution=32)
+    matched = matching.match_features(encode, standardise, features, start, steps=30, lr=0.02, levels=HALF)
     assert matched.shape == start.shape and not matched.requires_grad
     assert feature_distance(matched) < 0.5 * feature_distance(start)
     assert ((matched - images) ** 2).mean() < 0.8 * ((start - images) ** 2).mean()
@@ -38,8 +40,29 @@ def test_matching_pulls_a_perturbed_image_back_towards_its_features(layer1):
     smooth = nn.functional.interpolate(nn.functional.avg_pool2d(correction, 2), size=64, mode="bicubic", align_corners=False)
     assert ((correction - smooth) ** 2).mean() < 0.1 * (correction ** 2).mean()
     # each image's correction is its own: matched alone or in a batch, the same result
-    alone = matching.match_features(encode, standardise, features[1:2], start[1:2], steps=30, lr=0.02, resolution=32)
+    alone = matching.match_features(encode, standardise, features[1:2], start[1:2], steps=30, lr=0.02, levels=HALF)
     assert torch.allclose(alone, matched[1:2], atol=2e-3)  # float sums differ by batch
+
+
+def test_the_default_pyramid_undoes_smooth_and_fine_errors_alike(layer1):
+    encode, standardise, images, features = layer1
+    generator = torch.Generator().manual_seed(2)
+    smooth = nn.functional.interpolate(torch.randn(3, 3, 4, 4, generator=generator), size=64, mode="bicubic", align_corners=False)
+    start = images + 0.3 * smooth + 0.1 * torch.randn(3, 3, 64, 64, generator=generator)
+    matched = matching.match_features(encode, standardise, features, start, steps=30, lr=0.02)
+    assert ((matched - images) ** 2).mean() < 0.8 * ((start - images) ** 2).mean()
+
+
+def test_each_level_moves_by_its_scale():
+    # Adam's first step moves every parameter by lr (times the sign of its gradient): a full-resolution level at
+    # scale 1/4 moves each pixel by a quarter of that, so it redraws fine detail slowly
+    images = torch.zeros(1, 3, 16, 16)
+    encode = lambda x: x  # noqa: E731  (features = the image: every pixel has a gradient)
+    target = torch.ones(1, 3, 16, 16)
+    moved = matching.match_features(encode, nn.Identity(), target, images, steps=1, lr=0.1, levels=((1, 0.25),))
+    assert torch.allclose(moved, torch.full_like(moved, 0.025), atol=1e-6)
+    both = matching.match_features(encode, nn.Identity(), target, images, steps=1, lr=0.1, levels=((1, 0.25), (1 / 2, 1.0)))
+    assert float(both.mean()) == pytest.approx(0.125, abs=0.01)  # 0.025 + a bicubic-upsampled 0.1
 
 
 def test_zero_steps_change_nothing_and_negative_ones_are_an_error(layer1):
@@ -51,5 +74,5 @@ def test_zero_steps_change_nothing_and_negative_ones_are_an_error(layer1):
 
 
 def test_matching_runs_only_where_the_grid_constrains_it():
-    assert matching.applies(56) and not matching.applies(112)  # 112: the correction is no finer than the features
+    assert matching.applies(56) and not matching.applies(112)  # 112: the decoder already inverts the features
     assert not matching.applies(28) and not matching.applies(14) and not matching.applies(7)
