@@ -141,7 +141,7 @@ report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>
 
 # ---- benchmarks (print a line, write JSON) ---------------------------------------------------------
 # make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
-#   [COLOUR_COPIES=0] [FEEDBACK=2] [MATCH=100] OUT=q.json
+#   [COLOUR_COPIES=0] [FEEDBACK=2] [MATCH=300] OUT=q.json
 # Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo.
 BENCH_DATA := $(REPORTS)/bench/skimage
 TRAIN_DIR ?= $(BENCH_DATA)/train
