@@ -163,6 +163,9 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         input_seconds = time.perf_counter() - started_inputs
         _, stage_epochs = train_feedback_stage(decoder, stage, features, images, inputs, lr, batch_size, order, device,
                                                deadline=deadline(stage), on_step=seconds_bar)
+        if stage_epochs == 0:  # its inputs took its whole share (a loaded machine): an untrained stage is dropped too
+            del decoder.refiners[stage - 1 :]
+            break
         feedback_epochs.append(stage_epochs)
     del inputs
     bar.close()

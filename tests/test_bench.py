@@ -22,7 +22,7 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     out = tmp_path / "q.json"
     done = subprocess.run(
         ["make", "--no-print-directory", "bench-quality", "ARCH=vgg16", "LAYER=block5", f"TRAIN_DIR={tmp_path / 'train'}",
-         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.5", "BATCH_SIZE=4", "COLOUR_COPIES=1", "FEEDBACK=1", f"OUT={out}"],
+         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=1", "BATCH_SIZE=4", "COLOUR_COPIES=1", "FEEDBACK=1", f"OUT={out}"],
         cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.read_text())
     for key in ("arch", "layer", "weights", "train_images", "test_images", "seconds", "epochs", "psnr_mean", "psnr_std",
@@ -34,12 +34,12 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     # the budget is shared by the decoder and its feedback stage, and both train
     assert result["feedback"] == 1 and len(result["feedback_epochs"]) == 1 and result["feedback_epochs"][0] >= 1
     # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one)
-    assert 0 < result["fit_seconds"] <= result["seconds"] and 25 <= result["seconds"] < 60 and 3 < result["psnr_mean"] < 60
+    assert 0 < result["fit_seconds"] <= result["seconds"] and 55 <= result["seconds"] < 120 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout
     # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
     assert 0 < result["baseline_thumbnail_feature_error"] < result["baseline_mean_colour_feature_error"]
     assert result["feature_error"] > 0
-    assert result["minutes"] == 0.5 and len(result["provenance"]["git_commit"]) >= 7
+    assert result["minutes"] == 1 and len(result["provenance"]["git_commit"]) >= 7
 
 
 def _fake_quality(calls):
