@@ -18,7 +18,7 @@ taking over. On the cached reconstructions of the bench's resnet34 layer1 decode
 steps: 112 alone 27.80 (hubble 25.25 -> 24.94: the coarse correction smears what the features say about point-like
 stars), 112 + 56 + 28 27.87, with a full-resolution level at scale 1 27.84 (hubble kept, retina 32.49), at 1/2 28.19,
 1/4 28.29, 1/8 28.24; 1/4 after 150 steps 28.38, after 250 28.44. `make bench-offline` (300 steps): resnet34 layer1
-27.34 -> 28.29 dB, vgg16 block2 30.41 -> 32.31 (the half-resolution map alone: 27.45 -> 27.84, 30.06 -> 30.60).
+27.55 -> 28.53 dB, vgg16 block2 30.41 -> 32.31 (the half-resolution map alone: 27.45 -> 27.84, 30.06 -> 30.60).
 """
 from __future__ import annotations
 
