@@ -35,7 +35,7 @@ import torch
 from . import data as datamod
 from .encoders import encode_images, layer_encoder
 from .provenance import record
-from .matching import LEVELS as MATCH_LEVELS, steps_at as matching_steps
+from .matching import levels_record, steps_at as matching_steps
 from .registry import UnknownNameError, all_layers, check_layer
 
 # The default decoder's feedback stages in a wall-clock budget (random ResNet34 layer1, 600 CPU-s shared equally:
@@ -193,7 +193,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         "epochs": epochs, "steps": steps, "device": str(device),
         "decoder": "resshuffle", "feedback": len(decoder.refiners), "feedback_requested": feedback, "feedback_epochs": feedback_epochs,
         "match_steps": match_steps, "match_requested": match, "match_seconds": round(match_seconds, 1),
-        "match_levels": [list(level) for level in MATCH_LEVELS] if match_steps else [], "width": width, "batch_size": min(batch_size, len(features)),
+        "match_levels": levels_record(match_steps), "width": width, "batch_size": min(batch_size, len(features)),
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
         "decoder_psnr_mean": decoder_psnr, "decoder_ssim_mean": decoder_ssim,  # before feature matching
         "baseline_mean_colour_psnr": float(psnr(mean_colour, target).mean()),
@@ -351,8 +351,7 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
         match = matching_steps(check_layer(arch, layer)[1], MATCH_STEPS)
         row = json.loads(path.read_text()) if path.exists() else {}
         # rows measured before feature matching existed ran none; a matched row holds the correction's levels
-        levels = [list(level) for level in MATCH_LEVELS] if match else []
-        kept = bool(row) and row.get("match_steps", 0) == match and row.get("match_levels", []) == levels and all(
+        kept = bool(row) and row.get("match_steps", 0) == match and row.get("match_levels", []) == levels_record(match) and all(
             row.get(k) == v for k, v in dict(settings, colour_copies=copies).items())
         if kept and (arch, layer) in selected:
             print(f"{arch} {layer}: kept (same settings; delete {path} to rerun)")

@@ -42,6 +42,11 @@ def steps_at(grid: int, requested: int) -> int:
     return requested if applies(grid) else 0
 
 
+def levels_record(steps: int) -> list[list[float]]:
+    """The correction's levels as results record them: [[fraction, scale], ...] when matching ran, else []."""
+    return [list(level) for level in LEVELS] if steps else []
+
+
 def match_features(encode, standardise: nn.Module | None, features: torch.Tensor, images: torch.Tensor, steps: int,
                    lr: float = 0.01, levels=LEVELS, batch_size: int = 16, device=None,
                    progress: bool = False) -> torch.Tensor:
