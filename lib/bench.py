@@ -8,7 +8,8 @@ next to the mean-colour and thumbnail baselines:
 
 colour: how well a layer's pooled features predict each test image's mean colour (closed-form ridge, as the
 default decoder's colour path), with and without colour-jittered copies of the training images, against the
-mean-colour baseline (the best any single colour can score):
+mean-colour baseline (the best any single colour can score); and how much of each image's layout (its thumbnail at
+the layer's grid, less its mean colour) the layer's cells tell, across the training photos and on the test photos:
 
     python -m lib.bench colour --arch resnet34 --layer layer4 --train-dir DIR --test-dir DIR --weights random \\
         --copies 8 --out colour.json
@@ -226,11 +227,15 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     groups = contiguous_groups(len(images) // 2).repeat(2)  # a photo, its flip and its copies share a fold
     rng = np.random.default_rng(seed)
     training_set = np.concatenate([images, datamod.colour_copies(images, copies, rng)])
-    # The colour path only sees per-image means (its pooling of a 1 x 1 map is the identity): pool once, here.
-    features = encode_images(extractor, layer, training_set, pooled=True)
-    test_features = encode_images(extractor, layer, test_images)
-    channels, grid = test_features.shape[1], test_features.shape[2]
-    test_features = test_features.mean(dim=(2, 3), keepdim=True)
+    # The colour path only sees per-image means (its pooling of a 1 x 1 map is the identity): the copies are
+    # pooled as they are encoded; the photos and flips are kept whole for the layout readout.
+    full_features = encode_images(extractor, layer, images)
+    features = full_features.mean(dim=(2, 3), keepdim=True)
+    if copies:
+        features = torch.cat([features, encode_images(extractor, layer, training_set[len(images):], pooled=True)])
+    full_test_features = encode_images(extractor, layer, test_images)
+    channels, grid = full_test_features.shape[1], full_test_features.shape[2]
+    test_features = full_test_features.mean(dim=(2, 3), keepdim=True)
     target = Pixels.from_uint8(test_images)
     size = test_images.shape[1]
 
@@ -252,8 +257,57 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
         result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1), lambdas)
         # penalty picked on the test images: an optimistic bound, not a result
         result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in lambdas)
+    result.update(layout_readout(full_features, images, groups, full_test_features, test_images, lambdas))
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+@torch.no_grad()
+def layout_readout(features: torch.Tensor, images: np.ndarray, groups: torch.Tensor, test_features: torch.Tensor,
+                   test_images: np.ndarray, lambdas) -> dict:
+    """How much of each image's layout a layer's cells say, in a way that carries over to other photos: a ridge
+    regression from each cell's standardised features, less the image's mean features, to that cell of the image's
+    thumbnail at the layer's grid, less the image's mean colour. R^2 across the training photos (each fold predicted
+    by the others, penalty chosen there) and on the test images (fitted on all training photos).
+
+    A layer can hold layout that generalises between photos like its training photos and not to test photos of
+    another kind; then no decoder trained on those photos beats the mean colour through spatial detail.
+    """
+    from .decoders import FeatureStandardise
+
+    channels, grid = features.shape[1], features.shape[2]
+    standardise = FeatureStandardise(channels)
+    standardise.fit(features)
+
+    def sums(feats, pixels):
+        """Per image: (X^T X, X^T y, y^T y) of its cells, X the cells' features, y their colours, both less the image's mean."""
+        x = standardise(feats).double()
+        x = (x - x.mean(dim=(2, 3), keepdim=True)).flatten(2)  # N x C x cells
+        y = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(pixels).permute(0, 3, 1, 2).double() / 255, grid)
+        y = (y - y.mean(dim=(2, 3), keepdim=True)).flatten(2)  # N x 3 x cells
+        return x @ x.transpose(1, 2), x @ y.transpose(1, 2), (y * y).sum(dim=(1, 2))
+
+    chunks = [sums(features[s : s + 64], images[s : s + 64]) for s in range(0, len(images), 64)]
+    gram, cross, total = (torch.cat(parts) for parts in zip(*chunks))
+    test_gram, test_cross, test_total = (part.sum(0) for part in sums(test_features, test_images))
+    eye = torch.eye(channels, dtype=torch.float64)
+
+    def solve(g, c, lam):
+        return torch.linalg.solve(g + lam * torch.trace(g) / channels * eye, c)
+
+    def sse(weights, g, c, t):  # sum of squared errors of the cells' predictions, from the sums alone
+        return float(torch.trace(weights.T @ g @ weights) - 2 * torch.trace(weights.T @ c) + t)
+
+    folds = [groups == fold for fold in groups.unique()]
+    all_gram, all_cross = gram.sum(0), cross.sum(0)
+    cv = {lam: sum(sse(solve(all_gram - gram[held].sum(0), all_cross - cross[held].sum(0), lam),
+                       gram[held].sum(0), cross[held].sum(0), total[held].sum()) for held in folds)
+          for lam in lambdas}
+    lam = min(cv, key=cv.get)
+    weights = solve(all_gram, all_cross, lam)
+    return {"layout_grid": grid, "layout_penalty": lam,
+            "layout_train_r2": 1 - cv[lam] / float(total.sum()),
+            "layout_test_r2": 1 - sse(weights, test_gram, test_cross, test_total) / float(test_total)}
 
 
 # The offline targets: every layer beats the mean-colour baseline; these three also the thumbnail of their grid.
@@ -444,7 +498,9 @@ def main(argv=None) -> int:
         print(
             f"{result['arch']} {result['layer']} ({result['weights']} weights): predicted mean colour from pooled "
             f"features {result['flips_psnr']:.2f} dB (bound {result['flips_psnr_bound']:.2f}){with_copies} | "
-            f"mean-colour baseline {result['baseline_mean_colour_psnr']:.2f} dB -> {args.out}"
+            f"mean-colour baseline {result['baseline_mean_colour_psnr']:.2f} dB | layout from the {result['layout_grid']}x"
+            f"{result['layout_grid']} cells: R^2 {result['layout_train_r2']:.2f} across training photos, "
+            f"{result['layout_test_r2']:.2f} on the test images -> {args.out}"
         )
         return 0
     print(

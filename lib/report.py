@@ -243,7 +243,8 @@ def random_control_findings(summary: pd.DataFrame) -> list[str]:
             f"Random-weight control, {label(arch)}: {shape}"
             + (f"; at {', '.join(below)} the decoder recovers less from the untrained network than the image's mean colour "
                f"(`make bench-colour ARCH={arch} LAYER={below[-1]} WEIGHTS=random` measures how much of that colour the "
-               f"layer's pooled features hold)." if below else ".")
+               f"layer's pooled features hold, and how much of the layout its cells tell that carries over to the test "
+               f"photos)." if below else ".")
         )
     return out
 

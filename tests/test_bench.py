@@ -3,6 +3,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from lib import ROOT, bench, data, matching, report
@@ -201,6 +202,34 @@ def test_colour_benchmark_bounds_and_recovers_flat_colours(tmp_path):
     # with 16 training images, jittered copies of them help the regression (measured: 25.9 -> 27.6 dB)
     assert result["flips_psnr"] > 22 and result["copies_psnr"] > result["flips_psnr"] + 0.5, result
     assert "predicted mean colour from pooled features" in done.stdout
+    # flat colours have no layout: their cells' noise is not something features of other images teach
+    assert result["layout_grid"] == 28 and result["layout_train_r2"] < 0.2 and result["layout_test_r2"] < 0.2, result
+    assert "across training photos" in done.stdout
+
+
+def layout_case(n, mixing, seed):
+    """Images whose 4x4 thumbnails are random, and 'features' at that grid that are a fixed linear mix of each
+    cell's colour (plus mild noise): layout a readout can learn, from `mixing` (C x 3)."""
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0.2, 0.8, (n, 4, 4, 3))
+    images = (np.kron(small, np.ones((1, 8, 8, 1))) * 255).round().astype(np.uint8)  # 32 x 32, 8x8 blocks
+    cells = torch.from_numpy(small).permute(0, 3, 1, 2)  # n x 3 x 4 x 4
+    features = torch.einsum("ck,nkhw->nchw", torch.from_numpy(mixing), cells) + 0.01 * torch.randn(n, len(mixing), 4, 4)
+    return features.float(), images
+
+
+def test_layout_readout_tells_layout_that_carries_over_from_layout_that_does_not():
+    mixing = np.random.default_rng(0).normal(size=(16, 3))
+    features, images = layout_case(24, mixing, seed=1)
+    groups = torch.arange(24) * 4 // 24
+    lambdas = (1e-4, 1e-2, 1.0)
+    test_features, test_images = layout_case(8, mixing, seed=2)
+    same = bench.layout_readout(features, images, groups, test_features, test_images, lambdas)
+    assert same["layout_grid"] == 4 and same["layout_train_r2"] > 0.95 and same["layout_test_r2"] > 0.95, same
+    # test photos whose layer encodes colour another way: what the training photos taught predicts worse than nothing
+    other, _ = layout_case(8, -mixing, seed=2)
+    shifted = bench.layout_readout(features, images, groups, other, test_images, lambdas)
+    assert shifted["layout_train_r2"] == pytest.approx(same["layout_train_r2"]) and shifted["layout_test_r2"] < -0.5, shifted
 
 
 def test_colour_jitter_changes_colour_not_layout():

@@ -35,7 +35,8 @@ def test_findings_are_read_from_the_summary():
     assert control == ["Random-weight control, ResNet34: its margin over the mean colour shrinks with depth, from "
                        "+6.50 dB at layer1 to -2.50 dB at layer4; at layer4 the decoder recovers less from the "
                        "untrained network than the image's mean colour (`make bench-colour ARCH=resnet34 "
-                       "LAYER=layer4 WEIGHTS=random` measures how much of that colour the layer's pooled features hold)."]
+                       "LAYER=layer4 WEIGHTS=random` measures how much of that colour the layer's pooled features hold, "
+                       "and how much of the layout its cells tell that carries over to the test photos)."]
     assert not any("perceptual loss" in line for line in lines)
     assert any(line.startswith("LPIPS not computed: LPIPS left empty") for line in lines)
 
