@@ -125,10 +125,11 @@ $(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(PLAN) $(LIB_EVAL) | $(ENV_
 figures: $(FIGURES) ## summary.csv and the cross-layer figures
 
 # ---- 6. report: executed notebook -> HTML -> PDF ------------------------------------------------------
-# the committed offline benchmark (make bench-offline) is shown when present
+# the committed offline benchmark (make bench-offline) and layout control (make bench-colour) are shown when present
 OFFLINE := $(REPORTS)/bench/offline
+LAYOUT := $(REPORTS)/bench/colour
 $(R)/notebooks/05_report.ipynb: notebooks/05_report.ipynb $(FIGURES) $(CONFIG)/study.json $(LIB_REPORT) \
-  $(wildcard $(OFFLINE)/table.json $(OFFLINE)/table.png) | $(ENV_STAMP)
+  $(wildcard $(OFFLINE)/table.json $(OFFLINE)/table.png $(LAYOUT)/*.json) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
 $(R)/report.html: $(R)/notebooks/05_report.ipynb lib/report.py | $(ENV_STAMP)

@@ -41,6 +41,7 @@ class StudyPaths:
         self.summary = self.root / "summary.csv"
         self.figures = self.root / "figures"
         self.offline_benchmark = self.root.parent / "bench" / "offline"  # `make bench-offline`, shared by profiles
+        self.layout_control = self.root.parent / "bench" / "colour"  # `make bench-colour` results quoted by the README
 
     def features(self, arch: str, layer: str) -> Path:
         return self.root / "features" / arch / f"{layer}.pt"

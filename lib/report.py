@@ -305,6 +305,56 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     return frame, lines
 
 
+def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """`make bench-colour`'s results in `folder` (one JSON per run) as a table of what each layer tells of colour
+    and layout, and sentences read from it; (None, [why not]) when none holds a layout measurement."""
+    from .registry import all_layers  # network order
+
+    runs = [json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json"))] if Path(folder).is_dir() else []
+    runs = [r for r in runs if "layout_test_r2" in r]
+    if not runs:
+        return None, [f"Not measured under this reports root (no `make bench-colour` results in `{folder}`)."]
+    order = {key: i for i, key in enumerate(all_layers())}
+    merged: dict = {}  # one row per arch, layer and weights: the layout is the same with or without copies
+    for run in sorted(runs, key=lambda r: (order.get((r["arch"], r["layer"]), len(order)), r["weights"], r["copies"])):
+        row = merged.setdefault((run["arch"], run["layer"], run["weights"]), dict(run, copies_label="—"))
+        if run["copies"]:
+            row["copies_label"] = f"{run['copies_psnr']:.2f} ({run['copies']} copies)"
+            row["best_colour"] = max(row.get("best_colour", row["flips_psnr"]), run["copies_psnr"])
+    rows = list(merged.values())
+    table = pd.DataFrame(
+        {
+            "layer": [f"{label(r['arch'])} {r['layer']}" for r in rows],
+            "weights": [r["weights"] for r in rows],
+            "grid": [f"{r['layout_grid']}×{r['layout_grid']}" for r in rows],
+            "layout R² training photos": [round(r["layout_train_r2"], 2) for r in rows],
+            "layout R² test photos": [round(r["layout_test_r2"], 2) for r in rows],
+            "predicted colour (dB)": [round(r["flips_psnr"], 2) for r in rows],
+            "with colour copies (dB)": [r["copies_label"] for r in rows],
+            "mean-colour baseline (dB)": [round(r["baseline_mean_colour_psnr"], 2) for r in rows],
+        }
+    ).set_index("layer")
+    lines = []
+    for (arch, weights), group in pd.DataFrame(rows).groupby(["arch", "weights"], sort=False):
+        first, last = group.iloc[0], group.iloc[-1]
+        line = (f"{label(arch)} ({weights} weights): layout R² on the test photos "
+                + (f"{first['layout_test_r2']:.2f} at {first['layer']} to {last['layout_test_r2']:.2f} at {last['layer']}"
+                   if len(group) > 1 else f"{last['layout_test_r2']:.2f} at {last['layer']}"))
+        lost = group[group["layout_test_r2"] <= 0]
+        if len(lost):
+            line += (f"; at {', '.join(lost['layer'])} the cells' layout, learnt from the training photos (R² "
+                     f"{', '.join(f'{v:.2f}' for v in lost['layout_train_r2'])} across them), predicts the test photos "
+                     f"worse than none, so a decoder can pass the mean colour there only through colour")
+            best = lost["best_colour"].fillna(lost["flips_psnr"]) if "best_colour" in lost else lost["flips_psnr"]
+            short = best[best < lost["baseline_mean_colour_psnr"]]
+            if len(short):
+                line += (f", which the pooled features predict below the image's own mean, colour copies or not "
+                         f"(at best {', '.join(f'{v:.2f}' for v in short)} vs "
+                         f"{lost['baseline_mean_colour_psnr'].iloc[0]:.2f} dB)")
+        lines.append(line + ".")
+    return table, lines
+
+
 def published_comparison(summary: pd.DataFrame) -> pd.DataFrame:
     merged = summary.merge(PUBLISHED, on=["arch", "layer"], suffixes=("", "_study"))
     return pd.DataFrame(

@@ -80,3 +80,31 @@ def test_feature_matching_is_reported_where_it_ran():
                     _summary(decoder_params=[1] * 4)):
         assert "decoder alone (dB)" not in report.results_table(summary, "resnet34")
         assert not any(line.startswith("Test-time feature matching") for line in report.findings(summary))
+
+
+def _colour_run(layer, train_r2, test_r2, colour, copies=0, copies_psnr=None):
+    run = {"arch": "resnet34", "layer": layer, "weights": "random", "copies": copies, "flips_psnr": colour,
+           "baseline_mean_colour_psnr": 17.87, "layout_grid": {"layer1": 56, "layer4": 7}[layer],
+           "layout_train_r2": train_r2, "layout_test_r2": test_r2}
+    return run | ({"copies_psnr": copies_psnr} if copies else {})
+
+
+def test_layout_control_is_read_from_bench_colour_results(tmp_path):
+    import json
+
+    assert report.layout_control(tmp_path / "nowhere")[0] is None
+    runs = {"l4.json": _colour_run("layer4", 0.25, -0.17, 15.53), "l1.json": _colour_run("layer1", 0.79, 0.67, 17.64),
+            "l4-copies.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=8, copies_psnr=17.29),
+            "old.json": {"arch": "resnet34", "layer": "layer2", "copies": 0}}  # written before layout existed: skipped
+    for name, run in runs.items():
+        (tmp_path / name).write_text(json.dumps(run))
+    table, lines = report.layout_control(tmp_path)
+    # network order, one row per layer: the run with copies adds its colour to the layer's row
+    assert list(table.index) == ["ResNet34 layer1", "ResNet34 layer4"]
+    assert table.loc["ResNet34 layer4", "layout R² test photos"] == -0.17
+    assert table.loc["ResNet34 layer4", "with colour copies (dB)"] == "17.29 (8 copies)"
+    assert table.loc["ResNet34 layer1", "with colour copies (dB)"] == "—"
+    assert lines == ["ResNet34 (random weights): layout R² on the test photos 0.67 at layer1 to -0.17 at layer4; at layer4 "
+                     "the cells' layout, learnt from the training photos (R² 0.25 across them), predicts the test photos "
+                     "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
+                     "features predict below the image's own mean, colour copies or not (at best 17.29 vs 17.87 dB)."]
