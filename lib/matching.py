@@ -52,10 +52,10 @@ def match_features(encode, standardise: nn.Module | None, features: torch.Tensor
                    progress: bool = False) -> torch.Tensor:
     """`images` (normalised N x 3 x H x W reconstructions of `features`) after `steps` Adam steps on the squared
     distance between standardise(encode(image)) and standardise(features), over a correction that sums the
-    `levels`: for each (fraction, scale), a map at fraction x the image's side, bicubic-upsampled, times scale. `standardise`: the decoder's per-channel feature standardisation
-    (`decoders.FeatureStandardise`), or None to fit one on `features`. `encode` must be differentiable
-    (normalised images -> features, on the images' device). Each image's correction is its own: batches only share the encoder's passes.
-    Returns new tensors on CPU."""
+    `levels`: for each (fraction, scale), a map at fraction x the image's side, bicubic-upsampled, times scale.
+    `standardise`: the decoder's per-channel feature standardisation (`decoders.FeatureStandardise`), or None to
+    fit one on `features`. `encode` must be differentiable (normalised images -> features, on the images' device).
+    Each image's correction is its own: batches only share the encoder's passes. Returns new tensors on CPU."""
     import copy
 
     from tqdm import tqdm
@@ -78,8 +78,8 @@ def match_features(encode, standardise: nn.Module | None, features: torch.Tensor
     for start in range(0, len(images), batch_size):
         base = images[start : start + batch_size].to(device)
         target = standardise(features[start : start + batch_size].to(device)).detach()
-        deltas = [torch.zeros(len(base), 3, round(size * fraction), round(size * fraction), device=device, requires_grad=True)
-                  for fraction, _ in levels]
+        deltas = [torch.zeros(len(base), 3, round(size * fraction), round(size * fraction), device=device,
+                              requires_grad=True) for fraction, _ in levels]
         optimiser = torch.optim.Adam(deltas, lr=lr)
 
         def corrected():
