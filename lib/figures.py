@@ -165,3 +165,24 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.tight_layout()
     return save(fig, path)
+
+
+def layout_control(table: pd.DataFrame, path: Path) -> Path:
+    """`report.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
+    (hollow) and on the test photos (filled); below zero the readout predicts the test photos worse than no layout."""
+    _chart_style()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.62 * len(table) + 1.5), 3.8))
+    x = np.arange(len(table))
+    architectures = [f"{name.rsplit(' ', 1)[0]} ({weights})" for name, weights in zip(table.index, table["weights"])]
+    for colour, arch in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], dict.fromkeys(architectures)):
+        chosen = [i for i, a in enumerate(architectures) if a == arch]
+        ax.plot(x[chosen], table["layout R² training photos"].iloc[chosen], "o--", mfc="white", color=colour,
+                label=f"{arch}: training photos (cross-validated)")
+        ax.plot(x[chosen], table["layout R² test photos"].iloc[chosen], "o-", color=colour, label=f"{arch}: test photos")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, [name.replace(" ", "\n", 1) for name in table.index], fontsize=7)
+    ax.set_ylabel("layout R² (thumbnail less mean colour)")
+    ax.set_title("How much layout each layer's cells tell, by ridge regression", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    fig.tight_layout()
+    return save(fig, path)

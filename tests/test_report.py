@@ -104,6 +104,12 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert table.loc["ResNet34 layer4", "layout R² test photos"] == -0.17
     assert table.loc["ResNet34 layer4", "with colour copies (dB)"] == "17.29 (8 copies)"
     assert table.loc["ResNet34 layer1", "with colour copies (dB)"] == "—"
+    from PIL import Image
+
+    from lib import figures
+
+    with Image.open(figures.layout_control(table, tmp_path / "figures" / "layout.png")) as png:
+        assert png.format == "PNG" and png.width > png.height > 200  # one wide chart, written where asked
     assert lines == ["ResNet34 (random weights): layout R² on the test photos 0.67 at layer1 to -0.17 at layer4; at layer4 "
                      "the cells' layout, learnt from the training photos (R² 0.25 across them), predicts the test photos "
                      "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
