@@ -224,6 +224,9 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
         raise BenchError(f"COPIES must be 0 or more, got {copies}.")
     started = time.perf_counter()
     images, _, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
+    if len(images) < 4:  # the layout readout scores each photo by a fit to the others
+        raise BenchError(f"bench-colour needs at least 2 training images in '{train_dir}' (its penalties are "
+                         f"cross-validated over photos); found {len(images) // 2}.")
     groups = contiguous_groups(len(images) // 2).repeat(2)  # a photo, its flip and its copies share a fold
     rng = np.random.default_rng(seed)
     training_set = np.concatenate([images, datamod.colour_copies(images, copies, rng)])
@@ -273,41 +276,37 @@ def layout_readout(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
     A layer can hold layout that generalises between photos like its training photos and not to test photos of
     another kind; then no decoder trained on those photos beats the mean colour through spatial detail.
     """
-    from .decoders import FeatureStandardise
+    from .decoders import FeatureStandardise, cross_validated_penalty, squared_error
 
     channels, grid = features.shape[1], features.shape[2]
     standardise = FeatureStandardise(channels)
     standardise.fit(features)
 
     def sums(feats, pixels):
-        """Per image: (X^T X, X^T y, y^T y) of its cells, X the cells' features, y their colours, both less the image's mean."""
+        """(X^T X, X^T y, y^T y) over the images' cells, X the cells' features, y their colours, both less the
+        image's mean."""
         x = standardise(feats).double()
-        x = (x - x.mean(dim=(2, 3), keepdim=True)).flatten(2)  # N x C x cells
+        x = (x - x.mean(dim=(2, 3), keepdim=True)).flatten(2).transpose(1, 2).reshape(-1, channels)
         y = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(pixels).permute(0, 3, 1, 2).double() / 255, grid)
-        y = (y - y.mean(dim=(2, 3), keepdim=True)).flatten(2)  # N x 3 x cells
-        return x @ x.transpose(1, 2), x @ y.transpose(1, 2), (y * y).sum(dim=(1, 2))
+        y = (y - y.mean(dim=(2, 3), keepdim=True)).flatten(2).transpose(1, 2).reshape(-1, 3)
+        return x.T @ x, x.T @ y, (y * y).sum()
 
-    chunks = [sums(features[s : s + 64], images[s : s + 64]) for s in range(0, len(images), 64)]
-    gram, cross, total = (torch.cat(parts) for parts in zip(*chunks))
-    test_gram, test_cross, test_total = (part.sum(0) for part in sums(test_features, test_images))
+    stats = {}  # per fold of photos, summed chunk by chunk
+    for fold in groups.unique().tolist():
+        index = (groups == fold).nonzero().flatten().numpy()
+        parts = [sums(features[index[s : s + 64]], images[index[s : s + 64]]) for s in range(0, len(index), 64)]
+        stats[fold] = tuple(sum(part) for part in zip(*parts))
     eye = torch.eye(channels, dtype=torch.float64)
 
-    def solve(g, c, lam):
-        return torch.linalg.solve(g + lam * torch.trace(g) / channels * eye, c)
+    def solve(gram, cross, lam):
+        return torch.linalg.solve(gram + lam * torch.trace(gram) / channels * eye, cross)
 
-    def sse(weights, g, c, t):  # sum of squared errors of the cells' predictions, from the sums alone
-        return float(torch.trace(weights.T @ g @ weights) - 2 * torch.trace(weights.T @ c) + t)
-
-    folds = [groups == fold for fold in groups.unique()]
-    all_gram, all_cross = gram.sum(0), cross.sum(0)
-    cv = {lam: sum(sse(solve(all_gram - gram[held].sum(0), all_cross - cross[held].sum(0), lam),
-                       gram[held].sum(0), cross[held].sum(0), total[held].sum()) for held in folds)
-          for lam in lambdas}
-    lam = min(cv, key=cv.get)
-    weights = solve(all_gram, all_cross, lam)
+    lam, errors = cross_validated_penalty(stats, solve, lambdas)
+    weights = solve(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), lam)
+    test_sums = sums(test_features, test_images)
     return {"layout_grid": grid, "layout_penalty": lam,
-            "layout_train_r2": 1 - cv[lam] / float(total.sum()),
-            "layout_test_r2": 1 - sse(weights, test_gram, test_cross, test_total) / float(test_total)}
+            "layout_train_r2": 1 - errors[lam] / float(sum(t for _, _, t in stats.values())),
+            "layout_test_r2": 1 - squared_error(weights, *test_sums) / float(test_sums[2])}
 
 
 # The offline targets: every layer beats the mean-colour baseline; these three also the thumbnail of their grid.

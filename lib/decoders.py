@@ -107,6 +107,25 @@ def _stages(grid: int, out_size: int) -> int:
     return int(stages)
 
 
+def cross_validated_penalty(stats: dict, fit, lambdas) -> tuple[float, dict]:
+    """The ridge penalty with the lowest leave-one-group-out squared error, computed from per-group sums alone, so
+    the data is read once. `stats` maps each group to (Z^T Z, Z^T Y, sum of Y^2) over its rows; `fit(gram, cross,
+    lam)` returns the weight matrix. Returns (penalty, {penalty: held-out error}); with fewer than two groups, the
+    middle penalty and no errors."""
+    if len(stats) < 2:
+        return lambdas[len(lambdas) // 2], {}
+    total_gram = sum(gram for gram, _, _ in stats.values())
+    total_cross = sum(cross for _, cross, _ in stats.values())
+    errors = {lam: sum(squared_error(fit(total_gram - gram, total_cross - cross, lam), gram, cross, target_sq)
+                       for gram, cross, target_sq in stats.values()) for lam in lambdas}
+    return min(errors, key=errors.get), errors
+
+
+def squared_error(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, target_sq) -> float:
+    """sum |Z W - Y|^2 over rows, from their sums Z^T Z, Z^T Y and sum of Y^2."""
+    return float((weight * (gram @ weight)).sum() - 2 * (weight * cross).sum() + target_sq)
+
+
 class ResShuffleDecoder(nn.Module):
     def __init__(self, channels: int, grid: int, width: int = 256, blocks: int = 2, out_size: int = 224, min_width: int = 16):
         super().__init__()
@@ -276,21 +295,8 @@ class ResShuffleDecoder(nn.Module):
             full[0] += local_b
             return full, colour_full
 
-        folds = list(stats)
-        total_gram = sum(stats[f][0] for f in folds)
-        total_cross = sum(stats[f][1] for f in folds)
-        errors = {}
-        for lam in lambdas:
-            if len(folds) < 2:
-                break
-            error = 0.0
-            for held in folds:
-                weight, _ = fit(total_gram - stats[held][0], total_cross - stats[held][1], lam)
-                gram, cross, target_sq = stats[held]
-                error += float((weight * (gram @ weight)).sum() - 2 * (weight * cross).sum() + target_sq)
-            errors[lam] = error
-        best = min(errors, key=errors.get) if errors else lambdas[len(lambdas) // 2]
-        weight, colour = fit(total_gram, total_cross, best)
+        best, _ = cross_validated_penalty(stats, lambda gram, cross, lam: fit(gram, cross, lam)[0], lambdas)
+        weight, colour = fit(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), best)
         self.colour.weight.copy_(colour[pooled_rows, :: r * r].T.reshape_as(self.colour.weight))
         self.colour.bias.copy_(colour[0, :: r * r])
         offset = (full_kernel - kernel) // 2

@@ -317,10 +317,11 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     order = {key: i for i, key in enumerate(all_layers())}
     merged: dict = {}  # one row per arch, layer and weights: the layout is the same with or without copies
     for run in sorted(runs, key=lambda r: (order.get((r["arch"], r["layer"]), len(order)), r["weights"], r["copies"])):
-        row = merged.setdefault((run["arch"], run["layer"], run["weights"]), dict(run, copies_label="—"))
+        row = merged.setdefault((run["arch"], run["layer"], run["weights"]),
+                                dict(run, copies_label="—", best_colour=run["flips_psnr"]))
         if run["copies"]:
             row["copies_label"] = f"{run['copies_psnr']:.2f} ({run['copies']} copies)"
-            row["best_colour"] = max(row.get("best_colour", row["flips_psnr"]), run["copies_psnr"])
+            row["best_colour"] = max(row["best_colour"], run["copies_psnr"])
     rows = list(merged.values())
     table = pd.DataFrame(
         {
@@ -345,8 +346,7 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             line += (f"; at {', '.join(lost['layer'])} the cells' layout, learnt from the training photos (R² "
                      f"{', '.join(f'{v:.2f}' for v in lost['layout_train_r2'])} across them), predicts the test photos "
                      f"worse than none, so a decoder can pass the mean colour there only through colour")
-            best = lost["best_colour"].fillna(lost["flips_psnr"]) if "best_colour" in lost else lost["flips_psnr"]
-            short = best[best < lost["baseline_mean_colour_psnr"]]
+            short = lost["best_colour"][lost["best_colour"] < lost["baseline_mean_colour_psnr"]]
             if len(short):
                 line += (f", which the pooled features predict below the image's own mean, colour copies or not "
                          f"(at best {', '.join(f'{v:.2f}' for v in short)} vs "

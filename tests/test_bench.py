@@ -242,3 +242,10 @@ def test_colour_jitter_changes_colour_not_layout():
         assert np.corrcoef(a[..., 0].ravel(), b[..., 0].ravel())[0, 1] > 0.8
     with pytest.raises(bench.BenchError, match="COPIES must be 0 or more"):
         bench.colour("resnet34", "layer4", "x", "x", "random", copies=-1)
+
+
+def test_colour_benchmark_needs_two_training_photos(tmp_path):
+    flat_colour_images(tmp_path / "train", 1, seed=0)
+    flat_colour_images(tmp_path / "test", 2, seed=1)
+    with pytest.raises(bench.BenchError, match="needs at least 2 training images .* found 1"):
+        bench.colour("resnet34", "layer1", tmp_path / "train", tmp_path / "test", "random", copies=0)
