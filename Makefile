@@ -6,7 +6,8 @@
 #   lib.pipeline encode-> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
 #   02_train.ipynb     -> <arch>/<layer>/decoder.pt, history.csv       (per layer, papermill)
 #   03_evaluate.ipynb  -> <arch>/<layer>/metrics.csv, summary.json, reconstructions.png
-#   04_figures.ipynb   -> summary.csv, figures/*.png                   (plots only: never retrains)
+#   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_comparisons.csv, figures/*.png
+#                                                                     (plots and statistics: never retrains)
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
 #
 # `make help` lists the targets and knobs.
@@ -42,7 +43,8 @@ LIB_DATA := lib/__init__.py lib/registry.py lib/config.py lib/data.py lib/pipeli
 LIB_ENCODE := $(LIB_DATA) lib/encoders.py
 LIB_TRAIN := $(LIB_ENCODE) lib/decoders.py lib/training.py
 LIB_EVAL := $(LIB_TRAIN) lib/metrics.py lib/figures.py lib/matching.py
-LIB_REPORT := $(LIB_EVAL) lib/report.py
+LIB_FIGURES := $(LIB_EVAL) lib/stats.py
+LIB_REPORT := $(LIB_FIGURES) lib/report.py
 
 # ---- environment ---------------------------------------------------------------------------------
 $(ENV_STAMP): requirements.txt pyproject.toml
@@ -119,10 +121,10 @@ evaluate: $(EVALUATED) ## evaluate every planned layer
 
 # ---- 5. cross-layer figures and summary.csv (cheap) -------------------------------------------------
 FIGURES := $(R)/notebooks/04_figures.ipynb
-$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(PLAN) $(LIB_EVAL) | $(ENV_STAMP)
+$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(PLAN) $(LIB_FIGURES) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
-figures: $(FIGURES) ## summary.csv and the cross-layer figures
+figures: $(FIGURES) ## summary.csv with intervals, depth_comparisons.csv, the cross-layer figures
 
 # ---- 6. report: executed notebook -> HTML -> PDF ------------------------------------------------------
 # the committed offline benchmark (make bench-offline) and layout control (make bench-colour) are shown when present

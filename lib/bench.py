@@ -207,7 +207,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
 
 
 def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int = 8, seed: int = 0,
-           lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)) -> dict:
+           layout_lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)) -> dict:
     """Mean-colour prediction from pooled features by ridge regression (the default decoder's closed-form colour
     path): penalty chosen by cross-validation over the training photos, and as an upper bound chosen on the test
     images themselves; trained on the (flipped) training images alone and with `copies` colour-jittered copies.
@@ -215,7 +215,7 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     A decoder whose colour is this far off cannot beat the mean-colour baseline unless its spatial detail makes up
     the difference, so this bounds what the global path of any decoder can learn from these images.
     """
-    from .decoders import ResShuffleDecoder
+    from .decoders import COLOUR_PENALTIES, ResShuffleDecoder
     from .metrics import Pixels, mean_colour_baseline, psnr
     from .training import contiguous_groups, mean_colours
 
@@ -257,10 +257,10 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     for name, count in (("flips", len(images)), ("copies", len(training_set))):
         if name == "copies" and copies == 0:
             continue
-        result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1), lambdas)
+        result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1), COLOUR_PENALTIES)
         # penalty picked on the test images: an optimistic bound, not a result
-        result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in lambdas)
-    result.update(layout_readout(full_features, images, groups, full_test_features, test_images, lambdas))
+        result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in COLOUR_PENALTIES)
+    result.update(layout_readout(full_features, images, groups, full_test_features, test_images, layout_lambdas))
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 

@@ -121,6 +121,26 @@ def cross_validated_penalty(stats: dict, fit, lambdas) -> tuple[float, dict]:
     return min(errors, key=errors.get), errors
 
 
+# Ridge penalties (times the row count) tried for the colour path alone.
+COLOUR_PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def ridge_from_sums(gram: torch.Tensor, cross: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge regression from Z^T Z and Z^T Y, Z's first column all ones (the unpenalised intercept): the data is
+    centred through the sums, and the penalty is `lam` times the row count. Returns (weight, intercept)."""
+    count = gram[0, 0]
+    mean_z, mean_y = gram[0, 1:] / count, cross[0] / count
+    centred = gram[1:, 1:] - count * torch.outer(mean_z, mean_z)
+    centred_cross = cross[1:] - count * torch.outer(mean_z, mean_y)
+    centred.diagonal().add_(lam * count)
+    factor, failed = torch.linalg.cholesky_ex(centred)
+    if failed:  # fewer rows than columns: float32 sums can leave it a rounding error short of definite
+        weight = torch.linalg.lstsq(centred, centred_cross).solution
+    else:
+        weight = torch.cholesky_solve(centred_cross, factor)
+    return weight, mean_y - mean_z @ weight
+
+
 def squared_error(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, target_sq) -> float:
     """sum |Z W - Y|^2 over rows, from their sums Z^T Z, Z^T Y and sum of Y^2."""
     return float((weight * (gram @ weight)).sum() - 2 * (weight * cross).sum() + target_sq)
@@ -172,42 +192,31 @@ class ResShuffleDecoder(nn.Module):
 
     @torch.no_grad()
     def fit_colour(self, features: torch.Tensor, mean_colours: torch.Tensor, groups: torch.Tensor,
-                   lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), chunk: int = 64) -> float:
+                   lambdas=COLOUR_PENALTIES, chunk: int = 64) -> float:
         """Set the global colour path to the ridge regression of each image's mean colour (normalised space,
-        N x 3) on its pooled, standardised features, the penalty chosen by cross-validation over `groups`
-        (images of one photo share a group, so no photo is scored by a model that saw it). Returns the penalty.
+        N x 3) on its pooled, standardised features, the penalty (times the image count) chosen by
+        cross-validation over `groups` (images of one photo share a group, so no photo is scored by a model that
+        saw it). Returns the penalty.
         `make bench-colour` uses it to bound what pooled features say about colour; decoders start from
         `fit_linear_start`, which fits this path jointly with the linear one.
 
         Deep layers of random encoders carry little more than this: a ridge probe of pooled random ResNet34
-        layer4 features predicts the mean colour at ~15.5 dB, where SGD from scratch on the demo's 11 photos
+        layer4 features predicts the mean colour at ~15.4 dB, where SGD from scratch on the demo's 11 photos
         reached 11.4. Gradient steps from here are kept only if the validation loss says they help.
         """
-        z = torch.cat([self.pooled(features[s : s + chunk]).flatten(1) for s in range(0, len(features), chunk)]).double()
+        pooled = torch.cat([self.pooled(features[s : s + chunk]).flatten(1) for s in range(0, len(features), chunk)])
+        z = torch.cat([torch.ones(len(pooled), 1), pooled], 1).double()  # intercept column first
         y = mean_colours.double()
-        eye = torch.eye(z.shape[1], dtype=torch.float64)
+        stats = {fold: (z[groups == fold].T @ z[groups == fold], z[groups == fold].T @ y[groups == fold],
+                        (y[groups == fold] ** 2).sum()) for fold in groups.unique().tolist()}
 
-        def solve(rows, lam):
-            zc, yc = z[rows], y[rows]
-            z_mean, y_mean = zc.mean(0), yc.mean(0)
-            zc = zc - z_mean
-            weight = torch.linalg.solve(zc.T @ zc + lam * eye, zc.T @ (yc - y_mean))
-            return weight, y_mean - z_mean @ weight
+        def fit(gram, cross, lam):
+            weight, bias = ridge_from_sums(gram, cross, lam)
+            return torch.cat([bias[None], weight])
 
-        folds = groups.unique()
-        if len(folds) >= 2:
-            errors = []
-            for lam in lambdas:
-                error = 0.0
-                for fold in folds:
-                    held = groups == fold
-                    weight, bias = solve(~held, lam)
-                    error += float(((z[held] @ weight + bias - y[held]) ** 2).sum())
-                errors.append(error)
-            best = lambdas[min(range(len(lambdas)), key=errors.__getitem__)]
-        else:
-            best = lambdas[len(lambdas) // 2]
-        weight, bias = solve(torch.ones(len(z), dtype=torch.bool), best)
+        best, _ = cross_validated_penalty(stats, fit, lambdas)
+        full = fit(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), best)
+        weight, bias = full[1:], full[0]
         self.colour.weight.copy_(weight.T.reshape_as(self.colour.weight))
         self.colour.bias.copy_(bias)
         return best
@@ -267,29 +276,15 @@ class ResShuffleDecoder(nn.Module):
         to_cell[torch.arange(outputs), torch.arange(outputs) // (r * r)] = 1.0 / (r * r)
         local_rows, pooled_rows = slice(1, 1 + local_dims), slice(1 + local_dims, dims)
 
-        def ridge(gram, cross, columns: int, lam):
-            """Ridge on the first `columns` design columns, the first being the (unpenalised) intercept."""
-            g, c = gram[:columns, :columns], cross[:columns]
-            count = g[0, 0]
-            mean_z, mean_y = g[0, 1:] / count, c[0] / count
-            centred = g[1:, 1:] - count * torch.outer(mean_z, mean_z)
-            centred_cross = c[1:] - count * torch.outer(mean_z, mean_y)
-            centred.diagonal().add_(lam * count)
-            factor, failed = torch.linalg.cholesky_ex(centred)
-            if failed:  # fewer rows than columns: float32 sums can leave it a rounding error short of definite
-                weight = torch.linalg.lstsq(centred, centred_cross).solution
-            else:
-                weight = torch.cholesky_solve(centred_cross, factor)
-            return weight, mean_y - mean_z @ weight
-
         def fit(gram, cross, lam):
             """Full weight matrix (dims x outputs) of colour path + linear path."""
-            colour_w, colour_b = ridge(gram, cross @ to_cell, dims, lam)  # rows: neighbourhood, then pooled
+            colour_w, colour_b = ridge_from_sums(gram, cross @ to_cell, lam)  # rows: neighbourhood, then pooled
             colour_full = torch.zeros(dims, outputs, dtype=torch.float64)
             colour_full[pooled_rows] = colour_w[local_dims:] @ to_cell.T * (r * r)
             colour_full[0] = colour_b @ to_cell.T * (r * r)
             residual = cross - gram @ colour_full  # the linear path fits what the colour path leaves
-            local_w, local_b = ridge(gram, residual, 1 + local_dims, lam)
+            columns = slice(0, 1 + local_dims)
+            local_w, local_b = ridge_from_sums(gram[columns, columns], residual[columns], lam)
             full = colour_full.clone()
             full[local_rows] += local_w
             full[0] += local_b

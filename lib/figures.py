@@ -103,6 +103,30 @@ def metrics_by_depth(summary: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
+def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
+    """Decoder minus each baseline in PSNR, per layer, with 95% intervals (bootstrap over test photos): a bar whose
+    interval clears zero is a margin these test photos support."""
+    _chart_style()
+    archs = summary["arch"].unique()
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.4), squeeze=False, sharey=True)
+    for ax, arch in zip(axes[0], archs):
+        rows = summary[summary["arch"] == arch]
+        x = np.arange(len(rows))
+        for offset, (baseline, colour, name) in zip((-0.18, 0.18), (("mean_colour", "tab:red", "− mean colour"),
+                                                                      ("thumbnail", "tab:green", "− thumbnail"))):
+            mid = rows[f"psnr_minus_{baseline}"].to_numpy(float)
+            err = np.stack([mid - rows[f"psnr_minus_{baseline}_ci_low"], rows[f"psnr_minus_{baseline}_ci_high"] - mid])
+            ax.bar(x + offset, mid, width=0.34, color=colour, alpha=0.55, label=f"decoder {name}")
+            ax.errorbar(x + offset, mid, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(x, rows["layer"])
+        ax.set_title(ARCH_LABELS.get(arch, arch))
+    axes[0, 0].set_ylabel("PSNR difference (dB), 95% interval")
+    axes[0, -1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
     """PSNR against relative depth for all architectures on one axis."""
     _chart_style()

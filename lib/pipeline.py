@@ -39,6 +39,7 @@ class StudyPaths:
         self.manifest = self.root / "split.csv"
         self.store = self.root / "data" / "images.pt"
         self.summary = self.root / "summary.csv"
+        self.depth_comparisons = self.root / "depth_comparisons.csv"
         self.figures = self.root / "figures"
         self.offline_benchmark = self.root.parent / "bench" / "offline"  # `make bench-offline`, shared by profiles
         self.layout_control = self.root.parent / "bench" / "colour"  # `make bench-colour` results quoted by the README
@@ -383,23 +384,38 @@ SUMMARY_COLUMNS = [
     "feature_error_mean", "feature_error_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
     "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error",
+    # lib.stats: 95% intervals by bootstrap over test source photos; differences paired by image
+    "test_sources", "psnr_ci_low", "psnr_ci_high",
+    "psnr_minus_mean_colour", "psnr_minus_mean_colour_ci_low", "psnr_minus_mean_colour_ci_high", "wins_vs_mean_colour",
+    "psnr_minus_thumbnail", "psnr_minus_thumbnail_ci_low", "psnr_minus_thumbnail_ci_high", "wins_vs_thumbnail",
     "device", "weights_detail", "lpips_note",
 ]
 
 
 def collect_summary(profile: str, reports_root=None) -> pd.DataFrame:
-    """One row per (arch, layer) of this run, in network order; written atomically to summary.csv."""
+    """One row per (arch, layer) of this run, in network order, with its intervals (`lib.stats`); written
+    atomically to summary.csv, and the PSNR lost from each layer to the next deeper one to depth_comparisons.csv."""
+    from .stats import baseline_comparisons, depth_comparisons
+
     paths = StudyPaths(profile, reports_root)
     study = study_settings(profile, reports_root)
-    rows = []
+    sources = {e.image: e.source for e in datamod.read_manifest(paths.manifest)}
+    rows, per_image = [], {}
     for arch, settings in study["architectures"].items():
         for layer in settings["layers"]:
             path = paths.layer_dir(arch, layer) / "summary.json"
             if not path.is_file():
                 evaluate_layer(profile, arch, layer, reports_root)
-            rows.append(json.loads(path.read_text()))
+            images = pd.read_csv(paths.layer_dir(arch, layer) / "metrics.csv")
+            per_image[(arch, layer)] = images
+            row = json.loads(path.read_text())
+            row.update(baseline_comparisons(images, [sources[i] for i in images["image"]], seed=study["seed"]))
+            rows.append(row)
     table = pd.DataFrame(rows)[SUMMARY_COLUMNS]
     datamod.atomic_write_bytes(paths.summary, table.to_csv(index=False).encode())
+    layers = {arch: list(settings["layers"]) for arch, settings in study["architectures"].items()}
+    depth = depth_comparisons(per_image, layers, sources, seed=study["seed"])
+    datamod.atomic_write_bytes(paths.depth_comparisons, depth.to_csv(index=False).encode())
     return table
 
 

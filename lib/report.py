@@ -227,6 +227,71 @@ def findings(summary: pd.DataFrame) -> list[str]:
     return out
 
 
+def _interval(mean: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Decoder minus each baseline per layer with 95% intervals (bootstrap over test photos, `lib.stats`), and
+    sentences counting where the interval clears zero. Empty where summary.csv predates the intervals."""
+    from .stats import verdict
+
+    if "psnr_minus_mean_colour" not in summary or summary["psnr_minus_mean_colour"].isna().all():
+        return pd.DataFrame(), []
+    table = pd.DataFrame({
+        "arch": summary["arch"].map(label), "layer": summary["layer"],
+        "PSNR [95% interval]": [f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in
+                                zip(summary["psnr_mean"], summary["psnr_ci_low"], summary["psnr_ci_high"])],
+    })
+    lines = []
+    sources = sorted(set(summary["test_sources"].astype(int)))
+    lines.append(f"Intervals are 95% percentile bootstraps over the {'/'.join(map(str, sources))} test source photos "
+                 "(whole photos resampled, so views of one photo move together), paired by image; "
+                 + ("with so few photos they are coarse and wide." if max(sources) < 10 else "10,000 resamples."))
+    for baseline, name in (("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
+        cols = [f"psnr_minus_{baseline}", f"psnr_minus_{baseline}_ci_low", f"psnr_minus_{baseline}_ci_high"]
+        table[f"− {name} (dB)"] = [_interval(*v) for v in summary[cols].itertuples(index=False)]
+        table[f"images above {name}"] = summary[f"wins_vs_{baseline}"].map(lambda w: f"{w:.0%}")
+        verdicts = [verdict({"low": lo, "high": hi}) for lo, hi in zip(summary[cols[1]], summary[cols[2]])]
+        names = [f"{label(a)} {l}" for a, l in zip(summary["arch"], summary["layer"])]
+        counts = {v: [n for n, w in zip(names, verdicts) if w == v] for v in ("above", "unclear", "below")}
+        parts = [f"above it at {len(counts['above'])} of {len(names)} layers"]
+        if counts["unclear"]:
+            parts.append(f"not separable from it at {', '.join(counts['unclear'])}")
+        if counts["below"]:
+            parts.append(f"below it at {', '.join(counts['below'])}")
+        lines.append(f"Decoder against the {name}: interval " + "; ".join(parts) + ".")
+    return table.set_index(["arch", "layer"]), lines
+
+
+def depth_statistics(depth: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """PSNR lost from each layer to the next deeper one (depth_comparisons.csv), with intervals and sentences."""
+    from .stats import verdict
+
+    if depth is None or not len(depth):
+        return pd.DataFrame(), []
+    table = pd.DataFrame({
+        "arch": depth["arch"].map(label), "step": depth["shallower"] + " → " + depth["deeper"],
+        "PSNR lost (dB) [95% interval]": [_interval(*v) for v in
+                                          depth[["psnr_drop", "ci_low", "ci_high"]].itertuples(index=False)],
+        "images losing": depth["images_losing"].map(lambda w: f"{w:.0%}"),
+    }).set_index(["arch", "step"])
+    verdicts = [verdict({"low": lo, "high": hi}) for lo, hi in zip(depth["ci_low"], depth["ci_high"])]
+    steps = [f"{label(a)} {s} → {d}" for a, s, d in zip(depth["arch"], depth["shallower"], depth["deeper"])]
+    lost = sum(v == "above" for v in verdicts)
+    line = f"Going one layer deeper loses PSNR with an interval above zero at {lost} of {len(steps)} steps"
+    unclear = [n for n, v in zip(steps, verdicts) if v == "unclear"]
+    gained = [n for n, v in zip(steps, verdicts) if v == "below"]
+    if unclear:
+        line += f"; no clear change at {', '.join(unclear)}"
+    if gained:
+        line += f"; a clear gain at {', '.join(gained)}"
+    biggest = depth.loc[depth["psnr_drop"].idxmax()]
+    lines = [line + ".", f"Largest step: {label(biggest['arch'])} {biggest['shallower']} → {biggest['deeper']}, "
+                         f"{biggest['psnr_drop']:.2f} dB [{biggest['ci_low']:.2f}, {biggest['ci_high']:.2f}]."]
+    return table, lines
+
+
 def random_control_findings(summary: pd.DataFrame) -> list[str]:
     """What the random-weight control shows, per architecture, read from its rows."""
     out = []

@@ -93,6 +93,25 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     assert changed.iloc[0] != 0 and (changed.iloc[1:] == 0).all()
 
 
+def test_summary_holds_paired_intervals_over_test_photos(study):
+    summary = pd.read_csv(study["root"] / "summary.csv")
+    manifest = pd.read_csv(study["root"] / "split.csv")
+    assert (summary["test_sources"] == manifest.loc[manifest["split"] == "test", "source"].nunique()).all()
+    assert (summary["psnr_ci_low"] <= summary["psnr_mean"]).all() and (summary["psnr_mean"] <= summary["psnr_ci_high"]).all()
+    for baseline in ("mean_colour", "thumbnail"):
+        margin = summary[f"psnr_minus_{baseline}"]
+        # the paired difference of means is the difference of the two means
+        np.testing.assert_allclose(margin, summary["psnr_mean"] - summary[f"baseline_{baseline}_psnr"], atol=1e-9)
+        assert (summary[f"psnr_minus_{baseline}_ci_low"] <= margin + 1e-9).all()
+        assert (margin <= summary[f"psnr_minus_{baseline}_ci_high"] + 1e-9).all()
+        assert summary[f"wins_vs_{baseline}"].between(0, 1).all()
+    depth = pd.read_csv(study["root"] / "depth_comparisons.csv")
+    # tiny: resnet34 has two layers (one step), vgg16 and the ViT one each
+    assert list(zip(depth["arch"], depth["shallower"], depth["deeper"])) == [("resnet34", "layer1", "layer4")]
+    psnr = summary.set_index("layer")["psnr_mean"]
+    assert depth["psnr_drop"].iloc[0] == pytest.approx(psnr["layer1"] - psnr["layer4"], abs=1e-9)
+
+
 def test_per_layer_outputs(study):
     manifest = pd.read_csv(study["root"] / "split.csv")
     n_test = (manifest["split"] == "test").sum()
@@ -144,7 +163,11 @@ def test_html_and_pdf_report(study):
     assert re.search(r"\d+ of 14 layers measured meet their targets \(10(\.0)? minutes of training per layer", html)
     assert "random initialisation" in html and "LPIPS left empty" in html
     assert "In the layer&#39;s own features" in html or "In the layer's own features" in html  # feature-consistency control
-    assert html.count("<img") >= 7  # ... and the offline benchmark's plot
+    # statistics: intervals over the test photos, computed sentences, the margins chart
+    assert "How sure are these differences?" in html
+    assert re.search(r"Going one layer deeper loses PSNR with an interval above zero at [01] of 1 steps", html)
+    assert (study["root"] / "figures" / "baseline_margins.png").read_bytes()[:4] == b"\x89PNG"
+    assert html.count("<img") >= 8  # ... and the offline benchmark's plot
     assert "google.colab" not in html and "injected-parameters" not in html  # code and Colab cells hidden
     pdf = study["root"] / "report.pdf"
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout

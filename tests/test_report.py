@@ -114,3 +114,35 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
                      "the cells' layout, learnt from the training photos (R² 0.25 across them), predicts the test photos "
                      "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
                      "features predict below the image's own mean, colour copies or not (at best 17.29 vs 17.87 dB)."]
+
+
+def test_statistics_sentences_count_intervals_that_clear_zero():
+    summary = _summary(
+        test_sources=[3] * 4, psnr_ci_low=[23.0, 19.0, 14.0, 18.0], psnr_ci_high=[25.0, 21.0, 16.0, 20.0],
+        psnr_minus_mean_colour=[6.5, 2.5, -2.5, 1.5], psnr_minus_mean_colour_ci_low=[5.0, 0.5, -3.0, -0.5],
+        psnr_minus_mean_colour_ci_high=[8.0, 4.0, -2.0, 3.0], wins_vs_mean_colour=[1.0, 0.9, 0.0, 0.6],
+        psnr_minus_thumbnail=[-4.0, -5.0, -6.0, -2.0], psnr_minus_thumbnail_ci_low=[-5.0, -6.0, -7.0, -3.0],
+        psnr_minus_thumbnail_ci_high=[-3.0, -4.0, -5.0, -1.0], wins_vs_thumbnail=[0.0] * 4)
+    table, lines = report.baseline_statistics(summary)
+    assert lines[0].startswith("Intervals are 95% percentile bootstraps over the 3 test source photos")
+    assert "coarse and wide" in lines[0]
+    assert lines[1] == ("Decoder against the mean colour: interval above it at 2 of 4 layers; not separable from it at "
+                        "VGG16 block5; below it at ResNet34 layer4.")
+    assert lines[2] == ("Decoder against the thumbnail: interval above it at 0 of 4 layers; below it at ResNet34 "
+                        "layer1, ResNet34 layer2, ResNet34 layer4, VGG16 block5.")
+    assert table.loc[("ResNet34", "layer4"), "− mean colour (dB)"] == "-2.50 [-3.00, -2.00]"
+    assert table.loc[("VGG16", "block5"), "images above mean colour"] == "60%"
+    # a summary.csv written before the intervals existed gives no section rather than an error
+    assert report.baseline_statistics(_summary())[1] == []
+
+
+def test_depth_statistics_sentences():
+    depth = pd.DataFrame({"arch": ["resnet34", "resnet34"], "shallower": ["layer1", "layer2"],
+                          "deeper": ["layer2", "layer4"], "psnr_drop": [4.0, 0.5], "ci_low": [3.0, -0.2],
+                          "ci_high": [5.0, 1.1], "images_losing": [1.0, 0.6], "test_sources": [3, 3]})
+    table, lines = report.depth_statistics(depth)
+    assert lines == ["Going one layer deeper loses PSNR with an interval above zero at 1 of 2 steps; no clear change "
+                     "at ResNet34 layer2 → layer4.",
+                     "Largest step: ResNet34 layer1 → layer2, 4.00 dB [3.00, 5.00]."]
+    assert table.loc[("ResNet34", "layer1 → layer2"), "images losing"] == "100%"
+    assert report.depth_statistics(None)[1] == []

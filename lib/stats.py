@@ -1,0 +1,85 @@
+"""Statistics the study lacked: paired differences with confidence intervals that respect the split.
+
+Test images are not independent draws when several views come from one photo (the demo cuts 8 views from each
+photo). Every interval here is a percentile bootstrap over *source photos*: a resample draws whole photos with
+replacement, so views of one photo stay together. With DIV2K each test image is its own source. With few sources
+(the demo's 3 test photos) the intervals are wide and coarse, as they should be.
+
+Differences are paired by image: decoder minus baseline on the same image, a layer minus the next deeper layer
+on the same image, which removes the between-image variation that both share.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DRAWS = 10_000
+LEVEL = 0.95
+
+
+def cluster_bootstrap(values, clusters, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict:
+    """Mean of `values` and its percentile interval, resampling whole clusters with replacement.
+
+    Returns {mean, low, high, clusters}; with one cluster the interval is the point itself (nothing to resample).
+    """
+    values = np.asarray(values, dtype=float)
+    labels = np.asarray(clusters)
+    if values.ndim != 1 or len(values) != len(labels) or len(values) == 0:
+        raise ValueError(f"need one cluster label per value, got {len(values)} values and {len(labels)} labels")
+    keep = ~np.isnan(values)
+    values, labels = values[keep], labels[keep]
+    names, index = np.unique(labels, return_inverse=True)
+    sums, counts = np.bincount(index, weights=values), np.bincount(index).astype(float)
+    mean = float(values.mean())
+    if len(names) < 2:
+        return {"mean": mean, "low": mean, "high": mean, "clusters": len(names)}
+    # how often each cluster is drawn in each resample: multinomial over clusters, so one matrix product suffices
+    taken = np.random.default_rng(seed).multinomial(len(names), np.full(len(names), 1 / len(names)), size=draws)
+    means = (taken @ sums) / (taken @ counts)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return {"mean": mean, "low": float(low), "high": float(high), "clusters": len(names)}
+
+
+def verdict(interval: dict) -> str:
+    """'above' / 'below' zero when the interval excludes it, else 'unclear'."""
+    if interval["low"] > 0:
+        return "above"
+    if interval["high"] < 0:
+        return "below"
+    return "unclear"
+
+
+def baseline_comparisons(per_image: pd.DataFrame, sources, seed: int = 0) -> dict:
+    """Decoder PSNR with its interval, and decoder minus each baseline (paired by image) with intervals and the
+    share of images where the decoder wins. Keys follow summary.csv's columns."""
+    row = {}
+    psnr = cluster_bootstrap(per_image["psnr"], sources, seed=seed)
+    row["psnr_ci_low"], row["psnr_ci_high"], row["test_sources"] = psnr["low"], psnr["high"], psnr["clusters"]
+    for baseline in ("mean_colour", "thumbnail"):
+        diff = per_image["psnr"].to_numpy(float) - per_image[f"baseline_{baseline}_psnr"].to_numpy(float)
+        interval = cluster_bootstrap(diff, sources, seed=seed)
+        row[f"psnr_minus_{baseline}"] = interval["mean"]
+        row[f"psnr_minus_{baseline}_ci_low"] = interval["low"]
+        row[f"psnr_minus_{baseline}_ci_high"] = interval["high"]
+        row[f"wins_vs_{baseline}"] = float(np.mean(diff > 0))
+    return row
+
+
+def depth_comparisons(per_image: dict[tuple[str, str], pd.DataFrame], layers: dict[str, list[str]], sources: dict,
+                      seed: int = 0) -> pd.DataFrame:
+    """For each architecture, each layer against the next deeper one: PSNR lost with depth (shallower minus
+    deeper, paired by image) with its interval and the share of images that lose. `sources` maps image -> photo."""
+    rows = []
+    for arch, names in layers.items():
+        for shallow, deep in zip(names, names[1:]):
+            a = per_image[(arch, shallow)].set_index("image")["psnr"]
+            b = per_image[(arch, deep)].set_index("image")["psnr"]
+            common = a.index.intersection(b.index)
+            diff = (a[common] - b[common]).to_numpy(float)
+            interval = cluster_bootstrap(diff, [sources[i] for i in common], seed=seed)
+            rows.append({"arch": arch, "shallower": shallow, "deeper": deep, "psnr_drop": interval["mean"],
+                         "ci_low": interval["low"], "ci_high": interval["high"],
+                         "images_losing": float(np.mean(diff > 0)), "test_sources": interval["clusters"]})
+    return pd.DataFrame(rows, columns=["arch", "shallower", "deeper", "psnr_drop", "ci_low", "ci_high",
+                                       "images_losing", "test_sources"])

@@ -1,0 +1,71 @@
+"""Intervals that respect the split: resample source photos, pair by image."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import stats
+
+
+def test_views_of_one_photo_count_as_one_draw():
+    rng = np.random.default_rng(0)
+    photo_means = rng.normal(20, 3, size=6)
+    # 8 identical views per photo: the interval is the one from the 6 photo means alone
+    views = np.repeat(photo_means, 8)
+    by_view = stats.cluster_bootstrap(views, np.repeat(np.arange(6), 8))
+    by_photo = stats.cluster_bootstrap(photo_means, np.arange(6))
+    assert by_view == pytest.approx(by_photo)
+    assert by_view["clusters"] == 6
+    # treating the 48 views as independent would give a much narrower, wrong interval
+    naive = stats.cluster_bootstrap(views, np.arange(48))
+    assert (naive["high"] - naive["low"]) < 0.5 * (by_view["high"] - by_view["low"])
+
+
+def test_interval_covers_the_mean_and_shrinks_with_more_photos():
+    rng = np.random.default_rng(1)
+    widths = []
+    for photos in (5, 80):
+        values = rng.normal(2.0, 1.0, size=photos)
+        interval = stats.cluster_bootstrap(values, np.arange(photos))
+        assert interval["low"] < interval["mean"] < interval["high"]
+        assert interval["mean"] == pytest.approx(values.mean())
+        widths.append(interval["high"] - interval["low"])
+    assert widths[1] < widths[0] / 2
+    assert stats.cluster_bootstrap(rng.normal(2.0, 1.0, 200), np.arange(200))["low"] > 1.5
+
+
+def test_one_photo_gives_the_point_and_bad_labels_fail():
+    assert stats.cluster_bootstrap([1.0, 3.0], ["a", "a"]) == {"mean": 2.0, "low": 2.0, "high": 2.0, "clusters": 1}
+    with pytest.raises(ValueError, match="one cluster label per value"):
+        stats.cluster_bootstrap([1.0, 2.0], ["a"])
+
+
+def test_verdict():
+    assert stats.verdict({"low": 0.1, "high": 2}) == "above"
+    assert stats.verdict({"low": -2, "high": -0.1}) == "below"
+    assert stats.verdict({"low": -0.1, "high": 2}) == "unclear"
+
+
+def test_baseline_comparisons_pair_each_image_with_its_baselines():
+    base = np.linspace(14, 20, 12)
+    per_image = pd.DataFrame({"psnr": base + 1.5, "baseline_mean_colour_psnr": base,
+                              "baseline_thumbnail_psnr": base + np.tile([2.0, -1.0], 6)})
+    row = stats.baseline_comparisons(per_image, np.repeat(["a", "b", "c", "d"], 3))
+    # a constant paired gain has a zero-width interval, however much the images differ
+    assert row["psnr_minus_mean_colour"] == pytest.approx(1.5)
+    assert row["psnr_minus_mean_colour_ci_low"] == pytest.approx(1.5)
+    assert row["psnr_minus_mean_colour_ci_high"] == pytest.approx(1.5)
+    assert row["wins_vs_mean_colour"] == 1.0
+    assert row["wins_vs_thumbnail"] == 0.5 and row["psnr_minus_thumbnail"] == pytest.approx(1.0)
+    assert row["test_sources"] == 4 and row["psnr_ci_low"] < per_image["psnr"].mean() < row["psnr_ci_high"]
+
+
+def test_depth_comparisons_pair_by_image_name_not_row_order():
+    names = [f"img{i}" for i in range(6)]
+    shallow = pd.DataFrame({"image": names, "psnr": [30.0, 28, 26, 24, 22, 20]})
+    deep = pd.DataFrame({"image": names[::-1], "psnr": [18.0, 20, 22, 24, 26, 28]})  # img5 first; each 2 dB lower
+    table = stats.depth_comparisons({("a", "l1"): shallow, ("a", "l2"): deep}, {"a": ["l1", "l2"]},
+                                    dict(zip(names, "xxyyzz")))
+    row = table.iloc[0]
+    assert (row["arch"], row["shallower"], row["deeper"]) == ("a", "l1", "l2")
+    assert row["psnr_drop"] == pytest.approx(2.0) and row["ci_low"] == pytest.approx(2.0)
+    assert row["images_losing"] == 1.0 and row["test_sources"] == 3
