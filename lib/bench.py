@@ -71,6 +71,40 @@ def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple
     return [f.name for f in files], np.stack(crops)
 
 
+SOURCES_FILE = "sources.csv"  # optional, in an image folder: image file name -> the photo it was cut from
+
+
+def image_sources(folder: str | Path, names: list[str]) -> list[str]:
+    """The source photo of each image in `folder`, for intervals that resample whole photos (`lib.stats`): read
+    from its sources.csv (columns image, source; `export-demo` writes one) when present, else each image is its
+    own photo."""
+    path = Path(folder) / SOURCES_FILE
+    if not path.is_file():
+        return list(names)
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    if not {"image", "source"} <= set(table.columns):
+        raise BenchError(f"'{path}' needs the columns image and source, has {', '.join(table.columns)}.")
+    mapping = dict(zip(table["image"].astype(str), table["source"].astype(str)))
+    unlisted = [n for n in names if n not in mapping]
+    if unlisted:
+        raise BenchError(f"'{path}' does not list {len(unlisted)} image(s) of its folder (e.g. {unlisted[0]}): add "
+                         f"them, or delete the file to treat every image as its own photo.")
+    return [mapping[n] for n in names]
+
+
+def paired_intervals(psnrs, mean_colour_psnrs, thumbnail_psnrs, sources) -> dict:
+    """The decoder's PSNR and its margins over both baselines with 95% intervals over source photos."""
+    import pandas as pd
+
+    from .stats import baseline_comparisons
+
+    per_image = pd.DataFrame({"psnr": psnrs, "baseline_mean_colour_psnr": mean_colour_psnrs,
+                              "baseline_thumbnail_psnr": thumbnail_psnrs})
+    return baseline_comparisons(per_image, sources)
+
+
 def _check_encoder(arch: str, layer: str, weights: str) -> None:
     try:
         check_layer(arch, layer)
@@ -184,6 +218,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     extractor.to("cpu")
     p, s = psnr(recon, target), ssim(recon, target)
     mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
+    mean_colour_psnr, thumbnail_psnr = psnr(mean_colour, target), psnr(thumbnail, target)
     # the layer's own view of each image (metrics.feature_error): how far from the original in its features
     distances = {name: float(values.mean()) for name, values in
                  feature_errors(extractor, layer, test_features, recon, mean_colour, thumbnail).items()}
@@ -197,12 +232,16 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         "match_levels": levels_record(match_steps), "width": width, "batch_size": min(batch_size, len(features)),
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
         "decoder_psnr_mean": decoder_psnr, "decoder_ssim_mean": decoder_ssim,  # before feature matching
-        "baseline_mean_colour_psnr": float(psnr(mean_colour, target).mean()),
+        "baseline_mean_colour_psnr": float(mean_colour_psnr.mean()),
         "baseline_mean_colour_ssim": float(ssim(mean_colour, target).mean()),
-        "baseline_thumbnail_psnr": float(psnr(thumbnail, target).mean()),
+        "baseline_thumbnail_psnr": float(thumbnail_psnr.mean()),
         "baseline_thumbnail_ssim": float(ssim(thumbnail, target).mean()),
         **distances,
+        # 95% intervals over the test photos (sources.csv), paired by image
+        **paired_intervals(p, mean_colour_psnr, thumbnail_psnr, image_sources(test_dir, test_names)),
         "per_image_psnr": dict(zip(test_names, map(float, p))),
+        "per_image_baseline_mean_colour_psnr": dict(zip(test_names, map(float, mean_colour_psnr))),
+        "per_image_baseline_thumbnail_psnr": dict(zip(test_names, map(float, thumbnail_psnr))),
     }
 
 
@@ -332,6 +371,10 @@ def offline_table(rows: list[dict]) -> dict:
             "decoder_psnr": row.get("decoder_psnr_mean", row["psnr_mean"]),  # the decoder's own, before matching
             "epochs": row["epochs"], "seconds": row["seconds"], "targets": targets,
             "margin_db": margins, "met": all(m > 0 for m in margins.values()),
+            # 95% interval of each margin over the test photos (`lib.stats`), where the row holds one
+            "margin_interval": {t: [row[f"psnr_minus_{t}_ci_low"], row[f"psnr_minus_{t}_ci_high"]] for t in targets}
+            if all(f"psnr_minus_{t}_ci_low" in row for t in targets) else None,
+            "test_sources": row.get("test_sources"),
             # distance to the original in the layer's features (rows measured before this control: none)
             "feature_error": {kind: row[key] for kind, key in (("decoder", "feature_error"),
                                                                ("thumbnail", "baseline_thumbnail_feature_error"),
@@ -347,9 +390,12 @@ def targets_label(targets: list[str]) -> str:
     return " + ".join(targets).replace("_", " ")
 
 
-def margins_label(margins: dict) -> str:
-    """A row's margin over each of its targets in dB, in target order: "+9.13 / -1.39"."""
-    return " / ".join(f"{m:+.2f}" for m in margins.values())
+def margins_label(margins: dict, intervals: dict | None = None) -> str:
+    """A row's margin over each of its targets in dB, in target order, with its 95% interval where known:
+    "+9.13 [+6.20, +11.40] / -1.39 [-3.10, +0.20]"."""
+    if not isinstance(intervals, dict):  # None, or NaN where pandas filled a row without them
+        return " / ".join(f"{m:+.2f}" for m in margins.values())
+    return " / ".join(f"{m:+.2f} [{intervals[t][0]:+.2f}, {intervals[t][1]:+.2f}]" for t, m in margins.items())
 
 
 def feature_errors_label(errors: dict | None) -> str:
@@ -359,6 +405,13 @@ def feature_errors_label(errors: dict | None) -> str:
     return " / ".join(f"{errors[k]:.3f}" for k in ("decoder", "thumbnail", "mean_colour"))
 
 
+def margins_of(result: dict) -> tuple[dict, dict]:
+    """A quality result's margins over the mean colour and the thumbnail, and their 95% intervals."""
+    kinds = ("mean_colour", "thumbnail")
+    return ({t: result[f"psnr_minus_{t}"] for t in kinds},
+            {t: [result[f"psnr_minus_{t}_ci_low"], result[f"psnr_minus_{t}_ci_high"]] for t in kinds})
+
+
 def matching_label(row: dict) -> str:
     """A row's feature-matching steps and the decoder's own PSNR before them: "100 (27.45)"; "0" where none ran."""
     steps = int(row.get("match_steps", 0))
@@ -366,11 +419,11 @@ def matching_label(row: dict) -> str:
 
 
 def offline_markdown(table: dict) -> str:
-    lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) | met | feature error: decoder / "
+    lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) [95% interval] | met | feature error: decoder / "
              "thumbnail / mean colour | copies | feedback | matching (decoder alone) | epochs | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
-        target, margin = targets_label(r["targets"]), margins_label(r["margin_db"])
+        target, margin = targets_label(r["targets"]), margins_label(r["margin_db"], r.get("margin_interval"))
         lines.append(f"| {r['arch']} | {r['layer']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['mean_colour_psnr']:.2f} "
                      f"| {r['thumbnail_psnr']:.2f} | {target} | {margin} | {'yes' if r['met'] else 'no'} "
                      f"| {feature_errors_label(r.get('feature_error'))} "
@@ -380,6 +433,24 @@ def offline_markdown(table: dict) -> str:
     if table.get("missing"):
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
     return "\n".join(lines) + "\n"
+
+
+def with_intervals(row: dict, test_dir) -> dict:
+    """A quality row measured before its JSON held intervals, with them: both baselines rescored per image on the
+    test images (deterministic) and paired with the row's stored per-image PSNR. Nothing is retrained."""
+    from .metrics import Pixels, mean_colour_baseline, psnr, thumbnail_baseline
+
+    names, images = load_folder(test_dir)
+    if set(names) != set(row["per_image_psnr"]):
+        raise BenchError(f"{row['arch']} {row['layer']}: its per-image PSNRs are for other test images than "
+                         f"'{test_dir}'; delete its JSON to rerun it.")
+    target = Pixels.from_uint8(images)
+    grid = check_layer(row["arch"], row["layer"])[1]
+    mean_colour, thumbnail = psnr(mean_colour_baseline(target), target), psnr(thumbnail_baseline(target, grid), target)
+    ours = np.array([row["per_image_psnr"][n] for n in names])
+    return dict(row, **paired_intervals(ours, mean_colour, thumbnail, image_sources(test_dir, names)),
+                per_image_baseline_mean_colour_psnr=dict(zip(names, map(float, mean_colour))),
+                per_image_baseline_thumbnail_psnr=dict(zip(names, map(float, thumbnail))))
 
 
 def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None) -> dict:
@@ -416,6 +487,10 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
                   f"thumbnail {row['baseline_thumbnail_psnr']:.2f}) -> {path}")
             kept = True
         if kept:
+            if "psnr_minus_mean_colour_ci_low" not in row and "per_image_psnr" in row:  # measured before the
+                # intervals: add them from its stored per-image scores
+                row = with_intervals(row, test_dir)
+                datamod.atomic_write_bytes(path, (json.dumps(row, indent=2) + "\n").encode())
             rows.append(row)
         else:
             missing.append(f"{arch}/{layer}")
@@ -437,13 +512,19 @@ def export_demo(out: Path) -> dict:
     settings = config.resolve("demo")
     entries = datamod.make_split(settings["data"], settings["seed"])
     counts = {"train": 0, "test": 0}
+    sources = {"train": [], "test": []}
     for entry in entries:
         split = "test" if entry.split == "test" else "train"
         target = Path(out) / split / f"{entry.image}.png"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(datamod.load_view(entry, settings["data"]["resize"])).save(target)
+            partial = target.with_suffix(".tmp.png")  # an interrupted export leaves no image that looks whole
+            Image.fromarray(datamod.load_view(entry, settings["data"]["resize"])).save(partial)
+            partial.replace(target)
         counts[split] += 1
+        sources[split].append(f"{target.name},{entry.source}\n")
+    for split, lines in sources.items():
+        datamod.atomic_write_bytes(Path(out) / split / SOURCES_FILE, ("image,source\n" + "".join(lines)).encode())
     return counts
 
 
@@ -506,6 +587,7 @@ def main(argv=None) -> int:
         f"{result['arch']} {result['layer']} ({result['weights']} weights): PSNR {result['psnr_mean']:.2f} ± "
         f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "
         f"{result['baseline_mean_colour_psnr']:.2f} dB, thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | "
+        f"margins {margins_label(*margins_of(result))} (95% intervals over {result['test_sources']} test photos) | "
         f"{result['train_images']} train / {result['test_images']} test images, {result['epochs']} epochs "
         f"in {result['seconds']:.0f}s ({result['fit_seconds']:.0f}s closed-form start), "
         f"{result['colour_copies']} colour copies, {result['feedback']} feedback stages, "

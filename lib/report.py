@@ -234,7 +234,7 @@ def _interval(mean: float, low: float, high: float, digits: int = 2) -> str:
 def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Decoder minus each baseline per layer with 95% intervals (bootstrap over test photos, `lib.stats`), and
     sentences counting where the interval clears zero. Empty where summary.csv predates the intervals."""
-    from .stats import verdict
+    from .stats import DRAWS, verdict
 
     if "psnr_minus_mean_colour" not in summary or summary["psnr_minus_mean_colour"].isna().all():
         return pd.DataFrame(), []
@@ -245,9 +245,9 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
     })
     lines = []
     sources = sorted(set(summary["test_sources"].astype(int)))
-    lines.append(f"Intervals are 95% percentile bootstraps over the {'/'.join(map(str, sources))} test source photos "
-                 "(whole photos resampled, so views of one photo move together), paired by image; "
-                 + ("with so few photos they are coarse and wide." if max(sources) < 10 else "10,000 resamples."))
+    lines.append(f"Intervals are 95% percentile bootstraps ({DRAWS:,} resamples) over the "
+                 f"{'/'.join(map(str, sources))} test source photos (whole photos resampled, so views of one photo "
+                 "move together), paired by image." + (" With so few photos they are coarse and wide." if max(sources) < 10 else ""))
     for baseline, name in (("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
         cols = [f"psnr_minus_{baseline}", f"psnr_minus_{baseline}_ci_low", f"psnr_minus_{baseline}_ci_high"]
         table[f"− {name} (dB)"] = [_interval(*v) for v in summary[cols].itertuples(index=False)]
@@ -333,7 +333,8 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
             "mean-colour PSNR": rows["mean_colour_psnr"].round(2),
             "thumbnail PSNR": rows["thumbnail_psnr"].round(2),
             "held to": rows["targets"].map(targets_label),
-            "margin (dB)": rows["margin_db"].map(margins_label),
+            "margin (dB) [95% interval]": [margins_label(m, i) for m, i in zip(
+                rows["margin_db"], rows.get("margin_interval", pd.Series([None] * len(rows))))],
             "met": rows["met"].map({True: "yes", False: "no"}),
             "ε decoder / thumbnail / colour": rows.get("feature_error", pd.Series([None] * len(rows)))
                 .map(feature_errors_label),
@@ -365,6 +366,15 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
         low, high = rows.loc[margin.idxmin()], rows.loc[margin.idxmax()]
         lines.append(f"Margin over the mean colour: from {margin.min():+.2f} dB ({label(low['arch'])} {low['layer']}) "
                      f"to {margin.max():+.2f} dB ({label(high['arch'])} {high['layer']}).")
+    intervals = [(r, t, i) for r in table["rows"] if isinstance(r.get("margin_interval"), dict)
+                 for t, i in r["margin_interval"].items()]
+    if intervals:
+        clear = sum(i[0] > 0 for _, _, i in intervals)
+        sources = sorted({int(r["test_sources"]) for r, _, _ in intervals if r.get("test_sources")})
+        unclear = [f"{label(r['arch'])} {r['layer']} vs its {t.replace('_', ' ')}" for r, t, i in intervals
+                   if i[0] <= 0 < i[1]]
+        lines.append(f"{clear} of {len(intervals)} margins have a 95% interval above zero (bootstrap over the "
+                     f"{'/'.join(map(str, sources))} test photos)" + (f"; not clear: {', '.join(unclear)}." if unclear else "."))
     if table.get("missing"):
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
     return frame, lines

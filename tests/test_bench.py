@@ -36,11 +36,17 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     assert result["feedback"] == 1 and len(result["feedback_epochs"]) == 1 and result["feedback_epochs"][0] >= 1
     # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one)
     assert 0 < result["fit_seconds"] <= result["seconds"] and 55 <= result["seconds"] < 120 and 3 < result["psnr_mean"] < 60
-    assert "vgg16 block5 (random weights): PSNR" in done.stdout
+    assert "vgg16 block5 (random weights): PSNR" in done.stdout and "(95% intervals over 3 test photos)" in done.stdout
     # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
     assert 0 < result["baseline_thumbnail_feature_error"] < result["baseline_mean_colour_feature_error"]
     assert result["feature_error"] > 0
     assert result["minutes"] == 1 and len(result["provenance"]["git_commit"]) >= 7
+    # no sources.csv: each test image is its own photo; margins paired by image, with intervals around them
+    assert result["test_sources"] == 3
+    for baseline in ("mean_colour", "thumbnail"):
+        assert result[f"psnr_minus_{baseline}"] == pytest.approx(result["psnr_mean"] - result[f"baseline_{baseline}_psnr"])
+        assert result[f"psnr_minus_{baseline}_ci_low"] <= result[f"psnr_minus_{baseline}"] <= result[f"psnr_minus_{baseline}_ci_high"]
+        assert set(result[f"per_image_baseline_{baseline}_psnr"]) == set(result["per_image_psnr"])
 
 
 def _fake_quality(calls):
@@ -57,7 +63,11 @@ def _fake_quality(calls):
         fine = matching.applies(check_layer(arch, layer)[1])
         match = ({"match_steps": bench.MATCH_STEPS, "decoder_psnr_mean": psnr - 0.5,
                   "match_levels": [list(level) for level in matching.LEVELS]} if fine else {"match_steps": 0})
-        return {**errors, **feedback, **match, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+        # intervals over the test photos, as `quality` writes them (rows named block1, measured before them: none)
+        intervals = {} if layer == "block1" else {
+            "test_sources": 1, **{f"psnr_minus_{b}_ci_{end}": psnr - base + shift for b, base in
+                                  (("mean_colour", 17.87), ("thumbnail", 28.39)) for end, shift in (("low", -1), ("high", 1))}}
+        return {**errors, **feedback, **match, **intervals, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
     return run
@@ -84,7 +94,12 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert (out / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the report reads the same table: every number from table.json
     frame, lines = report.offline_benchmark(out / "table.json")
-    assert len(frame) == 14 and frame.loc["VGG16 block2", "met"] == "no" and frame.loc["VGG16 block2", "margin (dB)"] == "+9.13 / -1.39"
+    assert len(frame) == 14 and frame.loc["VGG16 block2", "met"] == "no" and frame.loc["VGG16 block2", "margin (dB) [95% interval]"] == "+9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39]"
+    assert frame.loc["VGG16 block1", "margin (dB) [95% interval]"] == "+2.13"  # a row measured without intervals
+    assert "| +9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39] | no |" in (out / "table.md").read_text()
+    # 12 rows with intervals (the fake gives none to either block1), three of them with two margins
+    assert lines[-1] == ("11 of 15 margins have a 95% interval above zero (bootstrap over the 1 test photos); not clear: "
+                         "ResNet34 layer1 vs its thumbnail, ResNet34 layer4 vs its mean colour.")
     assert lines[0].startswith("11 of 14 layers measured meet their targets (10 minutes of training per layer, 2 training and 1 test")
     assert ("VGG16 block2 misses its thumbnail by 1.39 dB; in the layer's own features its reconstruction lies closer to "
             "the original than the thumbnail (0.200 vs 0.250).") in lines
@@ -99,7 +114,7 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert f"| {bench.FEEDBACK_STAGES} | {bench.MATCH_STEPS} (28.50) | 3 |" in (out / "table.md").read_text()
     assert frame.loc["ResNet34 layer1", "matching steps (decoder alone)"] == f"{bench.MATCH_STEPS} (28.50)"
     assert frame.loc["VGG16 block1", "matching steps (decoder alone)"] == "0"
-    assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-1]
+    assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-2]
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"rows": [], "met": 0, "layers": 0, "missing": ["vgg16/block1"]}))
     assert report.offline_benchmark(empty)[1][0].endswith("not measured: vgg16/block1.")
@@ -249,3 +264,47 @@ def test_colour_benchmark_needs_two_training_photos(tmp_path):
     flat_colour_images(tmp_path / "test", 2, seed=1)
     with pytest.raises(bench.BenchError, match="needs at least 2 training images .* found 1"):
         bench.colour("resnet34", "layer1", tmp_path / "train", tmp_path / "test", "random", copies=0)
+
+
+def test_test_photos_come_from_sources_csv(tmp_path):
+    write_images(tmp_path / "test", 4)
+    names = [p.name for p in bench.image_files(tmp_path / "test")]
+    assert bench.image_sources(tmp_path / "test", names) == names  # no file: each image its own photo
+    (tmp_path / "test" / "sources.csv").write_text("image,source\n000.png,a\n001.png,a\n002.png,b\n003.png,b\n")
+    assert bench.image_sources(tmp_path / "test", names) == ["a", "a", "b", "b"]
+    (tmp_path / "test" / "sources.csv").write_text("image,source\n000.png,a\n")
+    with pytest.raises(bench.BenchError, match="does not list 3 image"):
+        bench.image_sources(tmp_path / "test", names)
+    (tmp_path / "test" / "sources.csv").write_text("file,photo\n000.png,a\n")
+    with pytest.raises(bench.BenchError, match="needs the columns image and source"):
+        bench.image_sources(tmp_path / "test", names)
+
+
+def test_intervals_added_to_an_old_row_from_its_per_image_scores(tmp_path):
+    write_images(tmp_path / "test", 4)
+    names, images = bench.load_folder(tmp_path / "test")
+    (tmp_path / "test" / "sources.csv").write_text("image,source\n" + "".join(f"{n},{'ab'[i // 2]}\n" for i, n in enumerate(names)))
+    from lib.metrics import Pixels, mean_colour_baseline, psnr
+    target = Pixels.from_uint8(images)
+    colour = psnr(mean_colour_baseline(target), target)
+    row = {"arch": "resnet34", "layer": "layer4", "per_image_psnr": {n: float(c) + 2.0 for n, c in zip(names, colour)}}
+    done = bench.with_intervals(row, tmp_path / "test")
+    # every image 2 dB above its own mean colour: the paired margin and its interval are exactly 2
+    assert done["psnr_minus_mean_colour"] == pytest.approx(2.0)
+    assert done["psnr_minus_mean_colour_ci_low"] == pytest.approx(2.0) == done["psnr_minus_mean_colour_ci_high"]
+    assert done["test_sources"] == 2 and done["per_image_psnr"] == row["per_image_psnr"]
+    with pytest.raises(bench.BenchError, match="other test images"):
+        bench.with_intervals(dict(row, per_image_psnr={"x.png": 1.0}), tmp_path / "test")
+
+
+def test_exported_demo_folders_name_each_views_photo(tmp_path):
+    counts = bench.export_demo(tmp_path)
+    for split in ("train", "test"):
+        sources = (tmp_path / split / "sources.csv").read_text().splitlines()
+        assert sources[0] == "image,source" and len(sources) == counts[split] + 1
+        files = {p.name for p in bench.image_files(tmp_path / split)}
+        assert {line.split(",")[0] for line in sources[1:]} == files
+    test_photos = {line.split(",")[1] for line in (tmp_path / "test" / "sources.csv").read_text().splitlines()[1:]}
+    train_photos = {line.split(",")[1] for line in (tmp_path / "train" / "sources.csv").read_text().splitlines()[1:]}
+    assert len(test_photos) == 3 and not test_photos & train_photos  # split by photo
+    assert not list(tmp_path.rglob("*.tmp.png"))

@@ -124,7 +124,7 @@ def test_statistics_sentences_count_intervals_that_clear_zero():
         psnr_minus_thumbnail=[-4.0, -5.0, -6.0, -2.0], psnr_minus_thumbnail_ci_low=[-5.0, -6.0, -7.0, -3.0],
         psnr_minus_thumbnail_ci_high=[-3.0, -4.0, -5.0, -1.0], wins_vs_thumbnail=[0.0] * 4)
     table, lines = report.baseline_statistics(summary)
-    assert lines[0].startswith("Intervals are 95% percentile bootstraps over the 3 test source photos")
+    assert lines[0].startswith("Intervals are 95% percentile bootstraps (10,000 resamples) over the 3 test source photos")
     assert "coarse and wide" in lines[0]
     assert lines[1] == ("Decoder against the mean colour: interval above it at 2 of 4 layers; not separable from it at "
                         "VGG16 block5; below it at ResNet34 layer4.")
