@@ -375,6 +375,7 @@ def offline_table(rows: list[dict]) -> dict:
             "margin_interval": {t: [row[f"psnr_minus_{t}_ci_low"], row[f"psnr_minus_{t}_ci_high"]] for t in targets}
             if all(f"psnr_minus_{t}_ci_low" in row for t in targets) else None,
             "test_sources": row.get("test_sources"),
+            "psnr_interval": [row["psnr_ci_low"], row["psnr_ci_high"]] if "psnr_ci_low" in row else None,
             # distance to the original in the layer's features (rows measured before this control: none)
             "feature_error": {kind: row[key] for kind, key in (("decoder", "feature_error"),
                                                                ("thumbnail", "baseline_thumbnail_feature_error"),

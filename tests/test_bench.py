@@ -293,6 +293,12 @@ def test_intervals_added_to_an_old_row_from_its_per_image_scores(tmp_path):
     assert done["psnr_minus_mean_colour"] == pytest.approx(2.0)
     assert done["psnr_minus_mean_colour_ci_low"] == pytest.approx(2.0) == done["psnr_minus_mean_colour_ci_high"]
     assert done["test_sources"] == 2 and done["per_image_psnr"] == row["per_image_psnr"]
+    # the offline table carries the intervals of the row's mean PSNR and of its margin
+    table_row = bench.offline_table([dict(done, psnr_mean=float(np.mean(list(row["per_image_psnr"].values()))),
+                                          psnr_std=1.0, ssim_mean=0.5, baseline_mean_colour_psnr=float(colour.mean()),
+                                          baseline_thumbnail_psnr=30.0, colour_copies=0, epochs=1, seconds=1.0)])["rows"][0]
+    assert table_row["psnr_interval"] == [done["psnr_ci_low"], done["psnr_ci_high"]]
+    assert table_row["margin_interval"]["mean_colour"] == pytest.approx([2.0, 2.0]) and table_row["met"]
     with pytest.raises(bench.BenchError, match="other test images"):
         bench.with_intervals(dict(row, per_image_psnr={"x.png": 1.0}), tmp_path / "test")
 
