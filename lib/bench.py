@@ -296,7 +296,8 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     for name, count in (("flips", len(images)), ("copies", len(training_set))):
         if name == "copies" and copies == 0:
             continue
-        result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1), COLOUR_PENALTIES)
+        result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1),
+                                                                        COLOUR_PENALTIES)
         # penalty picked on the test images: an optimistic bound, not a result
         result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in COLOUR_PENALTIES)
     result.update(layout_readout(full_features, images, groups, full_test_features, test_images, layout_lambdas))
@@ -420,8 +421,9 @@ def matching_label(row: dict) -> str:
 
 
 def offline_markdown(table: dict) -> str:
-    lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) [95% interval] | met | feature error: decoder / "
-             "thumbnail / mean colour | copies | feedback | matching (decoder alone) | epochs | commit |",
+    lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) [95% interval] | met "
+             "| feature error: decoder / thumbnail / mean colour | copies | feedback | matching (decoder alone) "
+             "| epochs | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         target, margin = targets_label(r["targets"]), margins_label(r["margin_db"], r.get("margin_interval"))

@@ -245,9 +245,10 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
     })
     lines = []
     sources = sorted(set(summary["test_sources"].astype(int)))
+    few = " With so few photos they are coarse and wide." if max(sources) < 10 else ""
     lines.append(f"Intervals are 95% percentile bootstraps ({DRAWS:,} resamples) over the "
                  f"{'/'.join(map(str, sources))} test source photos (whole photos resampled, so views of one photo "
-                 "move together), paired by image." + (" With so few photos they are coarse and wide." if max(sources) < 10 else ""))
+                 f"move together), paired by image.{few}")
     for baseline, name in (("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
         cols = [f"psnr_minus_{baseline}", f"psnr_minus_{baseline}_ci_low", f"psnr_minus_{baseline}_ci_high"]
         table[f"− {name} (dB)"] = [_interval(*v) for v in summary[cols].itertuples(index=False)]
@@ -373,8 +374,9 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
         sources = sorted({int(r["test_sources"]) for r, _, _ in intervals if r.get("test_sources")})
         unclear = [f"{label(r['arch'])} {r['layer']} vs its {t.replace('_', ' ')}" for r, t, i in intervals
                    if i[0] <= 0 < i[1]]
+        not_clear = f"; not clear: {', '.join(unclear)}." if unclear else "."
         lines.append(f"{clear} of {len(intervals)} margins have a 95% interval above zero (bootstrap over the "
-                     f"{'/'.join(map(str, sources))} test photos)" + (f"; not clear: {', '.join(unclear)}." if unclear else "."))
+                     f"{'/'.join(map(str, sources))} test photos){not_clear}")
     if table.get("missing"):
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
     return frame, lines

@@ -200,8 +200,9 @@ def test_changing_one_architecture_reruns_only_its_targets(study):
     assert pd.read_csv(study["root"] / "summary.csv").set_index("layer").loc["block5", "batch_size"] == 2
 
 
-def test_a_figure_notebook_change_never_retrains(study):
-    steps = ran(make("report", *study["args"], "-W", "notebooks/04_figures.ipynb").stdout)
+@pytest.mark.parametrize("changed", ["notebooks/04_figures.ipynb", "lib/stats.py"])
+def test_a_figure_or_statistics_change_never_retrains(study, changed):
+    steps = ran(make("report", *study["args"], "-W", changed).stdout)
     assert steps == [str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb")]
 
 
