@@ -143,8 +143,9 @@ def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
-def training_curves(histories: dict[str, pd.DataFrame], path: Path) -> Path:
-    """Train and validation MSE per epoch, one panel per architecture, one colour per layer."""
+def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict[str, float] | None = None) -> Path:
+    """Train and validation MSE per epoch, one panel per architecture, one colour per layer; `starts` (same keys):
+    the validation MSE before any gradient step, drawn hollow at epoch 0."""
     _chart_style()
     archs = sorted({key.split("/")[0] for key in histories}, key=list(ARCH_LABELS).index)
     fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.2), squeeze=False)
@@ -154,10 +155,15 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path) -> Path:
                 continue
             line = ax.plot(history["epoch"], history["val_loss"], marker=".", label=key.split("/")[1])[0]
             ax.plot(history["epoch"], history["train_loss"], ls=":", color=line.get_color())
+            start = (starts or {}).get(key)
+            if start is not None and np.isfinite(start) and len(history):
+                ax.plot([0, history["epoch"].iloc[0]], [start, history["val_loss"].iloc[0]], ls="--", lw=0.8,
+                        marker="o", markevery=[0], mfc="white", color=line.get_color())
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("MSE (normalised space)")
-        ax.set_title(f"{ARCH_LABELS.get(arch, arch)} (solid: val, dotted: train)", fontsize=9)
+        ax.set_title(f"{ARCH_LABELS.get(arch, arch)} (solid: val, dotted: train, hollow: before training)",
+                     fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save(fig, path)

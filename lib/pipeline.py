@@ -348,6 +348,8 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
         "match_steps": match_steps,  # test-time feature-matching steps on each reconstruction
         "match_seconds": round(match_seconds, 2),
         "best_epoch": checkpoint["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
+        "start_val_loss": checkpoint.get("start_val_loss"),  # validation MSE before any gradient step
+        "best_val_loss": checkpoint.get("best_val_loss"),  # ... and of the decoder kept
         "batch_size": checkpoint["settings"]["batch_size"],
         "train_seconds": round(checkpoint["train_seconds"], 2),
         "encode_seconds": round(encoder["seconds"], 2),
@@ -379,7 +381,8 @@ def evaluate_layer(profile: str, arch: str, layer: str, reports_root=None) -> di
 # ---------------------------------------------------------------- step 5: the study table
 SUMMARY_COLUMNS = [
     "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
-    "batch_size", "checkpoint", "colour_copies", "feedback", "match_steps", "best_epoch", "train_seconds", "encode_seconds",
+    "batch_size", "checkpoint", "colour_copies", "feedback", "match_steps", "best_epoch", "start_val_loss", "best_val_loss",
+    "train_seconds", "encode_seconds",
     "eval_seconds", "test_images", "psnr_mean", "psnr_std", "decoder_psnr_mean", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "feature_error_mean", "feature_error_std",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",

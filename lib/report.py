@@ -85,6 +85,21 @@ def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
     ).set_index("layer")
 
 
+def training_findings(summary: pd.DataFrame) -> list[str]:
+    """Whether the gradient steps beat the decoder's untrained start on validation (start_val_loss vs the kept
+    decoder's best_val_loss); nothing for a summary without them."""
+    if not {"start_val_loss", "best_val_loss"} <= set(summary) or summary["start_val_loss"].isna().all():
+        return []
+    rows = summary.dropna(subset=["start_val_loss", "best_val_loss"])
+    worse = rows[rows["best_val_loss"] >= rows["start_val_loss"]]
+    line = (f"Gradient steps left the kept decoder below its untrained start in validation MSE at "
+            f"{len(rows) - len(worse)} of {len(rows)} layers")
+    if len(worse):
+        line += "; not at " + ", ".join(f"{label(r['arch'])} {r['layer']} ({r['start_val_loss']:.3f} → "
+                                        f"{r['best_val_loss']:.3f})" for _, r in worse.iterrows())
+    return [line + "."]
+
+
 def matching_findings(summary: pd.DataFrame) -> list[str]:
     """What test-time feature matching changed, layer by layer, from the summary (nothing where none ran)."""
     if "match_steps" not in summary:
@@ -206,6 +221,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
             f"({best14['psnr_mean']:.2f} dB) and {label(worst14['arch'])} {worst14['layer']} the least "
             f"({worst14['psnr_mean']:.2f} dB)."
         )
+    out += training_findings(summary)
     out += matching_findings(summary)
     out += random_control_findings(summary)
     out += feature_consistency(summary)

@@ -173,10 +173,12 @@ def train_decoder(
             order_rng.set_state(state["order_rng"])
             augment_rng.set_state(state["augment_rng"])
             history, best, spent = state["history"], state["best"], state["seconds"]
+            start_loss = state.get("start_val_loss", float("nan"))
             first_epoch = state["epoch"] + 1
             print(f"resuming {settings.get('arch', '')} {settings.get('layer', '')} after epoch {state['epoch']}")
     if first_epoch == 1:  # the starting point is a candidate too (for resshuffle: its closed-form colour path)
-        best = (evaluate_loss(decoder, val_features, val_images, device, batch_size), copy.deepcopy(decoder.state_dict()), 0)
+        start_loss = evaluate_loss(decoder, val_features, val_images, device, batch_size)
+        best = (start_loss, copy.deepcopy(decoder.state_dict()), 0)
     started = time.perf_counter() - spent
     bar = tqdm(range(first_epoch, settings["epochs"] + 1), initial=first_epoch - 1, total=settings["epochs"],
                desc=f"train {settings.get('arch', '')} {settings.get('layer', '')}".strip(), disable=not progress)
@@ -222,7 +224,7 @@ def train_decoder(
             atomic_save(
                 {"settings": settings, "data": fingerprint, "epoch": epoch, "decoder": decoder.state_dict(), "optimiser": optimiser.state_dict(),
                  "scheduler": scheduler.state_dict(), "order_rng": order_rng.get_state(), "augment_rng": augment_rng.get_state(), "history": history,
-                 "best": best, "seconds": time.perf_counter() - started},
+                 "best": best, "seconds": time.perf_counter() - started, "start_val_loss": start_loss},
                 resume_file,
             )
     if settings.get("checkpoint", "best") == "last" and history:
@@ -237,6 +239,7 @@ def train_decoder(
         "train_seconds": time.perf_counter() - started,
         "best_epoch": best[2],
         "best_val_loss": best[0],
+        "start_val_loss": start_loss,  # the untrained start's (closed-form for coarse resshuffle): did training help?
         "decoder_params": count_parameters(decoder),
         "device": str(device),
         "feedback_val_loss": feedback_losses,  # validation MSE after each feedback stage

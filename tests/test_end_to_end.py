@@ -87,6 +87,8 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
         checkpoint = torch.load(study["root"] / arch / layer / "decoder.pt", weights_only=False)
         assert any(key.startswith("refiners.0.") for key in checkpoint["state_dict"])
         assert len(checkpoint["feedback_val_loss"]) == 1 and 0 < checkpoint["feedback_val_loss"][0] < 10
+    # validation MSE before any gradient step and of the decoder kept, both measured
+    assert summary["start_val_loss"].gt(0).all() and summary["best_val_loss"].gt(0).all()
     # feature matching (tiny: 2 steps) ran on the one 56x56 layer only; the decoder's own score is kept beside it
     assert list(summary["match_steps"]) == [2, 0, 0, 0]
     changed = summary["psnr_mean"] - summary["decoder_psnr_mean"]

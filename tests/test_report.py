@@ -146,3 +146,11 @@ def test_depth_statistics_sentences():
                      "Largest step: ResNet34 layer1 → layer2, 4.00 dB [3.00, 5.00]."]
     assert table.loc[("ResNet34", "layer1 → layer2"), "images losing"] == "100%"
     assert report.depth_statistics(None)[1] == []
+
+
+def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
+    lines = report.training_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
+    assert lines == ["Gradient steps left the kept decoder below its untrained start in validation MSE at 3 of 4 "
+                     "layers; not at ResNet34 layer4 (0.310 → 0.370)."]
+    assert report.training_findings(_summary()) == []  # a summary written before these columns
+    assert lines[0] in report.findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))

@@ -48,6 +48,7 @@ def test_killed_training_resumes_bit_identical(tmp_path):
     a = torch.load(reference / "tiny" / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
     b = torch.load(resumed / "tiny" / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
     assert a["best_epoch"] == b["best_epoch"] and a["best_val_loss"] == b["best_val_loss"]
+    assert a["start_val_loss"] == b["start_val_loss"] > 0  # the start, measured before the kill, survives it
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     columns = ["epoch", "train_loss", "val_loss", "lr"]

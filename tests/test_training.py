@@ -27,3 +27,6 @@ def test_checkpoint_best_keeps_lowest_validation_loss_and_last_keeps_the_last_ep
     assert info["best_epoch"] < 5 and info["best_val_loss"] < history["val_loss"].iloc[-1]
     assert info["best_val_loss"] <= history["val_loss"].min()  # epoch 0, the untrained start, is a candidate too
     assert val_loss(best) == pytest.approx(info["best_val_loss"], rel=1e-5)
+    # the untrained start's validation loss is recorded, and `best` keeps it only if no epoch did better
+    assert info["start_val_loss"] == info_last["start_val_loss"] >= info["best_val_loss"]
+    assert (info["best_epoch"] == 0) == (info["start_val_loss"] <= history["val_loss"].min())
