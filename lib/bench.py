@@ -38,6 +38,7 @@ from .encoders import encode_images, layer_encoder
 from .provenance import record
 from .matching import levels_record, steps_at as matching_steps
 from .registry import UnknownNameError, all_layers, check_layer
+from .stats import interval_label
 
 # The default decoder's feedback stages in a wall-clock budget (random ResNet34 layer1, 600 CPU-s shared equally:
 # 0 stages 26.47 dB, 1 27.27, 2 27.56, 3 27.49; with 2, ViT block0 30.21 vs 27.87, VGG16 block1 34.23 vs 34.73).
@@ -397,7 +398,7 @@ def margins_label(margins: dict, intervals: dict | None = None) -> str:
     "+9.13 [+6.20, +11.40] / -1.39 [-3.10, +0.20]"."""
     if not isinstance(intervals, dict):  # None, or NaN where pandas filled a row without them
         return " / ".join(f"{m:+.2f}" for m in margins.values())
-    return " / ".join(f"{m:+.2f} [{intervals[t][0]:+.2f}, {intervals[t][1]:+.2f}]" for t, m in margins.items())
+    return " / ".join(interval_label(m, *intervals[t]) for t, m in margins.items())
 
 
 def feature_errors_label(errors: dict | None) -> str:

@@ -243,14 +243,10 @@ def findings(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def _interval(mean: float, low: float, high: float, digits: int = 2) -> str:
-    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
-
-
 def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Decoder minus each baseline per layer with 95% intervals (bootstrap over test photos, `lib.stats`), and
     sentences counting where the interval clears zero. Empty where summary.csv predates the intervals."""
-    from .stats import DRAWS, verdict
+    from .stats import DRAWS, interval_label, verdict
 
     if "psnr_minus_mean_colour" not in summary or summary["psnr_minus_mean_colour"].isna().all():
         return pd.DataFrame(), []
@@ -260,6 +256,7 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
                                 zip(summary["psnr_mean"], summary["psnr_ci_low"], summary["psnr_ci_high"])],
     })
     lines = []
+    names = [f"{label(a)} {l}" for a, l in zip(summary["arch"], summary["layer"])]
     sources = sorted(set(summary["test_sources"].astype(int)))
     few = " With so few photos they are coarse and wide." if max(sources) < 10 else ""
     lines.append(f"Intervals are 95% percentile bootstraps ({DRAWS:,} resamples) over the "
@@ -267,10 +264,9 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
                  f"move together), paired by image.{few}")
     for baseline, name in (("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
         cols = [f"psnr_minus_{baseline}", f"psnr_minus_{baseline}_ci_low", f"psnr_minus_{baseline}_ci_high"]
-        table[f"− {name} (dB)"] = [_interval(*v) for v in summary[cols].itertuples(index=False)]
+        table[f"− {name} (dB)"] = [interval_label(*v) for v in summary[cols].itertuples(index=False)]
         table[f"images above {name}"] = summary[f"wins_vs_{baseline}"].map(lambda w: f"{w:.0%}")
-        verdicts = [verdict({"low": lo, "high": hi}) for lo, hi in zip(summary[cols[1]], summary[cols[2]])]
-        names = [f"{label(a)} {l}" for a, l in zip(summary["arch"], summary["layer"])]
+        verdicts = [verdict(lo, hi) for lo, hi in zip(summary[cols[1]], summary[cols[2]])]
         counts = {v: [n for n, w in zip(names, verdicts) if w == v] for v in ("above", "unclear", "below")}
         parts = [f"above it at {len(counts['above'])} of {len(names)} layers"]
         if counts["unclear"]:
@@ -283,17 +279,17 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
 
 def depth_statistics(depth: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """PSNR lost from each layer to the next deeper one (depth_comparisons.csv), with intervals and sentences."""
-    from .stats import verdict
+    from .stats import interval_label, verdict
 
     if depth is None or not len(depth):
         return pd.DataFrame(), []
     table = pd.DataFrame({
         "arch": depth["arch"].map(label), "step": depth["shallower"] + " → " + depth["deeper"],
-        "PSNR lost (dB) [95% interval]": [_interval(*v) for v in
+        "PSNR lost (dB) [95% interval]": [interval_label(*v) for v in
                                           depth[["psnr_drop", "ci_low", "ci_high"]].itertuples(index=False)],
         "images losing": depth["images_losing"].map(lambda w: f"{w:.0%}"),
     }).set_index(["arch", "step"])
-    verdicts = [verdict({"low": lo, "high": hi}) for lo, hi in zip(depth["ci_low"], depth["ci_high"])]
+    verdicts = [verdict(lo, hi) for lo, hi in zip(depth["ci_low"], depth["ci_high"])]
     steps = [f"{label(a)} {s} → {d}" for a, s, d in zip(depth["arch"], depth["shallower"], depth["deeper"])]
     lost = sum(v == "above" for v in verdicts)
     line = f"Going one layer deeper loses PSNR with an interval above zero at {lost} of {len(steps)} steps"
@@ -386,10 +382,12 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     intervals = [(r, t, i) for r in table["rows"] if isinstance(r.get("margin_interval"), dict)
                  for t, i in r["margin_interval"].items()]
     if intervals:
-        clear = sum(i[0] > 0 for _, _, i in intervals)
+        from .stats import verdict
+
+        clear = sum(verdict(*i) == "above" for _, _, i in intervals)
         sources = sorted({int(r["test_sources"]) for r, _, _ in intervals if r.get("test_sources")})
         unclear = [f"{label(r['arch'])} {r['layer']} vs its {t.replace('_', ' ')}" for r, t, i in intervals
-                   if i[0] <= 0 < i[1]]
+                   if verdict(*i) == "unclear"]
         not_clear = f"; not clear: {', '.join(unclear)}." if unclear else "."
         lines.append(f"{clear} of {len(intervals)} margins have a 95% interval above zero (bootstrap over the "
                      f"{'/'.join(map(str, sources))} test photos){not_clear}")

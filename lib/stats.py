@@ -41,13 +41,18 @@ def cluster_bootstrap(values, clusters, draws: int = DRAWS, level: float = LEVEL
     return {"mean": mean, "low": float(low), "high": float(high), "clusters": len(names)}
 
 
-def verdict(interval: dict) -> str:
-    """'above' / 'below' zero when the interval excludes it, else 'unclear'."""
-    if interval["low"] > 0:
+def verdict(low: float, high: float) -> str:
+    """'above' / 'below' zero when the interval [low, high] excludes it, else 'unclear'."""
+    if low > 0:
         return "above"
-    if interval["high"] < 0:
+    if high < 0:
         return "below"
     return "unclear"
+
+
+def interval_label(mean: float, low: float, high: float) -> str:
+    """A signed difference and its interval, as tables and sentences print it: "+1.07 [-0.27, +2.79]"."""
+    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def baseline_comparisons(per_image: pd.DataFrame, sources, seed: int = 0) -> dict:

@@ -40,9 +40,10 @@ def test_one_photo_gives_the_point_and_bad_labels_fail():
 
 
 def test_verdict():
-    assert stats.verdict({"low": 0.1, "high": 2}) == "above"
-    assert stats.verdict({"low": -2, "high": -0.1}) == "below"
-    assert stats.verdict({"low": -0.1, "high": 2}) == "unclear"
+    assert stats.verdict(0.1, 2) == "above"
+    assert stats.verdict(-2, -0.1) == "below"
+    assert stats.verdict(-0.1, 2) == "unclear"
+    assert stats.interval_label(1.071, -0.266, 2.79) == "+1.07 [-0.27, +2.79]"
 
 
 def test_baseline_comparisons_pair_each_image_with_its_baselines():
