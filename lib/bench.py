@@ -228,7 +228,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         "train_images": photos, "test_images": len(test_images), "colour_copies": colour_copies,
         "minutes": minutes, "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1),
         "epochs": epochs, "steps": steps, "device": str(device),
-        "decoder": "resshuffle", "feedback": len(decoder.refiners), "feedback_requested": feedback, "feedback_epochs": feedback_epochs,
+        "decoder": "resshuffle", "closed_form_paths": closed_form_paths(decoder.base), "feedback": len(decoder.refiners), "feedback_requested": feedback, "feedback_epochs": feedback_epochs,
         "match_steps": match_steps, "match_requested": match, "match_seconds": round(match_seconds, 1),
         "match_levels": levels_record(match_steps), "width": width, "batch_size": min(batch_size, len(features)),
         "psnr_mean": float(p.mean()), "psnr_std": float(p.std()), "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
@@ -357,6 +357,22 @@ THUMBNAIL_TARGETS = (("resnet34", "layer1"), ("vgg16", "block2"), ("vit_base_pat
 OFFLINE_COLOUR_COPIES = {("resnet34", "layer3"): 8, ("resnet34", "layer4"): 8}
 
 
+def closed_form_paths(decoder) -> str:
+    """What gradient steps did to a resshuffle decoder's closed-form colour and linear paths: "fixed" (they stay as
+    fitted), or "none" where the grid is too fine for a closed-form start."""
+    if not getattr(decoder, "closed_form_start", False):
+        return "none"
+    return "trained" if decoder.linear.conv.weight.requires_grad else "fixed"
+
+
+def row_closed_form_paths(row: dict) -> str:
+    """A quality row's closed-form paths; rows measured before the paths were fixed trained them along at coarse
+    grids (28 x 28 and below)."""
+    if "closed_form_paths" in row:
+        return row["closed_form_paths"]
+    return "trained" if check_layer(row["arch"], row["layer"])[1] <= 28 else "none"
+
+
 def offline_table(rows: list[dict]) -> dict:
     """Decoder vs both baselines per layer, the target each layer has to meet and whether it does."""
     table = []
@@ -371,6 +387,7 @@ def offline_table(rows: list[dict]) -> dict:
             "feedback": row.get("feedback", 0),  # rows measured before the feedback stages existed had none
             "match_steps": row.get("match_steps", 0),  # and before feature matching existed, none of that
             "decoder_psnr": row.get("decoder_psnr_mean", row["psnr_mean"]),  # the decoder's own, before matching
+            "closed_form_paths": row_closed_form_paths(row),
             "epochs": row["epochs"], "seconds": row["seconds"], "targets": targets,
             "margin_db": margins, "met": all(m > 0 for m in margins.values()),
             # 95% interval of each margin over the test photos (`lib.stats`), where the row holds one
@@ -423,15 +440,16 @@ def matching_label(row: dict) -> str:
 
 def offline_markdown(table: dict) -> str:
     lines = ["| arch | layer | PSNR | mean colour | thumbnail | target | margin (dB) [95% interval] | met "
-             "| feature error: decoder / thumbnail / mean colour | copies | feedback | matching (decoder alone) "
-             "| epochs | commit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| feature error: decoder / thumbnail / mean colour | copies | closed-form paths | feedback "
+             "| matching (decoder alone) | epochs | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         target, margin = targets_label(r["targets"]), margins_label(r["margin_db"], r.get("margin_interval"))
         lines.append(f"| {r['arch']} | {r['layer']} | {r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['mean_colour_psnr']:.2f} "
                      f"| {r['thumbnail_psnr']:.2f} | {target} | {margin} | {'yes' if r['met'] else 'no'} "
                      f"| {feature_errors_label(r.get('feature_error'))} "
-                     f"| {r['colour_copies']} | {r.get('feedback', 0)} | {matching_label(r)} | {r['epochs']} "
+                     f"| {r['colour_copies']} | {r.get('closed_form_paths', '—')} | {r.get('feedback', 0)} "
+                     f"| {matching_label(r)} | {r['epochs']} "
                      f"| {r['git_commit'][:10]} |")
     lines.append(f"\n{table['met']} of {table['layers']} layers measured meet their targets.")
     if table.get("missing"):

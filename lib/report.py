@@ -352,6 +352,7 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
             "ε decoder / thumbnail / colour": rows.get("feature_error", pd.Series([None] * len(rows)))
                 .map(feature_errors_label),
             "colour copies": rows["colour_copies"],
+            "closed-form paths": rows.get("closed_form_paths", pd.Series(["—"] * len(rows))).fillna("—"),
             "feedback stages": rows.get("feedback", pd.Series([0] * len(rows))).fillna(0).astype(int),
             # tables written before feature matching existed have neither column
             "matching steps (decoder alone)": [matching_label(r) for r in (

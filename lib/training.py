@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import atomic_save, normalise
+from .data import IMAGENET_MEAN, IMAGENET_STD, atomic_save, normalise
 from .decoders import FeatureStandardise, FeedbackDecoder, build_decoder, count_parameters
 
 # Feedback stages learn at this fraction of the decoder's learning rate (measured at half: random ResNet34 layer1).
@@ -71,14 +71,23 @@ def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
     return tuple(features.shape), float(features.flatten(1)[:, :64].double().sum()), int(images[:, ::7, ::7].sum())
 
 
+def clamp_to_images(x: torch.Tensor) -> torch.Tensor:
+    """Normalised outputs limited to what an image can hold ([0, 1] per channel before normalisation), as they are
+    scored: a decoder can push pixels far beyond black or white where being wrong costs nothing once clamped."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
+
+
 @torch.no_grad()
 def evaluate_loss(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, device, batch_size: int) -> float:
+    """Validation MSE (normalised space) of the reconstructions as evaluation scores them: clamped to the image range."""
     decoder.eval()
     total = 0.0
     for start in range(0, len(features), batch_size):
         x = features[start : start + batch_size].to(device)
         y = normalise(images[start : start + batch_size]).to(device)
-        total += nn.functional.mse_loss(decoder(x), y, reduction="sum").item() / y[0].numel()
+        total += nn.functional.mse_loss(clamp_to_images(decoder(x)), y, reduction="sum").item() / y[0].numel()
     return total / len(features)
 
 

@@ -34,7 +34,8 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     assert result["batch_size"] == 4 and result["colour_copies"] == 1
     # the budget is shared by the decoder and its feedback stage, and both train
     assert result["feedback"] == 1 and len(result["feedback_epochs"]) == 1 and result["feedback_epochs"][0] >= 1
-    # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one)
+    # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one), and its paths stay as fitted
+    assert result["closed_form_paths"] == "fixed"
     assert 0 < result["fit_seconds"] <= result["seconds"] and 55 <= result["seconds"] < 120 and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout and "(95% intervals over 3 test photos)" in done.stdout
     # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
@@ -67,7 +68,9 @@ def _fake_quality(calls):
         intervals = {} if layer == "block1" else {
             "test_sources": 1, **{f"psnr_minus_{b}_ci_{end}": psnr - base + shift for b, base in
                                   (("mean_colour", 17.87), ("thumbnail", 28.39)) for end, shift in (("low", -1), ("high", 1))}}
-        return {**errors, **feedback, **match, **intervals, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
+        # layer4 is measured since the closed-form paths stay fixed; the other rows predate that field
+        paths = {"closed_form_paths": "fixed"} if layer == "layer4" else {}
+        return {**errors, **feedback, **match, **intervals, **paths, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
                 "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
                 "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
     return run
@@ -109,7 +112,12 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert frame.loc["VGG16 block1", "ε decoder / thumbnail / colour"] == "—"
     assert frame.loc["VGG16 block1", "feedback stages"] == 0 and frame.loc["VGG16 block2", "feedback stages"] == bench.FEEDBACK_STAGES
     assert rows[("vgg16", "block1")]["feedback"] == 0 and rows[("vgg16", "block2")]["feedback"] == bench.FEEDBACK_STAGES
-    assert f"| 0.200 / 0.250 / 0.500 | 0 | {bench.FEEDBACK_STAGES} | 0 | 3 |" in (out / "table.md").read_text()
+    assert f"| 0.200 / 0.250 / 0.500 | 0 | trained | {bench.FEEDBACK_STAGES} | 0 | 3 |" in (out / "table.md").read_text()
+    # closed-form paths: as the row says, else trained along at coarse grids (rows before the field), none at fine
+    paths = {key: row["closed_form_paths"] for key, row in rows.items()}
+    assert paths[("resnet34", "layer4")] == "fixed" and paths[("vgg16", "block3")] == "trained"
+    assert paths[("vgg16", "block2")] == paths[("resnet34", "layer1")] == "none"
+    assert frame.loc["ResNet34 layer4", "closed-form paths"] == "fixed"
     # resnet34 layer1 (56x56) ran feature matching: its steps and the decoder's own PSNR before them are shown
     assert f"| {bench.FEEDBACK_STAGES} | {bench.MATCH_STEPS} (28.50) | 3 |" in (out / "table.md").read_text()
     assert frame.loc["ResNet34 layer1", "matching steps (decoder alone)"] == f"{bench.MATCH_STEPS} (28.50)"
