@@ -92,10 +92,10 @@ def training_findings(summary: pd.DataFrame) -> list[str]:
         return []
     rows = summary.dropna(subset=["start_val_loss", "best_val_loss"])
     worse = rows[rows["best_val_loss"] >= rows["start_val_loss"]]
-    line = (f"Gradient steps left the kept decoder below its untrained start in validation MSE at "
+    line = (f"Gradient steps brought the validation MSE of the kept decoder under that of its untrained start at "
             f"{len(rows) - len(worse)} of {len(rows)} layers")
     if len(worse):
-        line += "; not at " + ", ".join(f"{label(r['arch'])} {r['layer']} ({r['start_val_loss']:.3f} → "
+        line += "; not at " + ", ".join(f"{label(r['arch'])} {r['layer']} (start {r['start_val_loss']:.3f}, kept "
                                         f"{r['best_val_loss']:.3f})" for _, r in worse.iterrows())
     return [line + "."]
 

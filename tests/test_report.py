@@ -150,7 +150,7 @@ def test_depth_statistics_sentences():
 
 def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
     lines = report.training_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
-    assert lines == ["Gradient steps left the kept decoder below its untrained start in validation MSE at 3 of 4 "
-                     "layers; not at ResNet34 layer4 (0.310 → 0.370)."]
+    assert lines == ["Gradient steps brought the validation MSE of the kept decoder under that of its untrained start "
+                     "at 3 of 4 layers; not at ResNet34 layer4 (start 0.310, kept 0.370)."]
     assert report.training_findings(_summary()) == []  # a summary written before these columns
     assert lines[0] in report.findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
