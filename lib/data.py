@@ -279,9 +279,25 @@ def normalise(uint8_batch: np.ndarray):
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(uint8_batch)).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean, std = imagenet_mean_std()
     return (x - mean) / std
+
+
+def imagenet_mean_std(device=None):
+    """ImageNet's per-channel (mean, std) as 1 x 3 x 1 x 1 tensors on `device`: normalised = (pixels - mean) / std."""
+    import torch
+
+    return (torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
+            torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
+
+
+def clamp_to_images(x):
+    """Normalised outputs limited to what an image can hold ([0, 1] per channel before normalisation), as they are
+    scored: a decoder can push pixels far beyond black or white where being wrong costs nothing once clamped."""
+    import torch
+
+    mean, std = imagenet_mean_std(x.device)
+    return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
 
 
 def split_counts(entries: list[Entry]) -> dict[str, int]:

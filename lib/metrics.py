@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from .data import IMAGENET_MEAN, IMAGENET_STD
+from .data import imagenet_mean_std
 
 _PRIVATE = object()
 
@@ -31,8 +31,7 @@ class Pixels:
         """Reverse the ImageNet normalisation, then clamp to [0, 1]."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected N x 3 x H x W, got {tuple(x.shape)}")
-        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        mean, std = imagenet_mean_std(x.device)
         return cls((x.detach().float() * std + mean).clamp(0, 1).cpu(), _PRIVATE)
 
     @classmethod
@@ -117,8 +116,9 @@ class PerceptualLoss(torch.nn.Module):
         super().__init__()
         self.model = LPIPSScorer(alexnet_state).model
         self.model.requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        mean, std = imagenet_mean_std()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         def to_lpips_range(x):

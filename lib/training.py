@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, atomic_save, normalise
+from .data import atomic_save, clamp_to_images, normalise
 from .decoders import FeatureStandardise, FeedbackDecoder, build_decoder, count_parameters
 
 # Feedback stages learn at this fraction of the decoder's learning rate (measured at half: random ResNet34 layer1).
@@ -69,14 +69,6 @@ def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.
 def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
     """Cheap identity of the training data, so a saved state is only resumed on the same data."""
     return tuple(features.shape), float(features.flatten(1)[:, :64].double().sum()), int(images[:, ::7, ::7].sum())
-
-
-def clamp_to_images(x: torch.Tensor) -> torch.Tensor:
-    """Normalised outputs limited to what an image can hold ([0, 1] per channel before normalisation), as they are
-    scored: a decoder can push pixels far beyond black or white where being wrong costs nothing once clamped."""
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return torch.maximum(torch.minimum(x, (1 - mean) / std), -mean / std)
 
 
 @torch.no_grad()

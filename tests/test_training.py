@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import training
+from lib import data, training
 
 
 def test_checkpoint_best_keeps_lowest_validation_loss_and_last_keeps_the_last_epoch():
@@ -59,5 +59,5 @@ def test_validation_loss_scores_reconstructions_clamped_to_the_image_range():
 
     loss = training.evaluate_loss(Overshoot(), torch.zeros(2, 1, 7, 7), images, torch.device("cpu"), 2)
     assert loss == pytest.approx(0.0, abs=1e-10)
-    black = training.clamp_to_images(torch.full((1, 3, 1, 1), -50.0)).flatten()
-    torch.testing.assert_close(black, training.normalise(np.zeros((1, 1, 1, 3), np.uint8)).flatten())
+    black = data.clamp_to_images(torch.full((1, 3, 1, 1), -50.0)).flatten()
+    torch.testing.assert_close(black, data.normalise(np.zeros((1, 1, 1, 3), np.uint8)).flatten())
