@@ -95,15 +95,16 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert report.layout_control(tmp_path / "nowhere")[0] is None
     runs = {"l4.json": _colour_run("layer4", 0.25, -0.17, 15.53), "l1.json": _colour_run("layer1", 0.79, 0.67, 17.64),
             "l4-copies.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=8, copies_psnr=17.29),
+            "l4-copies16.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=16, copies_psnr=17.33),
             "old.json": {"arch": "resnet34", "layer": "layer2", "copies": 0}}  # written before layout existed: skipped
     for name, run in runs.items():
         (tmp_path / name).write_text(json.dumps(run))
     table, lines = report.layout_control(tmp_path)
-    # network order, one row per layer: the run with copies adds its colour to the layer's row
+    # network order, one row per layer: each run with copies adds its colour to the layer's row, fewest copies first
     assert list(table.index) == ["ResNet34 layer1", "ResNet34 layer4"]
     assert table.loc["ResNet34 layer4", "layout R² test photos"] == -0.17
-    assert table.loc["ResNet34 layer4", "with colour copies (dB)"] == "17.29 (8 copies)"
-    assert table.loc["ResNet34 layer1", "with colour copies (dB)"] == "—"
+    assert table.loc["ResNet34 layer4", "with colour copies (dB, copies)"] == "17.29 (8) · 17.33 (16)"
+    assert table.loc["ResNet34 layer1", "with colour copies (dB, copies)"] == "—"
     from PIL import Image
 
     from lib import figures
@@ -113,7 +114,7 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert lines == ["ResNet34 (random weights): layout R² on the test photos 0.67 at layer1 to -0.17 at layer4; at layer4 "
                      "the cells' layout, learnt from the training photos (R² 0.25 across them), predicts the test photos "
                      "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
-                     "features predict below the image's own mean, colour copies or not (at best 17.29 vs 17.87 dB)."]
+                     "features predict below the image's own mean, colour copies or not (at best 17.33 vs 17.87 dB)."]
 
 
 def test_statistics_sentences_count_intervals_that_clear_zero():
