@@ -415,8 +415,6 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             row["copies_scores"].append(f"{run['copies_psnr']:.2f} ({run['copies']})")
             row["best_colour"] = max(row["best_colour"], run["copies_psnr"])
     rows = list(merged.values())
-    for row in rows:
-        row["copies_label"] = " · ".join(row["copies_scores"]) or "—"
     table = pd.DataFrame(
         {
             "layer": [f"{label(r['arch'])} {r['layer']}" for r in rows],
@@ -425,7 +423,7 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             "layout R² training photos": [round(r["layout_train_r2"], 2) for r in rows],
             "layout R² test photos": [round(r["layout_test_r2"], 2) for r in rows],
             "predicted colour (dB)": [round(r["flips_psnr"], 2) for r in rows],
-            "with colour copies (dB, copies)": [r["copies_label"] for r in rows],
+            "with colour copies (dB, copies)": [" · ".join(r["copies_scores"]) or "—" for r in rows],
             "mean-colour baseline (dB)": [round(r["baseline_mean_colour_psnr"], 2) for r in rows],
         }
     ).set_index("layer")
