@@ -171,11 +171,13 @@ bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every la
 # predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered
 # copies of the training images: a layer whose colour is not recoverable cannot beat the mean-colour baseline
 # except through layout, and it also measures how much of the layout the layer's cells tell (R^2, train and test)
+# and [INDOMAIN_COPIES=8] the colour readout fitted on recoloured copies of the test images themselves (is the
+# colour in the layer at all, or only not learnable from the training photos?)
 COPIES ?= 8
 bench-colour: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## mean colour and layout a layer's features tell -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench colour --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
-	  --weights $(WEIGHTS) --copies $(COPIES) --out $(OUT)
+	  --weights $(WEIGHTS) --copies $(COPIES) $(if $(INDOMAIN_COPIES),--indomain-copies $(INDOMAIN_COPIES)) --out $(OUT)
 
 # make bench-speed OUT=speed.json: pipeline vs naive loop (decode + resize + fp32 encoder every step), 14 layers
 bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per layer -> $(OUT)

@@ -247,21 +247,26 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
 
 
 def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int = 8, seed: int = 0,
-           layout_lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)) -> dict:
+           layout_lambdas=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), indomain_copies: int = 8) -> dict:
     """Mean-colour prediction from pooled features by ridge regression (the default decoder's closed-form colour
     path): penalty chosen by cross-validation over the training photos, and as an upper bound chosen on the test
     images themselves; trained on the (flipped) training images alone and with `copies` colour-jittered copies.
 
     A decoder whose colour is this far off cannot beat the mean-colour baseline unless its spatial detail makes up
     the difference, so this bounds what the global path of any decoder can learn from these images.
+
+    The same readout fitted on `indomain_copies` recoloured copies of the test images themselves (the originals
+    left out) asks the other question: does the layer hold the colour at all? Near the mean-colour baseline there
+    but short of it from the training photos, the colour is in the features and what the training photos teach
+    about reading it does not carry over to the test photos.
     """
     from .decoders import COLOUR_PENALTIES, ResShuffleDecoder
     from .metrics import Pixels, mean_colour_baseline, psnr
     from .training import contiguous_groups, mean_colours
 
     _check_encoder(arch, layer, weights)
-    if copies < 0:
-        raise BenchError(f"COPIES must be 0 or more, got {copies}.")
+    if copies < 0 or indomain_copies < 0:
+        raise BenchError(f"COPIES and INDOMAIN_COPIES must be 0 or more, got {copies} and {indomain_copies}.")
     started = time.perf_counter()
     images, _, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
     if len(images) < 4:  # the layout readout scores each photo by a fit to the others
@@ -282,10 +287,10 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     target = Pixels.from_uint8(test_images)
     size = test_images.shape[1]
 
-    def fitted_psnr(count: int, fit_groups: torch.Tensor, choices) -> tuple[float, float]:
+    def fitted_psnr(count: int, fit_groups: torch.Tensor, choices, fit_features=features, fit_images=training_set):
         decoder = ResShuffleDecoder(channels, grid, width=16)
-        decoder.pooled.fit(features[:count])
-        lam = decoder.fit_colour(features[:count], mean_colours(training_set[:count]), fit_groups[:count], lambdas=choices)
+        decoder.pooled.fit(fit_features[:count])
+        lam = decoder.fit_colour(fit_features[:count], mean_colours(fit_images[:count]), fit_groups[:count], lambdas=choices)
         with torch.no_grad():
             predicted = decoder.colour(decoder.pooled(test_features)).expand(-1, -1, size, size)
         return float(psnr(Pixels.from_normalised(predicted), target).mean()), lam
@@ -301,6 +306,13 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
                                                                         COLOUR_PENALTIES)
         # penalty picked on the test images: an optimistic bound, not a result
         result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in COLOUR_PENALTIES)
+    if indomain_copies:
+        recoloured = datamod.colour_copies(test_images, indomain_copies, rng)
+        # a test image's copies share a fold, so the penalty is chosen on images whose content the fit has not seen
+        by_image = contiguous_groups(len(test_images)).repeat(indomain_copies)
+        result["indomain_copies"] = indomain_copies
+        result["indomain_psnr"], result["indomain_penalty"] = fitted_psnr(
+            len(recoloured), by_image, COLOUR_PENALTIES, encode_images(extractor, layer, recoloured, pooled=True), recoloured)
     result.update(layout_readout(full_features, images, groups, full_test_features, test_images, layout_lambdas))
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -567,6 +579,8 @@ def main(argv=None) -> int:
                    help="test-time feature-matching steps (56x56 grids; 0: none)")
     c = sub.add_parser("colour", parents=[common])
     c.add_argument("--copies", type=int, default=8, help="colour-jittered copies of each training image")
+    c.add_argument("--indomain-copies", type=int, default=8,
+                   help="recoloured copies of each test image for the in-domain readout (0: skip it)")
     o = sub.add_parser("offline")
     for name in ("--out-dir", "--train-dir", "--test-dir"):
         o.add_argument(name, required=True)
@@ -585,7 +599,8 @@ def main(argv=None) -> int:
             print(offline_markdown(table), end="")
             return 0
         if args.command == "colour":
-            result = colour(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.copies)
+            result = colour(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.copies,
+                            indomain_copies=args.indomain_copies)
         else:
             result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width,
                              args.batch_size, colour_copies=args.colour_copies, feedback=args.feedback, match=args.match)
@@ -597,9 +612,11 @@ def main(argv=None) -> int:
     if args.command == "colour":
         with_copies = (f"; with {result['copies']} jittered copies {result['copies_psnr']:.2f} dB "
                        f"(bound {result['copies_psnr_bound']:.2f})" if result["copies"] else "")
+        indomain = (f"; fitted on {result['indomain_copies']} recoloured copies of the test images themselves "
+                    f"{result['indomain_psnr']:.2f} dB" if "indomain_psnr" in result else "")
         print(
             f"{result['arch']} {result['layer']} ({result['weights']} weights): predicted mean colour from pooled "
-            f"features {result['flips_psnr']:.2f} dB (bound {result['flips_psnr_bound']:.2f}){with_copies} | "
+            f"features {result['flips_psnr']:.2f} dB (bound {result['flips_psnr_bound']:.2f}){with_copies}{indomain} | "
             f"mean-colour baseline {result['baseline_mean_colour_psnr']:.2f} dB | layout from the {result['layout_grid']}x"
             f"{result['layout_grid']} cells: R^2 {result['layout_train_r2']:.2f} across training photos, "
             f"{result['layout_test_r2']:.2f} on the test images -> {args.out}"

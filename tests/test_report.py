@@ -82,11 +82,11 @@ def test_feature_matching_is_reported_where_it_ran():
         assert not any(line.startswith("Test-time feature matching") for line in report.findings(summary))
 
 
-def _colour_run(layer, train_r2, test_r2, colour, copies=0, copies_psnr=None):
-    run = {"arch": "resnet34", "layer": layer, "weights": "random", "copies": copies, "flips_psnr": colour,
-           "baseline_mean_colour_psnr": 17.87, "layout_grid": {"layer1": 56, "layer4": 7}[layer],
+def _colour_run(layer, train_r2, test_r2, colour, copies=0, copies_psnr=None, indomain=None, arch="resnet34"):
+    run = {"arch": arch, "layer": layer, "weights": "random", "copies": copies, "flips_psnr": colour,
+           "baseline_mean_colour_psnr": 17.87, "layout_grid": {"layer1": 56, "layer4": 7, "block5": 7}[layer],
            "layout_train_r2": train_r2, "layout_test_r2": test_r2}
-    return run | ({"copies_psnr": copies_psnr} if copies else {})
+    return run | ({"copies_psnr": copies_psnr} if copies else {}) | ({"indomain_psnr": indomain} if indomain else {})
 
 
 def test_layout_control_is_read_from_bench_colour_results(tmp_path):
@@ -95,7 +95,7 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert report.layout_control(tmp_path / "nowhere")[0] is None
     runs = {"l4.json": _colour_run("layer4", 0.25, -0.17, 15.53), "l1.json": _colour_run("layer1", 0.79, 0.67, 17.64),
             "l4-copies.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=8, copies_psnr=17.29),
-            "l4-copies16.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=16, copies_psnr=17.33),
+            "l4-copies16.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=16, copies_psnr=17.33, indomain=17.79),
             "old.json": {"arch": "resnet34", "layer": "layer2", "copies": 0}}  # written before layout existed: skipped
     for name, run in runs.items():
         (tmp_path / name).write_text(json.dumps(run))
@@ -105,6 +105,8 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert table.loc["ResNet34 layer4", "layout R² test photos"] == -0.17
     assert table.loc["ResNet34 layer4", "with colour copies (dB, copies)"] == "17.29 (8) · 17.33 (16)"
     assert table.loc["ResNet34 layer1", "with colour copies (dB, copies)"] == "—"
+    # measured by one run of the layer, shown on its row; "—" where no run measured it
+    assert list(table["fitted on the test photos recoloured (dB)"]) == ["—", "17.79"]
     from PIL import Image
 
     from lib import figures
@@ -114,7 +116,20 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert lines == ["ResNet34 (random weights): layout R² on the test photos 0.67 at layer1 to -0.17 at layer4; at layer4 "
                      "the cells' layout, learnt from the training photos (R² 0.25 across them), predicts the test photos "
                      "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
-                     "features predict below the image's own mean, colour copies or not (at best 17.33 vs 17.87 dB)."]
+                     "features predict below the image's own mean, colour copies or not (at best 17.33 vs 17.87 dB); yet "
+                     "the colour is in the features: fitted on recoloured copies of the test photos themselves, the same "
+                     "readout scores 17.79 dB at layer4, so what falls short is what the training photos teach about "
+                     "reading it from photos like the test ones."]
+
+
+def test_layout_control_says_when_a_layer_does_not_hold_the_colour(tmp_path):
+    import json
+
+    (tmp_path / "b5.json").write_text(json.dumps(_colour_run("block5", 0.2, -0.3, 16.0, copies=8, copies_psnr=16.5,
+                                                             indomain=16.2, arch="vgg16")))
+    _, lines = report.layout_control(tmp_path)
+    assert lines[0].endswith("(at best 16.50 vs 17.87 dB); fitted on recoloured copies of the test photos themselves "
+                             "it does no better (16.20 dB at block5): the layer does not hold the colour."), lines
 
 
 def test_statistics_sentences_count_intervals_that_clear_zero():
