@@ -265,8 +265,9 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     from .training import contiguous_groups, mean_colours
 
     _check_encoder(arch, layer, weights)
-    if copies < 0 or indomain_copies < 0:
-        raise BenchError(f"COPIES and INDOMAIN_COPIES must be 0 or more, got {copies} and {indomain_copies}.")
+    for name, count in (("COPIES", copies), ("INDOMAIN_COPIES", indomain_copies)):
+        if count < 0:
+            raise BenchError(f"{name} must be 0 or more, got {count}.")
     started = time.perf_counter()
     images, _, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
     if len(images) < 4:  # the layout readout scores each photo by a fit to the others

@@ -265,8 +265,10 @@ def test_colour_jitter_changes_colour_not_layout():
     assert np.abs(jittered.astype(float).mean((1, 2)) - images.mean((1, 2))).max() > 5
     for a, b in zip(images.astype(float), jittered.astype(float)):  # same picture: channels stay correlated
         assert np.corrcoef(a[..., 0].ravel(), b[..., 0].ravel())[0, 1] > 0.8
-    with pytest.raises(bench.BenchError, match="COPIES must be 0 or more"):
+    with pytest.raises(bench.BenchError, match="^COPIES must be 0 or more, got -1"):
         bench.colour("resnet34", "layer4", "x", "x", "random", copies=-1)
+    with pytest.raises(bench.BenchError, match="^INDOMAIN_COPIES must be 0 or more, got -2"):
+        bench.colour("resnet34", "layer4", "x", "x", "random", indomain_copies=-2)
 
 
 def test_colour_benchmark_needs_two_training_photos(tmp_path):
