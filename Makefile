@@ -145,7 +145,8 @@ report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>
 # ---- benchmarks (print a line, write JSON) ---------------------------------------------------------
 # make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
 #   [COLOUR_COPIES=0] [FEEDBACK=2] [MATCH=300] OUT=q.json
-# Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo.
+# Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo. TRAIN_ON_TEST_COPIES=k instead of
+# TRAIN_DIR: the in-domain control, trained on k colour-jittered copies of each test image (never the originals)
 BENCH_DATA := $(REPORTS)/bench/skimage
 TRAIN_DIR ?= $(BENCH_DATA)/train
 TEST_DIR ?= $(BENCH_DATA)/test
@@ -154,9 +155,10 @@ MINUTES ?= 10
 $(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml lib/data.py lib/bench.py | $(ENV_STAMP)
 	$(PY) -m lib.bench export-demo --out $(BENCH_DATA)
 
-bench-quality: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## decoder quality for a time budget on any images -> $(OUT)
+bench-quality: $(if $(filter $(BENCH_DATA)/%,$(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## decoder quality for a time budget on any images -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
-	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
+	$(PY) -m lib.bench quality --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
+	  $(if $(TRAIN_ON_TEST_COPIES),--train-on-test-copies $(TRAIN_ON_TEST_COPIES),--train-dir $(TRAIN_DIR)) \
 	  --weights $(WEIGHTS) --minutes $(MINUTES) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
 	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
 

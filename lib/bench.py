@@ -115,20 +115,24 @@ def _check_encoder(arch: str, layer: str, weights: str) -> None:
         raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
 
 
-def _images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int):
+def _images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int, test_copies: int = 0):
     """(train images then their horizontal flips, test names, test images, extractor). Flips are exact to cache:
-    both orientations are encoded once and reused."""
+    both orientations are encoded once and reused. With `test_copies` (and no `train_dir`) the training images are
+    that many colour-jittered copies of each test image, one block per copy: the in-domain control."""
     from .encoders import build_extractor
 
-    _, train_images = load_folder(train_dir)
     test_names, test_images = load_folder(test_dir)
+    if test_copies:
+        train_images = datamod.colour_copies(test_images, test_copies, np.random.default_rng([seed, 1]))
+    else:
+        _, train_images = load_folder(train_dir)
     images = np.concatenate([train_images, train_images[:, :, ::-1]])
     return images, test_names, test_images, build_extractor(arch, [layer], weights, seed)
 
 
 def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: float, width: int = 256,
             batch_size: int = 8, lr: float = 2e-3, seed: int = 0, colour_copies: int = 0, feedback: int = FEEDBACK_STAGES,
-            match: int = MATCH_STEPS, progress: bool = True) -> dict:
+            match: int = MATCH_STEPS, progress: bool = True, train_on_test_copies: int = 0) -> dict:
     """Train the default decoder for `minutes` of wall clock (flips as augmentation, encoded once) and score it.
 
     `colour_copies` adds that many colour-jittered copies of every training image and its flip (`colour_jitter`),
@@ -137,6 +141,10 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     `match` feature-matching steps then correct each test reconstruction at 56x56 grids
     (`matching.match_features`): test-time work outside the training budget, timed as `match_seconds`, with the
     decoder's own scores kept as `decoder_psnr_mean` / `decoder_ssim_mean`.
+
+    `train_on_test_copies` k (with `train_dir` None) trains instead on k colour-jittered copies of each test image,
+    the originals never seen: an in-domain control that asks whether a layer holds what the test images need, when
+    the training photos are like them. Not a result: its score is labelled by `train_on_test_copies` in the JSON.
     """
     from tqdm import tqdm
 
@@ -157,9 +165,19 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         raise BenchError(f"FEEDBACK must be 0 or more, got {feedback}.")
     if match < 0:
         raise BenchError(f"MATCH must be 0 or more, got {match}.")
+    if train_on_test_copies < 0:
+        raise BenchError(f"TRAIN_ON_TEST_COPIES must be 0 or more, got {train_on_test_copies}.")
+    if bool(train_on_test_copies) == (train_dir is not None):
+        raise BenchError("give either TRAIN_DIR or TRAIN_ON_TEST_COPIES (the in-domain control trains on copies of "
+                         "the test images), not both or neither.")
     started = time.perf_counter()
-    images, test_names, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed)
+    images, test_names, test_images, extractor = _images_and_encoder(arch, layer, weights, train_dir, test_dir, seed,
+                                                                     train_on_test_copies)
     photos = len(images) // 2
+    # cross-validation folds by source image: an image's flip and colour copies (and in the in-domain control, every
+    # copy of one test image) share its fold
+    groups = (contiguous_groups(len(test_images)).repeat(train_on_test_copies) if train_on_test_copies
+              else contiguous_groups(photos))
     rng = np.random.default_rng(seed)
     images = np.concatenate([images, datamod.colour_copies(images, colour_copies, rng)])
     features = encode_images(extractor, layer, images)
@@ -173,8 +191,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     decoder.attach(layer_encoder(extractor, layer))
     train_started = time.perf_counter()
     budget = minutes * 60
-    # cross-validation folds by source image, its flip and colour copies in the same fold as the image
-    fit_to_training_data(decoder.base, features, images, contiguous_groups(photos).repeat(2 * (colour_copies + 1)))
+    fit_to_training_data(decoder.base, features, images, groups.repeat(2 * (colour_copies + 1)))
     fit_seconds = time.perf_counter() - train_started
     decoder.to(device), extractor.to(device)
     order = torch.Generator().manual_seed(seed)
@@ -226,7 +243,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     return {
         "arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
         "train_images": photos, "test_images": len(test_images), "colour_copies": colour_copies,
-        "minutes": minutes, "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1),
+        "train_on_test_copies": train_on_test_copies, "minutes": minutes, "seconds": round(train_seconds, 1), "fit_seconds": round(fit_seconds, 1), "encode_seconds": round(encode_seconds, 1),
         "epochs": epochs, "steps": steps, "device": str(device),
         "decoder": "resshuffle", "closed_form_paths": closed_form_paths(decoder.base), "feedback": len(decoder.refiners), "feedback_requested": feedback, "feedback_epochs": feedback_epochs,
         "match_steps": match_steps, "match_requested": match, "match_seconds": round(match_seconds, 1),
@@ -567,10 +584,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)  # what quality and colour both take
-    for name in ("--arch", "--layer", "--train-dir", "--test-dir", "--out"):
+    for name in ("--arch", "--layer", "--test-dir", "--out"):
         common.add_argument(name, required=True)
     common.add_argument("--weights", default="imagenet")
     q = sub.add_parser("quality", parents=[common])
+    q.add_argument("--train-dir", help="training images (or --train-on-test-copies)")
+    q.add_argument("--train-on-test-copies", type=int, default=0,
+                   help="in-domain control: train on this many colour-jittered copies of each test image instead")
     q.add_argument("--minutes", type=float, default=10.0)
     q.add_argument("--width", type=int, default=256, help="decoder channels up to 14x14")
     q.add_argument("--batch-size", type=int, default=8, help="images per decoder update")
@@ -579,6 +599,7 @@ def main(argv=None) -> int:
     q.add_argument("--match", type=int, default=MATCH_STEPS,
                    help="test-time feature-matching steps (56x56 grids; 0: none)")
     c = sub.add_parser("colour", parents=[common])
+    c.add_argument("--train-dir", required=True)
     c.add_argument("--copies", type=int, default=8, help="colour-jittered copies of each training image")
     c.add_argument("--indomain-copies", type=int, default=8,
                    help="recoloured copies of each test image for the in-domain readout (0: skip it)")
@@ -604,7 +625,8 @@ def main(argv=None) -> int:
                             indomain_copies=args.indomain_copies)
         else:
             result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.minutes, args.width,
-                             args.batch_size, colour_copies=args.colour_copies, feedback=args.feedback, match=args.match)
+                             args.batch_size, colour_copies=args.colour_copies, feedback=args.feedback, match=args.match,
+                             train_on_test_copies=args.train_on_test_copies)
     except (BenchError, datamod.DataError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -623,12 +645,14 @@ def main(argv=None) -> int:
             f"{result['layout_test_r2']:.2f} on the test images -> {args.out}"
         )
         return 0
+    trained_on = (f" (in-domain control: {result['train_on_test_copies']} recoloured copies of each test image)"
+                  if result["train_on_test_copies"] else "")
     print(
         f"{result['arch']} {result['layer']} ({result['weights']} weights): PSNR {result['psnr_mean']:.2f} ± "
         f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "
         f"{result['baseline_mean_colour_psnr']:.2f} dB, thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | "
         f"margins {margins_label(*margins_of(result))} (95% intervals over {result['test_sources']} test photos) | "
-        f"{result['train_images']} train / {result['test_images']} test images, {result['epochs']} epochs "
+        f"{result['train_images']} train{trained_on} / {result['test_images']} test images, {result['epochs']} epochs "
         f"in {result['seconds']:.0f}s ({result['fit_seconds']:.0f}s closed-form start), "
         f"{result['colour_copies']} colour copies, {result['feedback']} feedback stages, "
         f"{result['match_steps']} feature-matching steps ({result['decoder_psnr_mean']:.2f} dB before, "

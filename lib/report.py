@@ -403,6 +403,8 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     from .registry import all_layers  # network order
 
     runs = [json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json"))] if Path(folder).is_dir() else []
+    # `make bench-quality TRAIN_ON_TEST_COPIES=k` runs kept beside them: the decoder trained in-domain
+    decoders = {(r["arch"], r["layer"], r["weights"]): r["psnr_mean"] for r in runs if r.get("train_on_test_copies")}
     runs = [r for r in runs if "layout_test_r2" in r]
     if not runs:
         return None, [f"Not measured under this reports root (no `make bench-colour` results in `{folder}`)."]
@@ -417,6 +419,9 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             row["copies_scores"].append(f"{run['copies_psnr']:.2f} ({run['copies']})")
             row["best_colour"] = max(row["best_colour"], run["copies_psnr"])
     rows = list(merged.values())
+    for row in rows:
+        if (row["arch"], row["layer"], row["weights"]) in decoders:
+            row["indomain_decoder_psnr"] = decoders[row["arch"], row["layer"], row["weights"]]
     table = pd.DataFrame(
         {
             "layer": [f"{label(r['arch'])} {r['layer']}" for r in rows],
@@ -428,6 +433,8 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             "with colour copies (dB, copies)": [" · ".join(r["copies_scores"]) or "—" for r in rows],
             "fitted on the test photos recoloured (dB)": [f"{r['indomain_psnr']:.2f}" if "indomain_psnr" in r else "—"
                                                           for r in rows],
+            "decoder trained on them (dB)": [f"{r['indomain_decoder_psnr']:.2f}" if "indomain_decoder_psnr" in r
+                                             else "—" for r in rows],
             "mean-colour baseline (dB)": [round(r["baseline_mean_colour_psnr"], 2) for r in rows],
         }
     ).set_index("layer")
@@ -464,8 +471,13 @@ def indomain_clause(short: pd.DataFrame) -> str:
         rows = known[held]
         clause += (f"; yet the colour is in the features: fitted on recoloured copies of the test photos themselves, the "
                    f"same readout scores {', '.join(f'{v:.2f}' for v in rows['indomain_psnr'])} dB at "
-                   f"{', '.join(rows['layer'])}, so what falls short is what the training photos teach about reading "
-                   f"it from photos like the test ones")
+                   f"{', '.join(rows['layer'])}")
+        trained = rows.dropna(subset=["indomain_decoder_psnr"]) if "indomain_decoder_psnr" in rows else rows[:0]
+        if len(trained):
+            clause += (f", and the default decoder trained on such copies scores "
+                       f"{', '.join(f'{v:.2f}' for v in trained['indomain_decoder_psnr'])} dB at "
+                       f"{', '.join(trained['layer'])}")
+        clause += ", so what falls short is what the training photos teach about reading it from photos like the test ones"
     if (~held).any():
         rows = known[~held]
         clause += (f"; fitted on recoloured copies of the test photos themselves it does no better "

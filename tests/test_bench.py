@@ -183,6 +183,25 @@ def test_quality_benchmark_input_errors(tmp_path):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, colour_copies=-1)
     with pytest.raises(bench.BenchError, match="FEEDBACK must be 0 or more"):
         bench.quality("resnet34", "layer1", tmp_path / "ok", tmp_path / "ok", "random", 1, feedback=-1)
+    with pytest.raises(bench.BenchError, match="TRAIN_ON_TEST_COPIES must be 0 or more, got -1"):
+        bench.quality("resnet34", "layer1", None, tmp_path / "ok", "random", 1, train_on_test_copies=-1)
+    for train_dir, copies in ((tmp_path / "ok", 2), (None, 0)):  # both, or neither
+        with pytest.raises(bench.BenchError, match="either TRAIN_DIR or TRAIN_ON_TEST_COPIES"):
+            bench.quality("resnet34", "layer1", train_dir, tmp_path / "ok", "random", 1, train_on_test_copies=copies)
+
+
+def test_in_domain_control_trains_on_recoloured_copies_of_the_test_images(tmp_path):
+    write_images(tmp_path / "test", 3, seed=1)
+    out = tmp_path / "q.json"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "bench-quality", "ARCH=resnet34", "LAYER=layer4", "TRAIN_ON_TEST_COPIES=2",
+         f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=0.2", "BATCH_SIZE=2", "FEEDBACK=0", f"OUT={out}"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    result = json.loads(out.read_text())
+    # 2 copies of each of the 3 test images, never the originals (TRAIN_DIR's default folder is not read)
+    assert (result["train_on_test_copies"], result["train_images"], result["test_images"]) == (2, 6, 3), result
+    assert result["epochs"] >= 1 and 3 < result["psnr_mean"] < 60
+    assert "6 train (in-domain control: 2 recoloured copies of each test image) / 3 test images" in done.stdout
 
 
 def test_speed_benchmark_measures_both_loops(tmp_path):

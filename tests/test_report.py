@@ -96,7 +96,12 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     runs = {"l4.json": _colour_run("layer4", 0.25, -0.17, 15.53), "l1.json": _colour_run("layer1", 0.79, 0.67, 17.64),
             "l4-copies.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=8, copies_psnr=17.29),
             "l4-copies16.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=16, copies_psnr=17.33, indomain=17.79),
-            "old.json": {"arch": "resnet34", "layer": "layer2", "copies": 0}}  # written before layout existed: skipped
+            "old.json": {"arch": "resnet34", "layer": "layer2", "copies": 0},  # written before layout existed: skipped
+            # a bench-quality run of the in-domain control, and one trained on the training photos (not shown here)
+            "l4-decoder.json": {"arch": "resnet34", "layer": "layer4", "weights": "random", "train_on_test_copies": 4,
+                                "psnr_mean": 18.17},
+            "l1-decoder.json": {"arch": "resnet34", "layer": "layer1", "weights": "random", "train_on_test_copies": 0,
+                                "psnr_mean": 28.5}}
     for name, run in runs.items():
         (tmp_path / name).write_text(json.dumps(run))
     table, lines = report.layout_control(tmp_path)
@@ -107,6 +112,7 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     assert table.loc["ResNet34 layer1", "with colour copies (dB, copies)"] == "—"
     # measured by one run of the layer, shown on its row; "—" where no run measured it
     assert list(table["fitted on the test photos recoloured (dB)"]) == ["—", "17.79"]
+    assert list(table["decoder trained on them (dB)"]) == ["—", "18.17"]
     from PIL import Image
 
     from lib import figures
@@ -118,8 +124,9 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
                      "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
                      "features predict below the image's own mean, colour copies or not (at best 17.33 vs 17.87 dB); yet "
                      "the colour is in the features: fitted on recoloured copies of the test photos themselves, the same "
-                     "readout scores 17.79 dB at layer4, so what falls short is what the training photos teach about "
-                     "reading it from photos like the test ones."]
+                     "readout scores 17.79 dB at layer4, and the default decoder trained on such copies scores 18.17 dB "
+                     "at layer4, so what falls short is what the training photos teach about reading it from photos "
+                     "like the test ones."]
 
 
 def test_layout_control_says_when_a_layer_does_not_hold_the_colour(tmp_path):
