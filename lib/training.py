@@ -1,23 +1,34 @@
-"""Train a decoder on cached features: MSE in normalised image space; the decoder kept is the one with the lowest
-validation loss (the study's), or with `checkpoint: last` the last epoch's."""
+"""The one training loop, and the decoder fit the study steps and the benchmarks both train through.
+
+`train_loop` runs AdamW on MSE (plus an optional perceptual term) until a stop condition: a number of epochs, or a
+wall-clock deadline. It owns the learning-rate schedule, per-epoch validation, checkpoint choice and resume.
+`fit_decoder` builds a decoder, fits what it takes from its training data in closed form, trains it through
+`train_loop`, then trains its feedback stages through the same loop. Its budget is `epochs` (the study: settings
+`epochs` and `feedback_epochs`) or `seconds` of wall clock shared equally by the base decoder and each feedback
+stage (`make bench-quality MINUTES=`).
+"""
 from __future__ import annotations
 
 import copy
 import math
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .data import atomic_save, clamp_to_images, normalise
+from .data import clamp_to_images, normalise
 from .decoders import FeatureStandardise, FeedbackDecoder, build_decoder, count_parameters
+from .io import save_torch
 
-# Feedback stages learn at this fraction of the decoder's learning rate (measured at half: random ResNet34 layer1).
+# Feedback stages learn at this fraction of the decoder's learning rate.
 FEEDBACK_LR = 0.5
+SCHEDULES = ("cosine", "plateau", "anneal")
 
 
 def pick_device(choice: str = "auto") -> torch.device:
@@ -36,14 +47,150 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _lr_lambda(total_steps: int, warmup: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+def cosine_factor(step: int, total_steps: int) -> float:
+    """`cosine`: linear warm-up over the first 5% of the steps, then a cosine to zero at the last."""
+    warmup = max(1, total_steps // 20)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    return factor
+
+def anneal_factor(fraction: float) -> float:
+    """`anneal`: a cosine over the fraction of the budget spent (steps, or seconds when the stop is a deadline and
+    the step count is unknown), a 3% warm-up, and a floor of 1e-3 so late steps still move."""
+    return max(min(1.0, fraction / 0.03) * 0.5 * (1 + math.cos(math.pi * fraction)), 1e-3)
+
+
+@dataclass
+class LoopResult:
+    history: list[dict] = field(default_factory=list)  # one row per epoch: epoch, train_loss, val_loss, lr, seconds
+    best_epoch: int = 0  # the epoch whose weights were kept (0: the start)
+    best_val_loss: float = float("nan")
+    start_val_loss: float = float("nan")  # validation loss before any gradient step
+    steps: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+
+
+def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, batch_size: int,
+               generator: torch.Generator, epochs: int | None = None, deadline: float | None = None,
+               schedule: str = "anneal", weight_decay: float = 1e-4, extra_loss: Callable | None = None,
+               validate: Callable[[nn.Module], float] | None = None, checkpoint: str = "last",
+               resume_file: Path | None = None, resume_key=None, rngs: dict[str, torch.Generator] | None = None,
+               on_step: Callable[[float], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
+               warn_cpu: bool = False) -> LoopResult:
+    """Train `module` with AdamW on the MSE between `module(*inputs)` and the target, `batch(index)` giving
+    (inputs tuple, target) for those of the `count` samples, in shuffled batches drawn with `generator`.
+
+    Stop: after `epochs`, or when the wall clock (`time.perf_counter()`) reaches `deadline`; exactly one.
+    Schedule: `cosine` (per step; needs epochs), `plateau` (the study's ReduceLROnPlateau on the validation loss) or
+    `anneal` (`anneal_factor`; the one schedule a deadline allows).
+    `extra_loss(output, target)` is added to the MSE (the optional LPIPS term).
+    `validate(module)` -> loss, after every epoch and once before the first: with `checkpoint` "best" the module ends
+    with the weights of the lowest validation loss (the start included), with "last" as training left it.
+    `resume_file`: the whole state (module, optimiser, schedule, the generators in `rngs`, history, best) is saved
+    atomically after every epoch, and a run with the same `resume_key` continues after the last completed epoch:
+    on CPU bit-identical to an uninterrupted run.
+    """
+    if (epochs is None) == (deadline is None):
+        raise ValueError("train_loop needs a number of epochs or a deadline, not both.")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}.")
+    if deadline is not None and schedule != "anneal":
+        raise ValueError(f"a wall-clock deadline needs the anneal schedule, not '{schedule}' (its steps are unknown).")
+    if (checkpoint == "best" or schedule == "plateau") and validate is None:
+        raise ValueError(f"checkpoint '{checkpoint}' with schedule '{schedule}' needs a validation loss.")
+    rngs = {"order": generator, **(rngs or {})}
+    optimiser = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=3) if schedule == "plateau" else None
+    batch_size = min(batch_size, count)
+    total_steps = None if epochs is None else epochs * math.ceil(count / batch_size)
+    result, best_state, first_epoch, spent = LoopResult(), None, 1, 0.0
+    if resume_file is not None and Path(resume_file).is_file():
+        state = torch.load(resume_file, map_location=next(module.parameters()).device, weights_only=False)
+        if state["key"] == resume_key:
+            module.load_state_dict(state["module"])
+            optimiser.load_state_dict(state["optimiser"])
+            if plateau is not None:
+                plateau.load_state_dict(state["plateau"])
+            for name, rng in rngs.items():
+                rng.set_state(state["rngs"][name])
+            result, best_state, spent = state["result"], state["best_state"], state["seconds"]
+            first_epoch = result.epochs + 1
+            print(f"resuming after epoch {result.epochs}")
+    if first_epoch == 1 and validate is not None:  # the starting point is a candidate too
+        result.start_val_loss = result.best_val_loss = validate(module)
+        best_state = copy.deepcopy(module.state_dict())
+    started = time.perf_counter() - spent
+    span = None if deadline is None else max(deadline - time.perf_counter(), 1e-9)
+
+    def lr_factor() -> float:
+        if schedule == "cosine":
+            return cosine_factor(result.steps, total_steps)
+        fraction = result.steps / total_steps if deadline is None else (time.perf_counter() - started) / span
+        return anneal_factor(fraction)
+
+    def more() -> bool:
+        return result.epochs < epochs if deadline is None else time.perf_counter() < deadline
+
+    while more():
+        result.epochs += 1
+        module.train()
+        running, seen = 0.0, 0
+        for index in torch.randperm(count, generator=generator).split(batch_size):
+            if schedule == "anneal":
+                fraction = result.steps / total_steps if deadline is None else (time.perf_counter() - started) / span
+                if fraction >= 1:
+                    break
+            if len(index) < 2 and count >= 2:
+                continue  # BatchNorm needs two samples; the last singleton batch is skipped
+            if plateau is None:
+                for group in optimiser.param_groups:
+                    group["lr"] = lr * lr_factor()
+            inputs, target = batch(index)
+            output = module(*inputs)
+            loss = nn.functional.mse_loss(output, target)
+            if extra_loss is not None:
+                loss = loss + extra_loss(output, target)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            result.steps += 1
+            running += loss.item() * len(index)
+            seen += len(index)
+            if on_step is not None:
+                on_step(loss.item())
+        if validate is None:
+            continue
+        val_loss = validate(module)
+        if plateau is not None:
+            plateau.step(val_loss)
+        row = {"epoch": result.epochs, "train_loss": running / max(1, seen), "val_loss": val_loss,
+               "lr": optimiser.param_groups[0]["lr"] if plateau is not None else lr * lr_factor(),
+               "seconds": time.perf_counter() - started}
+        result.history.append(row)
+        if val_loss < result.best_val_loss:
+            result.best_val_loss, result.best_epoch, best_state = val_loss, result.epochs, copy.deepcopy(module.state_dict())
+        if on_epoch is not None:
+            on_epoch(row)
+        if warn_cpu and result.epochs == first_epoch and epochs is not None and epochs > result.epochs:
+            remaining = (time.perf_counter() - started - spent) * (epochs - result.epochs)
+            if remaining > 600:
+                warnings.warn(f"training on CPU: about {remaining / 60:.0f} more minutes for this layer "
+                              f"({epochs - result.epochs} epochs left); a CUDA GPU makes it minutes.")
+        if resume_file is not None:
+            save_torch({"key": resume_key, "module": module.state_dict(), "optimiser": optimiser.state_dict(),
+                        "plateau": plateau.state_dict() if plateau is not None else None,
+                        "rngs": {name: rng.get_state() for name, rng in rngs.items()}, "result": result,
+                        "best_state": best_state, "seconds": time.perf_counter() - started}, resume_file)
+    if checkpoint == "last" and result.history:
+        result.best_val_loss, result.best_epoch = result.history[-1]["val_loss"], result.history[-1]["epoch"]
+    elif checkpoint == "best" and best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def mean_colours(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
@@ -105,224 +252,148 @@ class OnlineAugmentation:
         return x, y
 
 
-def train_decoder(
-    settings: dict,
-    train_features: torch.Tensor,
-    train_images: np.ndarray,
-    val_features: torch.Tensor,
-    val_images: np.ndarray,
-    progress: bool = True,
-    resume_file: Path | None = None,
-    augmentation: OnlineAugmentation | None = None,
-    perceptual: nn.Module | None = None,
-    groups: torch.Tensor | None = None,
-    encode=None,
-):
-    """Returns (best decoder on CPU, history DataFrame, info dict).
+@dataclass
+class FitResult:
+    decoder: nn.Module  # on CPU, in eval mode
+    history: pd.DataFrame
+    info: dict
 
-    `settings` holds decoder, epochs, batch_size, lr, weight_decay, width, schedule, device and seed, and optionally
-    checkpoint ("best", the default, or "last").
-    Images are uint8 N x 224 x 224 x 3 centre crops; the target is their ImageNet-normalised tensor.
-    With `augmentation`, training batches are augmented views encoded on the fly instead (the cached
-    centre-crop features still fix the feature standardisation and the data fingerprint).
-    With `settings["perceptual_weight"]` w > 0, the loss is MSE + w x `perceptual(output, target)` (an LPIPS
-    module); validation loss and checkpoint selection stay MSE, so runs remain comparable.
 
-    With `settings["feedback"]` k > 0, k feedback stages follow the decoder kept (`FeedbackDecoder`), each trained
-    `feedback_epochs` on the cached training features; `encode` (normalised images -> the layer's features, on the
-    training device) is the frozen encoder they query. They are not resumed: a killed run redoes them.
+def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.ndarray,
+                val_features: torch.Tensor | None = None, val_images: np.ndarray | None = None, *,
+                seconds: float | None = None, encode=None, groups: torch.Tensor | None = None,
+                augmentation: OnlineAugmentation | None = None, perceptual: nn.Module | None = None,
+                resume_file: Path | None = None, progress: bool = True) -> FitResult:
+    """Build the decoder `settings` name (decoder, width, seed, lr, weight_decay, batch_size, schedule, checkpoint,
+    device, perceptual_weight, feedback, and with an epoch budget epochs and feedback_epochs), fit its closed-form
+    start, and train it through `train_loop`, then each of its `feedback` stages on what the stages before leave.
 
-    `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous
-    quarters, as one photo's views sit together); colour copies of an image belong in its fold.
-
-    With `resume_file`, the complete training state (decoder, optimiser, scheduler, batch-order RNG, history,
-    best checkpoint) is saved atomically after every epoch, and a run started with the same settings
-    continues after the last completed epoch: on CPU the result is bit-identical to an uninterrupted run.
+    Budget: `seconds` of wall clock from the call, shared equally by the base decoder (closed-form start included)
+    and each feedback stage (its inputs included; a stage with no time left is dropped); else the settings' epochs.
+    Validation (`val_features`, `val_images`) scores the base decoder every epoch and the model after each stage.
+    `encode` (normalised images -> the layer's features) is the frozen encoder the feedback stages query.
+    `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous quarters,
+    as one photo's views sit together); colour copies of an image belong in its fold.
+    `augmentation`: training batches are augmented views encoded on the fly (the cached centre-crop features still
+    fix the feature standardisation). `perceptual`: the LPIPS module of `perceptual_weight` > 0.
+    `resume_file`: the base decoder's training resumes after its last completed epoch (feedback stages redo).
     """
     from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
 
+    started = time.perf_counter()
+    deadline = (lambda stage: started + seconds * (stage + 1) / (settings["feedback"] + 1)) if seconds else None  # noqa: E731
     device = pick_device(settings["device"])
     seed_everything(settings["seed"])
     channels, grid = train_features.shape[1], train_features.shape[2]
-    decoder = build_decoder(settings["decoder"], channels, grid, settings["width"])
-    groups = contiguous_groups(len(train_features)) if groups is None else groups
-    fit_to_training_data(decoder, train_features, train_images, groups)
-    decoder.to(device)
+    base = build_decoder(settings["decoder"], channels, grid, settings["width"])
+    fit_to_training_data(base, train_features, train_images,
+                         contiguous_groups(len(train_features)) if groups is None else groups)
+    fit_seconds = time.perf_counter() - started
+    base.to(device)
     weight = settings.get("perceptual_weight", 0.0)
     if weight > 0:
         if perceptual is None:
             raise ValueError("perceptual_weight > 0 needs a perceptual loss module (LPIPS with real AlexNet weights).")
         perceptual.to(device)
-    optimiser = torch.optim.AdamW(decoder.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     batch_size = min(settings["batch_size"], len(train_features))
-    steps_per_epoch = math.ceil(len(train_features) / batch_size)
-    total_steps = settings["epochs"] * steps_per_epoch
-    if settings["schedule"] == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_lambda(total_steps, max(1, total_steps // 20)))
-    else:  # the study's: Adam + ReduceLROnPlateau on validation loss
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=3)
-    order_rng = torch.Generator().manual_seed(settings["seed"])
+    validate = None
+    if val_features is not None:
+        validate = lambda module: evaluate_loss(module, val_features, val_images, device, batch_size)  # noqa: E731
+    order = torch.Generator().manual_seed(settings["seed"])
     augment_rng = torch.Generator().manual_seed(settings["seed"] + 1)
-    history, best, first_epoch, spent = [], (float("inf"), None, 0), 1, 0.0
-    fingerprint = _fingerprint(train_features, train_images) if resume_file is not None else None
-    if resume_file is not None and Path(resume_file).is_file():
-        state = torch.load(resume_file, map_location=device, weights_only=False)
-        if state["settings"] == settings and state["data"] == fingerprint:
-            decoder.load_state_dict(state["decoder"])
-            optimiser.load_state_dict(state["optimiser"])
-            scheduler.load_state_dict(state["scheduler"])
-            order_rng.set_state(state["order_rng"])
-            augment_rng.set_state(state["augment_rng"])
-            history, best, spent = state["history"], state["best"], state["seconds"]
-            start_loss = state.get("start_val_loss", float("nan"))
-            first_epoch = state["epoch"] + 1
-            print(f"resuming {settings.get('arch', '')} {settings.get('layer', '')} after epoch {state['epoch']}")
-    if first_epoch == 1:  # the starting point is a candidate too (for resshuffle: its closed-form colour path)
-        start_loss = evaluate_loss(decoder, val_features, val_images, device, batch_size)
-        best = (start_loss, copy.deepcopy(decoder.state_dict()), 0)
-    started = time.perf_counter() - spent
-    bar = tqdm(range(first_epoch, settings["epochs"] + 1), initial=first_epoch - 1, total=settings["epochs"],
-               desc=f"train {settings.get('arch', '')} {settings.get('layer', '')}".strip(), disable=not progress)
-    for epoch in bar:
-        decoder.train()
-        running, seen = 0.0, 0
-        for index in torch.randperm(len(train_features), generator=order_rng).split(batch_size):
-            if len(index) < 2 and len(train_features) >= 2:
-                continue  # BatchNorm needs two samples; the last singleton batch is skipped
-            if augmentation is not None:
-                x, y = augmentation.batch(index, augment_rng, device)
-            else:
-                x = train_features[index].to(device)
-                y = normalise(train_images[index.numpy()]).to(device)
-            output = decoder(x)
-            loss = nn.functional.mse_loss(output, y)
-            if weight > 0:
-                loss = loss + weight * perceptual(output, y)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            if settings["schedule"] == "cosine":
-                scheduler.step()
-            running += loss.item() * len(index)
-            seen += len(index)
-        val_loss = evaluate_loss(decoder, val_features, val_images, device, batch_size)
-        if settings["schedule"] != "cosine":
-            scheduler.step(val_loss)
-        train_loss = running / max(1, seen)
-        history.append(
-            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": optimiser.param_groups[0]["lr"],
-             "seconds": time.perf_counter() - started}
-        )
-        if val_loss < best[0]:
-            best = (val_loss, copy.deepcopy(decoder.state_dict()), epoch)
-        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
-        if device.type == "cpu" and epoch == first_epoch and settings["epochs"] > epoch:
-            remaining = (time.perf_counter() - started - spent) * (settings["epochs"] - epoch)
-            if remaining > 600:
-                warnings.warn(f"training on CPU: about {remaining / 60:.0f} more minutes for this layer "
-                              f"({settings['epochs'] - epoch} epochs left); a CUDA GPU makes it minutes.")
-        if resume_file is not None:
-            atomic_save(
-                {"settings": settings, "data": fingerprint, "epoch": epoch, "decoder": decoder.state_dict(), "optimiser": optimiser.state_dict(),
-                 "scheduler": scheduler.state_dict(), "order_rng": order_rng.get_state(), "augment_rng": augment_rng.get_state(), "history": history,
-                 "best": best, "seconds": time.perf_counter() - started, "start_val_loss": start_loss},
-                resume_file,
-            )
-    if settings.get("checkpoint", "best") == "last" and history:
-        best = (history[-1]["val_loss"], decoder.state_dict(), history[-1]["epoch"])  # the decoder as training left it
-    decoder.load_state_dict(best[1])
-    feedback_losses = []
+    if augmentation is not None:
+        base_batch = lambda index: ((lambda x, y: ((x,), y))(*augmentation.batch(index, augment_rng, device)))  # noqa: E731
+    else:
+        base_batch = lambda index: ((train_features[index].to(device),),  # noqa: E731
+                                    normalise(train_images[index.numpy()]).to(device))
+    name = f"{settings.get('arch', '')} {settings.get('layer', '')}".strip()
+    budget = dict(deadline=deadline(0), schedule="anneal") if seconds else dict(epochs=settings["epochs"],
+                                                                               schedule=settings["schedule"])
+    bar = tqdm(total=int(seconds) if seconds else settings["epochs"], unit="s" if seconds else "epoch",
+               desc=f"train {name}".strip(), mininterval=5 if seconds else 0.1, disable=not progress)
+    on_step = on_epoch = None
+    if seconds:
+        def on_step(loss):
+            bar.update(int(time.perf_counter() - started) - bar.n)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    else:
+        def on_epoch(row):
+            bar.update(1)
+            bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{row['val_loss']:.4f}")
+    loop = train_loop(base, base_batch, len(train_features), lr=settings["lr"], batch_size=batch_size, generator=order,
+                      weight_decay=settings["weight_decay"], validate=validate,
+                      checkpoint=settings.get("checkpoint", "last") if validate is not None else "last",
+                      extra_loss=(lambda output, target: weight * perceptual(output, target)) if weight > 0 else None,
+                      resume_file=resume_file, resume_key=(settings, _fingerprint(train_features, train_images)),
+                      rngs={"augment": augment_rng}, on_step=on_step, on_epoch=on_epoch,
+                      warn_cpu=device.type == "cpu", **budget)
+    if not seconds:
+        bar.close()
+    decoder, stage_losses, stage_epochs = base, [], []
     if settings.get("feedback", 0):
-        decoder, feedback_losses = fit_feedback(decoder, settings, train_features, train_images, val_features, val_images,
-                                                encode, device, progress)
+        decoder, stage_losses, stage_epochs = _fit_feedback(base, settings, train_features, train_images, encode, device,
+                                                            batch_size, validate, deadline, on_step, progress, name)
+    bar.close()
     decoder.to("cpu").eval()
     info = {
         "train_seconds": time.perf_counter() - started,
-        "best_epoch": best[2],
-        "best_val_loss": best[0],
-        "start_val_loss": start_loss,  # the untrained start's (closed-form for coarse resshuffle): did training help?
+        "fit_seconds": fit_seconds,  # the closed-form start
+        "epochs": loop.epochs,
+        "steps": loop.steps,
+        "best_epoch": loop.best_epoch,
+        "best_val_loss": loop.best_val_loss,
+        "start_val_loss": loop.start_val_loss,  # the untrained start's (closed-form for coarse resshuffle)
         "decoder_params": count_parameters(decoder),
         "device": str(device),
-        "feedback_val_loss": feedback_losses,  # validation MSE after each feedback stage
+        "feedback": len(decoder.refiners) if isinstance(decoder, FeedbackDecoder) else 0,
+        "feedback_epochs": stage_epochs,  # epochs each feedback stage trained
+        "feedback_val_loss": stage_losses,  # validation MSE after each feedback stage
     }
-    return decoder, pd.DataFrame(history), info
+    return FitResult(decoder, pd.DataFrame(loop.history), info)
 
 
-def fit_feedback(base: nn.Module, settings: dict, train_features: torch.Tensor, train_images: np.ndarray,
-                 val_features: torch.Tensor, val_images: np.ndarray, encode, device, progress: bool = True):
-    """Wrap `base` in a FeedbackDecoder with `settings["feedback"]` stages and train them one after another, each
-    for `feedback_epochs` on what the stages before it leave. Returns (decoder, validation MSE after each stage)."""
+def _fit_feedback(base: nn.Module, settings: dict, features: torch.Tensor, images: np.ndarray, encode, device,
+                  batch_size: int, validate, deadline, on_step, progress: bool, name: str):
+    """Wrap `base` in a FeedbackDecoder with `settings["feedback"]` stages and train them one after another through
+    `train_loop`, each on what the stages before it leave. Returns (decoder, validation losses, epochs per stage)."""
     from tqdm import tqdm
 
     if encode is None:
         raise ValueError("feedback stages need the layer's encoder (encode=...).")
-    channels, grid = train_features.shape[1], train_features.shape[2]
+    channels, grid = features.shape[1], features.shape[2]
     decoder = FeedbackDecoder(base, channels, grid, settings["feedback"]).attach(encode).to(device)
     order = torch.Generator().manual_seed(settings["seed"] + 2)
-    batch_size = min(settings["batch_size"], len(train_features))
-    losses = []
-    name = f"{settings.get('arch', '')} {settings.get('layer', '')}".strip()
-    inputs = None
+    losses, epochs, inputs, input_seconds = [], [], None, 0.0
     for stage in range(1, settings["feedback"] + 1):
-        steps = settings["feedback_epochs"] * math.ceil(len(train_features) / batch_size)
-        with tqdm(total=steps, desc=f"feedback {stage}/{settings['feedback']} {name}".strip(), disable=not progress) as bar:
-            inputs = feedback_inputs(decoder, stage - 1, train_features, device, previous=inputs)
-            train_feedback_stage(decoder, stage, train_features, train_images, inputs, settings["lr"], batch_size, order,
-                                 device, epochs=settings["feedback_epochs"], weight_decay=settings["weight_decay"],
-                                 on_step=lambda loss: bar.update(1))
-        losses.append(evaluate_loss(decoder, val_features, val_images, device, batch_size))
-    return decoder, losses
-
-
-def train_feedback_stage(decoder, stage: int, features: torch.Tensor, images: np.ndarray, inputs, lr: float,
-                         batch_size: int, generator: torch.Generator, device, **budget) -> tuple[int, int]:
-    """Train refiner `stage` (1-based) of a FeedbackDecoder on its `inputs` (`feedback_inputs`): its feature
-    standardisation, then `train_until` at FEEDBACK_LR x `lr` with `budget` (deadline or epochs, and its other
-    keywords). Returns (steps, epochs)."""
-    current, residuals = inputs
-    refiner = decoder.refiners[stage - 1]
-    refiner.features.fit(features), refiner.residual.fit(residuals)
-    return train_until(refiner, lambda index: (tuple(t[index].to(device) for t in (features, residuals, current)),
-                                               normalise(images[index.numpy()]).to(device)),
-                       len(features), lr * FEEDBACK_LR, batch_size, generator, **budget)
-
-
-def train_until(module: nn.Module, batch, count: int, lr: float, batch_size: int, generator: torch.Generator,
-                deadline: float | None = None, epochs: int | None = None, weight_decay: float = 1e-4,
-                on_step=None) -> tuple[int, int]:
-    """AdamW on MSE until the wall clock (`time.perf_counter()`) reaches `deadline`, or for `epochs`, with a cosine
-    schedule (and a short warm-up) spanning the time left at the call or the steps, so any budget converges.
-    `batch(index)` gives (inputs tuple, target) for those of the `count` samples. Returns (steps, epochs)."""
-    if (deadline is None) == (epochs is None):
-        raise ValueError("train_until needs a deadline or a number of epochs, not both.")
-    optimiser = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
-    batch_size = min(batch_size, count)
-    start = time.perf_counter()
-    total_steps = None if epochs is None else epochs * math.ceil(count / batch_size)
-    span = None if deadline is None else max(deadline - start, 1e-9)
-    steps, done_epochs = 0, 0
-    while (time.perf_counter() < deadline) if epochs is None else done_epochs < epochs:
-        done_epochs += 1
-        module.train()
-        for index in torch.randperm(count, generator=generator).split(batch_size):
-            fraction = (time.perf_counter() - start) / span if epochs is None else steps / total_steps
-            if fraction >= 1:
-                break
-            if len(index) < 2:
-                continue  # BatchNorm needs two samples
-            factor = min(1.0, fraction / 0.03) * 0.5 * (1 + math.cos(math.pi * fraction))
-            for group in optimiser.param_groups:
-                group["lr"] = lr * max(factor, 1e-3)
-            inputs, target = batch(index)
-            loss = nn.functional.mse_loss(module(*inputs), target)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            steps += 1
-            if on_step is not None:
-                on_step(loss.item())
-    module.eval()
-    return steps, done_epochs
+        if deadline is not None and time.perf_counter() + input_seconds >= deadline(stage):
+            del decoder.refiners[stage - 1 :]  # its inputs would take its whole share: the budget holds
+            break
+        started_inputs = time.perf_counter()
+        inputs = feedback_inputs(decoder, stage - 1, features, device, previous=inputs)
+        input_seconds = time.perf_counter() - started_inputs
+        current, residuals = inputs
+        refiner = decoder.refiners[stage - 1]
+        refiner.features.fit(features), refiner.residual.fit(residuals)
+        batch = lambda index: (tuple(t[index].to(device) for t in (features, residuals, current)),  # noqa: E731
+                               normalise(images[index.numpy()]).to(device))
+        if deadline is not None:
+            budget, step_bar = dict(deadline=deadline(stage)), None
+        else:
+            budget = dict(epochs=settings["feedback_epochs"])
+            step_bar = tqdm(total=settings["feedback_epochs"] * math.ceil(len(features) / batch_size),
+                            desc=f"feedback {stage}/{settings['feedback']} {name}".strip(), disable=not progress)
+        loop = train_loop(refiner, batch, len(features), lr=settings["lr"] * FEEDBACK_LR, batch_size=batch_size,
+                          generator=order, weight_decay=settings["weight_decay"], schedule="anneal",
+                          on_step=on_step if step_bar is None else (lambda loss: step_bar.update(1)), **budget)
+        if step_bar is not None:
+            step_bar.close()
+        if loop.steps == 0 and deadline is not None:  # no time was left for it: an untrained stage is dropped
+            del decoder.refiners[stage - 1 :]
+            break
+        epochs.append(loop.epochs)
+        if validate is not None:
+            losses.append(validate(decoder))
+    return decoder, losses, epochs
 
 
 @torch.no_grad()

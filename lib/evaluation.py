@@ -1,0 +1,129 @@
+"""The one evaluation and the one result schema.
+
+`evaluate_decoder` scores a trained decoder on a set of images: its reconstructions (after the test-time feature
+matching the settings ask for), per image PSNR, SSIM, MSE and LPIPS, both baselines (mean colour, thumbnail at the
+layer's grid) and every candidate's distance to the original in the layer's own features. `result_record` turns a
+fit and an evaluation into the record the evaluate step writes (`summary.json`) and `make bench-quality` writes
+(its JSON): the same fields, under `SCHEMA_VERSION`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .decoders import FeedbackDecoder
+from .encoders import layer_encoder
+from .matching import levels_record, match_features, steps_at
+from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
+from .training import pick_device, reconstruct
+
+SCHEMA_VERSION = 2
+# per-image columns summarised by mean and std; the baselines' by their mean alone
+METRICS = ("psnr", "ssim", "lpips", "mse", "feature_error", "decoder_psnr", "decoder_ssim")
+BASELINES = ("baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr",
+             "baseline_thumbnail_ssim", "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error")
+
+
+@dataclass
+class Evaluation:
+    per_image: pd.DataFrame  # one row per image: image, the METRICS and the BASELINES
+    reconstructions: Pixels
+    target: Pixels
+    match_steps: int
+    match_seconds: float
+
+    def summary(self) -> dict:
+        out = {}
+        for metric in METRICS:
+            values = self.per_image[metric].to_numpy(dtype=float)
+            empty = np.isnan(values).all()
+            out[f"{metric}_mean"] = None if empty else float(np.mean(values))
+            out[f"{metric}_std"] = None if empty else float(np.std(values))
+        for name in BASELINES:
+            out[name] = float(self.per_image[name].mean())
+        out.update(test_images=len(self.per_image), match_steps=self.match_steps,
+                   match_seconds=round(self.match_seconds, 2), match_levels=levels_record(self.match_steps))
+        return out
+
+
+def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, images: np.ndarray, names: list[str], *,
+                     match_steps: int, lpips=None, device: str = "auto", progress: bool = True) -> Evaluation:
+    """Score `decoder` on `images` (uint8 N x 224 x 224 x 3) from their `features` at `layer` of `extractor`.
+    `match_steps`: test-time feature-matching steps asked for (run only on grids where matching applies).
+    `lpips`: a `metrics.LPIPSScorer`, or None to leave LPIPS empty."""
+    target = Pixels.from_uint8(images)
+    decoded = reconstruct(decoder, features)
+    grid = features.shape[-1]
+    steps = steps_at(grid, match_steps)
+    started = time.perf_counter()
+    base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
+    recon = Pixels.from_normalised(match_features(layer_encoder(extractor, layer, differentiable=True),
+                                                  getattr(base, "standardise", None), features, decoded, steps,
+                                                  device=pick_device(device), progress=progress))
+    match_seconds = time.perf_counter() - started
+    extractor.to("cpu")
+    per_image = pd.DataFrame({"image": list(names), **score(recon, target, lpips)})
+    before = Pixels.from_normalised(decoded)
+    per_image["decoder_psnr"] = psnr(before, target)  # the decoder's own, before feature matching
+    per_image["decoder_ssim"] = ssim(before, target)
+    mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
+    per_image["baseline_mean_colour_psnr"] = psnr(mean_colour, target)
+    per_image["baseline_mean_colour_ssim"] = ssim(mean_colour, target)
+    per_image["baseline_thumbnail_psnr"] = psnr(thumbnail, target)
+    per_image["baseline_thumbnail_ssim"] = ssim(thumbnail, target)
+    # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
+    per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, mean_colour, thumbnail))
+    return Evaluation(per_image, recon, target, steps, match_seconds)
+
+
+def closed_form_paths(decoder) -> str:
+    """What gradient steps did to a resshuffle decoder's closed-form colour and linear paths: "fixed" (they stay as
+    fitted), or "none" where the grid is too fine for a closed-form start."""
+    base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
+    if not getattr(base, "closed_form_start", False):
+        return "none"
+    return "trained" if base.linear.conv.weight.requires_grad else "fixed"
+
+
+def training_loss_label(perceptual_weight: float) -> str:
+    return "MSE" if perceptual_weight <= 0 else f"MSE + {perceptual_weight:g} x LPIPS"
+
+
+def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dict, evaluation: Evaluation,
+                  **extra) -> dict:
+    """One trained and evaluated layer, as the evaluate step and `make bench-quality` both write it.
+
+    `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, colour_copies, feedback,
+    perceptual_weight); `fit`: the checkpoint's training record (`fit_decoder`'s info, plus feature_shape and
+    train_images); `encoder`: weights, weights_detail, encode_seconds; `extra`: fields of the run (lpips_note,
+    eval_seconds, minutes for a wall-clock budget, ...)."""
+    c, h, w = fit["feature_shape"]
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "arch": arch, "layer": layer, "feature_shape": f"{c}x{h}x{w}", "spatial_locations": h * w,
+        "weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
+        "decoder": settings["decoder"], "width": settings["width"], "loss": training_loss_label(settings.get("perceptual_weight", 0.0)),
+        "decoder_params": fit["decoder_params"], "closed_form_paths": fit["closed_form_paths"],
+        "train_images": fit["train_images"], "colour_copies": settings.get("colour_copies", 0),
+        "batch_size": min(settings["batch_size"], fit["train_images"]) if fit["train_images"] else settings["batch_size"],
+        "checkpoint": settings.get("checkpoint", "last"),
+        "epochs": fit["epochs"], "steps": fit["steps"],
+        "feedback": fit["feedback"], "feedback_requested": settings.get("feedback", 0),
+        "feedback_epochs": fit["feedback_epochs"],
+        "best_epoch": fit["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
+        "start_val_loss": fit["start_val_loss"],  # validation MSE before any gradient step (NaN: no validation)
+        "best_val_loss": fit["best_val_loss"],  # ... and of the decoder kept
+        "train_seconds": round(fit["train_seconds"], 2), "fit_seconds": round(fit["fit_seconds"], 2),
+        "encode_seconds": round(encoder["encode_seconds"], 2), "device": fit["device"],
+        "minutes": None,  # the wall-clock budget, where training had one instead of epochs
+        **evaluation.summary(),
+        **extra,
+    }
+    for key in ("start_val_loss", "best_val_loss"):  # JSON has no NaN
+        if record[key] is not None and np.isnan(record[key]):
+            record[key] = None
+    return record
