@@ -1,0 +1,62 @@
+"""The one loader of a study's resolved settings, `reports/<profile>/plan.json`, which the plan step
+(`python -m lib.config plan`) writes and every other step reads."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .paths import StudyPaths
+
+
+class MissingInputError(FileNotFoundError):
+    """A step's input is not there: the message names the file and the make target that builds it."""
+
+
+def require(path: Path, target: str) -> Path:
+    """`path`, or one clear error naming the make target that builds it (only make builds upstream)."""
+    if not Path(path).exists():
+        raise MissingInputError(f"{path} is missing: build it with `make {target}` (with the same PROFILE= and "
+                                f"REPORTS=), or run the whole study with `make report`.")
+    return Path(path)
+
+
+class Plan:
+    def __init__(self, root: str | Path):
+        self.paths = StudyPaths(root)
+        self.study = json.loads(require(self.paths.plan, "plan").read_text())
+
+    @property
+    def profile(self) -> str:
+        return self.study["profile"]
+
+    @property
+    def data(self) -> dict:
+        return {"profile": self.study["profile"], "seed": self.study["seed"], **self.study["data"]}
+
+    @property
+    def architectures(self) -> dict:
+        return self.study["architectures"]
+
+    def layers(self) -> list[tuple[str, str]]:
+        return [(arch, layer) for arch, s in self.architectures.items() for layer in s["layers"]]
+
+    def encoder(self, arch: str) -> dict:
+        """weights, weights_file of an architecture in this run."""
+        if arch not in self.architectures:
+            raise ValueError(f"architecture '{arch}' is not in this run of profile '{self.profile}' "
+                             f"(its architectures: {', '.join(self.architectures)}).")
+        settings = self.architectures[arch]
+        return {"arch": arch, "weights": settings["weights"], "weights_file": settings["weights_file"],
+                "seed": self.study["seed"]}
+
+    def layer(self, arch: str, layer: str) -> dict:
+        """The training settings of one layer, with arch, layer and seed."""
+        layers = self.encoder(arch) and self.architectures[arch]["layers"]
+        if layer not in layers:
+            raise ValueError(f"layer '{layer}' of {arch} is not in this run of profile '{self.profile}' "
+                             f"(its layers: {', '.join(layers)}).")
+        return {"arch": arch, "layer": layer, "seed": self.study["seed"], **layers[layer]}
+
+
+def load(root: str | Path) -> Plan:
+    return Plan(root)
