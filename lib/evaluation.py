@@ -109,7 +109,7 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
         "decoder": settings["decoder"], "width": settings["width"], "loss": training_loss_label(settings.get("perceptual_weight", 0.0)),
         "decoder_params": fit["decoder_params"], "closed_form_paths": fit["closed_form_paths"],
         "train_images": fit["train_images"], "colour_copies": settings.get("colour_copies", 0),
-        "batch_size": min(settings["batch_size"], fit["train_images"]) if fit["train_images"] else settings["batch_size"],
+        "batch_size": fit["batch_size"],
         "checkpoint": settings.get("checkpoint", "last"),
         "epochs": fit["epochs"], "steps": fit["steps"],
         "feedback": fit["feedback"], "feedback_requested": settings.get("feedback", 0),

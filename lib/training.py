@@ -340,6 +340,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
         "fit_seconds": fit_seconds,  # the closed-form start
         "epochs": loop.epochs,
         "steps": loop.steps,
+        "batch_size": batch_size,  # as trained: at most the training set
         "best_epoch": loop.best_epoch,
         "best_val_loss": loop.best_val_loss,
         "start_val_loss": loop.start_val_loss,  # the untrained start's (closed-form for coarse resshuffle)
