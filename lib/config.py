@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from . import PARAMETERS_DIR, REPORTS_DIR
+from . import PARAMETERS_DIR
+from .io import write_if_changed
+from .knobs import KNOBS, MakeVariableError, check_make_variables, parse_make_overrides
 from .registry import ARCHITECTURES, UnknownNameError, check_layer, did_you_mean, get_architecture
 
 
@@ -30,60 +32,55 @@ class ProfileError(ValueError):
 DECODERS = ("resshuffle", "simple", "attention")
 WEIGHT_POLICIES = ("auto", "imagenet", "random")
 
-# key -> (type, allowed values or None, comment). The type drives validation and the error messages.
-TRAINING_KEYS: dict[str, tuple[type, tuple | None, str]] = {
-    "decoder": (str, DECODERS, "decoder architecture"),
-    "epochs": (int, None, "training epochs"),
-    "batch_size": (int, None, "images per optimisation step"),
-    "lr": (float, None, "peak learning rate"),
-    "weight_decay": (float, None, "AdamW weight decay"),
-    "width": (int, None, "decoder channels at the feature grid"),
-    "schedule": (str, ("cosine", "plateau"), "cosine with warm-up, or the study's ReduceLROnPlateau"),
-    "checkpoint": (str, ("best", "last"), "decoder kept: lowest validation loss (the study's), or the last epoch"),
-    "device": (str, ("auto", "cpu", "cuda"), "where to train"),
-    "augment": (bool, None, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
-    "colour_copies": (int, None, "colour-jittered copies of each training image, encoded once (0: none)"),
-    "perceptual_weight": (float, None, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option"),
-    "feedback": (int, None, "feedback stages after the decoder, each fed the encoder's residual of the last output (0: none)"),
-    "feedback_epochs": (int, None, "epochs of each feedback stage, on the cached training features"),
+@dataclass(frozen=True)
+class Field:
+    """One setting: its type, its allowed values or lower bound, and what it does (for errors and `make help`)."""
+    kind: type
+    comment: str
+    choices: tuple | None = None
+    minimum: float | None = None
+
+
+TRAINING_KEYS: dict[str, Field] = {
+    "decoder": Field(str, "decoder architecture", DECODERS),
+    "epochs": Field(int, "training epochs", minimum=1),
+    "batch_size": Field(int, "images per optimisation step", minimum=1),
+    "lr": Field(float, "peak learning rate", minimum=0),
+    "weight_decay": Field(float, "AdamW weight decay", minimum=0),
+    "width": Field(int, "decoder channels at the feature grid", minimum=1),
+    "schedule": Field(str, "cosine with warm-up, or the study's ReduceLROnPlateau", ("cosine", "plateau")),
+    "checkpoint": Field(str, "decoder kept: lowest validation loss (the study's), or the last epoch", ("best", "last")),
+    "device": Field(str, "where to train", ("auto", "cpu", "cuda")),
+    "augment": Field(bool, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
+    "colour_copies": Field(int, "colour-jittered copies of each training image, encoded once (0: none)", minimum=0),
+    "perceptual_weight": Field(float, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option", minimum=0),
+    "feedback": Field(int, "feedback stages after the decoder, each fed the encoder's residual of the last output (0: none)", minimum=0),
+    "feedback_epochs": Field(int, "epochs of each feedback stage, on the cached training features", minimum=1),
 }
-DATA_KEYS: dict[str, tuple[type, tuple | None, str]] = {
-    "source": (str, ("skimage", "div2k"), "scikit-image's shipped photos, or DIV2K"),
-    "views_per_photo": (int, None, "256x256 views cut from each scikit-image photo"),
-    "test_photos": (int, None, "scikit-image colour photos held out for test"),
-    "val_photos": (int, None, "scikit-image colour photos held out for validation"),
-    "val_images": (int, None, "DIV2K train images held out for validation"),
-    "div2k_dir": (str, None, "existing folder holding DIV2K_train_HR/ and DIV2K_valid_HR/: nothing is downloaded"),
-    "download_dir": (str, None, "where DIV2K is downloaded and unzipped ('' = data/div2k in the repository)"),
-    "mirrors": (list, None, "base URLs tried in order for the DIV2K archives"),
-    "archives": (dict, None, "archive file -> {bytes, sha256}"),
-    "limit": (int, None, "use at most this many images per split (0: all)"),
-    "resize": (int, None, "shorter side after bicubic resize"),
-    "crop": (int, None, "square crop fed to the encoder"),
+DATA_KEYS: dict[str, Field] = {
+    "source": Field(str, "scikit-image's shipped photos, or DIV2K", ("skimage", "div2k")),
+    "views_per_photo": Field(int, "256x256 views cut from each scikit-image photo", minimum=1),
+    "test_photos": Field(int, "scikit-image colour photos held out for test", minimum=1),
+    "val_photos": Field(int, "scikit-image colour photos held out for validation", minimum=1),
+    "val_images": Field(int, "DIV2K train images held out for validation", minimum=1),
+    "div2k_dir": Field(str, "existing folder holding DIV2K_train_HR/ and DIV2K_valid_HR/: nothing is downloaded"),
+    "download_dir": Field(str, "where DIV2K is downloaded and unzipped ('' = data/div2k in the repository)"),
+    "mirrors": Field(list, "base URLs tried in order for the DIV2K archives"),
+    "archives": Field(dict, "archive file -> {bytes, sha256}"),
+    "limit": Field(int, "use at most this many images per split (0: all)", minimum=0),
+    "resize": Field(int, "shorter side after bicubic resize", minimum=1),
+    "crop": Field(int, "square crop fed to the encoder", minimum=1),
 }
-TOP_KEYS: dict[str, tuple[type, tuple | None, str]] = {
-    "description": (str, None, "one line for the report"),
-    "weights": (str, WEIGHT_POLICIES, "auto: ImageNet if cached/downloadable else random"),
-    "seed": (int, None, "seed for splits, initialisation and batch order"),
-    "lpips": (str, ("auto", "required", "off"), "LPIPS needs real AlexNet weights: auto (if available) | required"),
-    "match_steps": (int, None, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)"),
+TOP_KEYS: dict[str, Field] = {
+    "description": Field(str, "one line for the report"),
+    "weights": Field(str, "auto: ImageNet if cached/downloadable else random", WEIGHT_POLICIES),
+    "seed": Field(int, "seed for splits, initialisation and batch order"),
+    "lpips": Field(str, "LPIPS needs real AlexNet weights: auto (if available) | required", ("auto", "required", "off")),
+    "match_steps": Field(int, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)", minimum=0),
 }
 ARCH_KEYS = {"layers", "per_layer", "weights", "weights_file"}
 
-# Command-line knobs (make variables) and where they land.
-KNOBS = {
-    "EPOCHS": ("epochs", int),
-    "BATCH_SIZE": ("batch_size", int),
-    "DECODER": ("decoder", str),
-    "WIDTH": ("width", int),
-    "LIMIT": ("limit", int),
-    "ARCH": ("arch", str),
-    "LAYERS": ("layers", str),
-    "MATCH": ("match_steps", int),
-}
-# Other make variables a user may legitimately set on the command line.
-OTHER_MAKE_VARIABLES = {"PROFILE", "REPORTS", "PYTHON", "DIV2K_DIR", "VENV", "JOBS",
-                        "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "MINUTES", "OUT", "TFLOPS", "COPIES"}  # the benchmarks
+KNOB_FIELDS = {**TRAINING_KEYS, **DATA_KEYS, **TOP_KEYS}
 
 
 def _type_name(kind: type) -> str:
@@ -91,11 +88,8 @@ def _type_name(kind: type) -> str:
             dict: "a mapping"}[kind]
 
 
-# Integer settings where 0 means "none" (every other integer but seed and limit must be positive).
-ZERO_MEANS_NONE = ("colour_copies", "feedback", "match_steps")
-
-
-def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | None) -> Any:
+def _check_value(where: str, key: str, value: Any, field: Field) -> Any:
+    kind, choices = field.kind, field.choices
     ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -114,10 +108,9 @@ def _check_value(where: str, key: str, value: Any, kind: type, choices: tuple | 
             if not isinstance(spec, dict) or set(spec) != {"bytes", "sha256"} or not isinstance(spec["bytes"], int) \
                     or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
                 raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
-    if kind is int and key not in ("seed", "limit", *ZERO_MEANS_NONE) and value <= 0:
-        raise ProfileError(f"{where}: '{key}' must be a positive integer, got {value}.")
-    if (kind is float or key in ZERO_MEANS_NONE) and value < 0:
-        raise ProfileError(f"{where}: '{key}' must be non-negative, got {value}.")
+    if field.minimum is not None and value < field.minimum:
+        bound = "a positive integer" if kind is int and field.minimum == 1 else f"at least {field.minimum:g}"
+        raise ProfileError(f"{where}: '{key}' must be {bound}, got {value}.")
     return value
 
 
@@ -134,8 +127,7 @@ def _check_keys(where: str, mapping: Any, schema: dict, extra: set[str] = frozen
             raise ProfileError(
                 f"{where}: unknown parameter '{key}'.{did_you_mean(key, valid)} Valid parameters: {', '.join(valid)}."
             )
-        kind, choices, _ = schema[key]
-        out[key] = _check_value(where, key, value, kind, choices)
+        out[key] = _check_value(where, key, value, schema[key])
     return out
 
 
@@ -199,9 +191,10 @@ def load_profile(profile: str) -> dict:
                 raise ProfileError(f"{where}: {error}") from None
         settings["layers"] = layers
         if "weights" in settings:
-            settings["weights"] = _check_value(f"{where} {arch}", "weights", settings["weights"], str, WEIGHT_POLICIES)
+            settings["weights"] = _check_value(f"{where} {arch}", "weights", settings["weights"], TOP_KEYS["weights"])
         if "weights_file" in settings:  # a local checkpoint instead of the torch / HF cache
-            settings["weights_file"] = _check_value(f"{where} {arch}", "weights_file", settings["weights_file"], str, None)
+            settings["weights_file"] = _check_value(f"{where} {arch}", "weights_file", settings["weights_file"],
+                                                    Field(str, "a local checkpoint"))
         per_layer = settings.get("per_layer") or {}
         for layer, values in per_layer.items():
             try:
@@ -215,34 +208,33 @@ def load_profile(profile: str) -> dict:
 
 
 def parse_overrides(pairs: dict[str, str]) -> dict[str, Any]:
-    """Turn make-style KNOB=value strings into typed overrides, with errors naming the knob."""
+    """Turn the study's make-style KNOB=value strings into typed overrides, with errors naming the knob."""
+    try:
+        check_make_variables(["report"], list(pairs))
+    except MakeVariableError as error:
+        raise ProfileError(str(error)) from None
     out: dict[str, Any] = {}
     for name, text in pairs.items():
-        if name in OTHER_MAKE_VARIABLES:
-            continue
         if name not in KNOBS:
-            raise ProfileError(
-                f"unknown setting '{name}'.{did_you_mean(name, list(KNOBS) + sorted(OTHER_MAKE_VARIABLES))} "
-                f"Valid settings: {', '.join(list(KNOBS) + sorted(OTHER_MAKE_VARIABLES))}."
-            )
-        key, kind = KNOBS[name]
+            continue
+        key = KNOBS[name]
         text = str(text).strip()
         if text == "":
             continue
-        if kind is int:
-            try:
-                value = int(text)
-            except ValueError:
-                raise ProfileError(f"{name} must be an integer, got '{text}'.") from None
-            at_least = 0 if name in ("LIMIT", "MATCH") else 1
-            if value < at_least:
-                raise ProfileError(f"{name} must be {'>= 0' if at_least == 0 else 'a positive integer'}, got {value}.")
-        elif name in ("ARCH", "LAYERS"):
+        if name in ("ARCH", "LAYERS"):
             value = [part for part in text.replace(",", " ").split() if part]
         else:
+            field = KNOB_FIELDS[key]
             value = text
-        if name == "DECODER" and value not in DECODERS:
-            raise ProfileError(f"DECODER is '{value}'.{did_you_mean(value, DECODERS)} Valid decoders: {', '.join(DECODERS)}.")
+            if field.kind is int:
+                try:
+                    value = int(text)
+                except ValueError:
+                    raise ProfileError(f"{name} must be an integer, got '{text}'.") from None
+            try:
+                value = _check_value(name, key, value, field)
+            except ProfileError as error:
+                raise ProfileError(str(error).replace(f"{name}: '{key}'", name)) from None
         if name == "ARCH":
             for arch in value:
                 try:
@@ -262,8 +254,8 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
     if "limit" in overrides:
         data["limit"] = overrides["limit"]
     data.setdefault("limit", 0)
-    if os.environ.get("DIV2K_DIR"):
-        data["div2k_dir"] = os.environ["DIV2K_DIR"]
+    if overrides.get("div2k_dir"):
+        data["div2k_dir"] = overrides["div2k_dir"]
     archs = raw["architectures"]
     wanted_archs = overrides.get("arch") or list(archs)
     for arch in wanted_archs:
@@ -313,28 +305,15 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
     }
 
 
-def reports_dir(profile: str, root: str | Path | None = None) -> Path:
-    root = Path(root or os.environ.get("REPORTS") or REPORTS_DIR)
-    return root / profile_name(profile)
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Atomic write that leaves the file (and its timestamp) alone when the content is unchanged."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_text() == text:
-        return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return True
-
-
 def _dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
 def write_plan(study: dict, out_dir: Path) -> list[str]:
-    """Write the per-step settings files make depends on; returns the files that changed."""
+    """Write plan.json, the one resolved settings file every step reads (`lib.plan`); the slices of it that make
+    depends on (config/: a layer's settings, an architecture's encoder, the data, the study-wide settings), each
+    rewritten only when it changes so make re-runs exactly what a change touches; and plan.mk, generated from it.
+    Returns the slices that changed."""
     config = out_dir / "config"
     changed = []
     files = {
@@ -350,7 +329,8 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
     for path, obj in files.items():
         if write_if_changed(path, _dump(obj)):
             changed.append(str(path))
-    lines = [f"# Written by `python -m lib.config plan` for profile {study['profile']}; do not edit.",
+    write_if_changed(out_dir / "plan.json", _dump(study))
+    lines = [f"# Generated from plan.json by `python -m lib.config plan` (profile {study['profile']}); do not edit.",
              f"ARCHS := {' '.join(study['architectures'])}"]
     for arch, settings in study["architectures"].items():
         lines.append(f"LAYERS_{arch} := {' '.join(settings['layers'])}")
@@ -358,32 +338,12 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
     return changed
 
 
-def load_layer_settings(profile: str, arch: str, layer: str, reports_root: str | Path | None = None) -> dict:
-    """Settings for one layer: the planned file when make wrote one, else resolved from the profile."""
-    check_layer(arch, layer)
-    planned = reports_dir(profile, reports_root) / "config" / arch / f"{layer}.json"
-    if planned.is_file():
-        return json.loads(planned.read_text())
-    study = resolve(profile, {"arch": [arch], "layers": [layer]})
-    return {"arch": arch, "layer": layer, "seed": study["seed"], **study["architectures"][arch]["layers"][layer]}
-
-
-def _parse_make_overrides(text: str) -> dict[str, str]:
-    """MAKEOVERRIDES looks like 'EPOCHS=2 PROFILE=tiny -- ...'; keep the NAME=value words."""
-    pairs = {}
-    for word in text.split():
-        if "=" in word and not word.startswith("-"):
-            name, value = word.split("=", 1)
-            pairs[name.strip(":")] = value
-    return pairs
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.config", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    plan = sub.add_parser("plan", help="validate a profile + overrides and write reports/<profile>/config")
+    plan = sub.add_parser("plan", help="validate a profile + overrides and write reports/<profile>/plan.json")
     plan.add_argument("--profile", required=True)
-    plan.add_argument("--reports", default=None, help="reports root (default: reports/ in the repository)")
+    plan.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
     plan.add_argument("--overrides", default="", help="make's $(MAKEOVERRIDES): NAME=value words")
     sub.add_parser("profiles", help="list the profiles")
     args = parser.parse_args(argv)
@@ -391,9 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(available_profiles()))
         return 0
     try:
-        overrides = parse_overrides(_parse_make_overrides(args.overrides))
+        overrides = parse_overrides(parse_make_overrides(args.overrides))
         study = resolve(args.profile, overrides)
-        changed = write_plan(study, reports_dir(args.profile, args.reports))
+        changed = write_plan(study, Path(args.root))
     except (ProfileError, UnknownNameError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

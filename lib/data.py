@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .io import write_bytes
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -87,7 +89,7 @@ def center_crop(array: np.ndarray, size: int) -> np.ndarray:
     return array[top : top + size, left : left + size]
 
 
-def _skimage_dir() -> Path:
+def skimage_dir() -> Path:
     import skimage.data
 
     return Path(skimage.data.data_dir)
@@ -127,7 +129,7 @@ def skimage_split(data: dict, seed: int) -> list[Entry]:
     random.Random(seed).shuffle(order)
     split_of = {s: "test" for s in order[: data["test_photos"]]}
     split_of.update({s: "val" for s in order[data["test_photos"] : needed]})
-    folder = _skimage_dir()
+    folder = skimage_dir()
     entries = []
     for source, file, _ in SKIMAGE_PHOTOS:
         path = folder / file
@@ -227,7 +229,7 @@ def write_manifest(entries: list[Entry], path: Path) -> None:
     for e in entries:
         box = "" if e.box is None else " ".join(map(str, e.box))
         writer.writerow([e.image, e.source, e.split, e.file, box])
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    write_bytes(path, buffer.getvalue().encode())
 
 
 def read_manifest(path: Path) -> list[Entry]:
@@ -239,25 +241,6 @@ def read_manifest(path: Path) -> list[Entry]:
         Entry(r["image"], r["source"], r["file"], r["split"], tuple(map(int, r["box"].split())) if r["box"] else None)
         for r in rows
     ]
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    tmp.replace(path)
-
-
-def atomic_save(obj, path: Path) -> None:
-    """torch.save through a temporary file, so a killed run never leaves a half-written file."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def build_store(entries: list[Entry], resize: int, progress: bool = True) -> dict:

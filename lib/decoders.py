@@ -4,16 +4,19 @@
   - deep: at grids of 28x28 and coarser, residual conv blocks at the grid, x2 sub-pixel (PixelShuffle)
     stages up to 56x56, then one x4 sub-pixel step to RGB, so nothing runs above 56x56; channels `width` up
     to 14x14, halving per doubling beyond. At 56x56 and 112x112, a pointwise MLP at the grid straight to each
-    cell's pixel block (per CPU-second it learnt more there than 3x3 convolutions at full width).
+    cell's pixel block (cheaper per image than 3x3 convolutions at full width there, and it learnt more per
+    CPU-second).
   - linear local inverse: each cell's 5x5 / 3x3 feature neighbourhood -> its pixel block (sub-pixel
-    convolution). It learns in seconds what fine grids hold (VGG16 block1, random weights: 31.2 dB after
-    90 s on 2 CPU cores), leaving the deep path only what is non-linear.
+    convolution). It learns quickly most of what fine grids hold, leaving the deep path only what is non-linear.
   - global colour: pooled features -> one colour per image.
   At coarse grids the colour and linear paths are fitted in closed form (`fit_linear_start`: ridge regressions,
-  cross-validated penalty) before any gradient step and stay fixed; the deep path starts at zero and learns the rest.
+  cross-validated penalty, `lib/ridge.py`) before any gradient step and stay fixed; the deep path starts at zero
+  and learns the rest.
 - `simple`: the study's simple option: progressive transposed convolutions + BatchNorm + GELU.
 - `attention`: the study's decoder: transformer blocks over the feature grid's tokens, then progressive
   transposed-convolution upsampling with residual blocks, BatchNorm and GELU.
+
+Why the default decoder is built this way, and what each choice was measured to give: docs/method.md.
 """
 from __future__ import annotations
 
@@ -22,12 +25,14 @@ import math
 import torch
 from torch import nn
 
+from .ridge import cross_validated_penalty, ridge_from_sums
+
 
 class FeatureStandardise(nn.Module):
     """Per-channel (x - mean) / std with statistics fixed from the training features.
 
     Feature scales differ by orders of magnitude between layers and between ImageNet and random weights
-    (random ResNet34 layer4 has std ~100); standardising makes one learning rate fit all.
+    (random ResNet34 layer4's run to the hundreds); standardising makes one learning rate fit all.
     """
 
     def __init__(self, channels: int, pooled: bool = False):
@@ -107,45 +112,6 @@ def _stages(grid: int, out_size: int) -> int:
     return int(stages)
 
 
-def cross_validated_penalty(stats: dict, fit, lambdas) -> tuple[float, dict]:
-    """The ridge penalty with the lowest leave-one-group-out squared error, computed from per-group sums alone, so
-    the data is read once. `stats` maps each group to (Z^T Z, Z^T Y, sum of Y^2) over its rows; `fit(gram, cross,
-    lam)` returns the weight matrix. Returns (penalty, {penalty: held-out error}); with fewer than two groups, the
-    middle penalty and no errors."""
-    if len(stats) < 2:
-        return lambdas[len(lambdas) // 2], {}
-    total_gram = sum(gram for gram, _, _ in stats.values())
-    total_cross = sum(cross for _, cross, _ in stats.values())
-    errors = {lam: sum(squared_error(fit(total_gram - gram, total_cross - cross, lam), gram, cross, target_sq)
-                       for gram, cross, target_sq in stats.values()) for lam in lambdas}
-    return min(errors, key=errors.get), errors
-
-
-# Ridge penalties (times the row count) tried for the colour path alone.
-COLOUR_PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-
-
-def ridge_from_sums(gram: torch.Tensor, cross: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ridge regression from Z^T Z and Z^T Y, Z's first column all ones (the unpenalised intercept): the data is
-    centred through the sums, and the penalty is `lam` times the row count. Returns (weight, intercept)."""
-    count = gram[0, 0]
-    mean_z, mean_y = gram[0, 1:] / count, cross[0] / count
-    centred = gram[1:, 1:] - count * torch.outer(mean_z, mean_z)
-    centred_cross = cross[1:] - count * torch.outer(mean_z, mean_y)
-    centred.diagonal().add_(lam * count)
-    factor, failed = torch.linalg.cholesky_ex(centred)
-    if failed:  # fewer rows than columns: float32 sums can leave it a rounding error short of definite
-        weight = torch.linalg.lstsq(centred, centred_cross).solution
-    else:
-        weight = torch.cholesky_solve(centred_cross, factor)
-    return weight, mean_y - mean_z @ weight
-
-
-def squared_error(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, target_sq) -> float:
-    """sum |Z W - Y|^2 over rows, from their sums Z^T Z, Z^T Y and sum of Y^2."""
-    return float((weight * (gram @ weight)).sum() - 2 * (weight * cross).sum() + target_sq)
-
-
 class ResShuffleDecoder(nn.Module):
     def __init__(self, channels: int, grid: int, width: int = 256, blocks: int = 2, out_size: int = 224, min_width: int = 16):
         super().__init__()
@@ -153,7 +119,7 @@ class ResShuffleDecoder(nn.Module):
         self.standardise = FeatureStandardise(channels)
         if stages <= 2:
             # Fine grids (56x56, 112x112): a pointwise MLP at the grid straight to each cell's pixel block.
-            # 3x3 convolutions at full width there cost 3-10x more per image and learnt less per second.
+            # 3x3 convolutions at full width there cost several times more per image and learnt less per second.
             factor, hidden = 1 << stages, max(32, min(width, width * 28 // grid))
             layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 3, padding=1), nn.GELU()]
             layers += [nn.Conv2d(hidden, hidden, 1), nn.GELU(), nn.Conv2d(hidden, hidden, 1), nn.GELU()]
@@ -170,8 +136,8 @@ class ResShuffleDecoder(nn.Module):
                     nn.GELU(),
                     ResBlock(widths[k]),
                 ]
-            # 56x56 -> 224 in one x4 sub-pixel step: a 112x112 stage cost a quarter of the compute for detail
-            # the linear path already supplies.
+            # 56x56 -> 224 in one x4 sub-pixel step: a 112x112 stage would spend a large share of the compute on
+            # detail the linear path already supplies.
             layers += [nn.Conv2d(widths[stages - 2], 3 * 16, 3, padding=1), nn.PixelShuffle(4)]
         self.body = nn.Sequential(*layers)
         self.linear = SubPixelLinear(channels, grid, out_size)
@@ -183,43 +149,12 @@ class ResShuffleDecoder(nn.Module):
         nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
         # Coarse grids (28x28 and below): the deep path starts at zero and the colour and linear paths are fitted
         # in closed form (`fit_linear_start`), so the untrained decoder is that linear inverse, which checkpoint
-        # selection can fall back to where training overfits (random deep layers). At 56x56 and 112x112 a closed-form colour start
-        # cost 2 dB (random VGG16 block2, 10 min: 27.65 vs 29.87): there the colour path is learnt from zero.
+        # selection can fall back to where training overfits (random deep layers). At 56x56 and 112x112 a closed-form
+        # colour start scored lower than learning it: there the colour path is learnt from zero.
         self.closed_form_start = stages > 2
         if self.closed_form_start:
             nn.init.zeros_(self.body[-2].weight), nn.init.zeros_(self.body[-2].bias)
             nn.init.zeros_(self.linear.conv.weight), nn.init.zeros_(self.linear.conv.bias)
-
-    @torch.no_grad()
-    def fit_colour(self, features: torch.Tensor, mean_colours: torch.Tensor, groups: torch.Tensor,
-                   lambdas=COLOUR_PENALTIES, chunk: int = 64) -> float:
-        """Set the global colour path to the ridge regression of each image's mean colour (normalised space,
-        N x 3) on its pooled, standardised features, the penalty (times the image count) chosen by
-        cross-validation over `groups` (images of one photo share a group, so no photo is scored by a model that
-        saw it). Returns the penalty.
-        `make bench-colour` uses it to bound what pooled features say about colour; decoders start from
-        `fit_linear_start`, which fits this path jointly with the linear one.
-
-        Deep layers of random encoders carry little more than this: a ridge probe of pooled random ResNet34
-        layer4 features predicts the mean colour at ~15.4 dB, where SGD from scratch on the demo's 11 photos
-        reached 11.4. Gradient steps from here are kept only if the validation loss says they help.
-        """
-        pooled = torch.cat([self.pooled(features[s : s + chunk]).flatten(1) for s in range(0, len(features), chunk)])
-        z = torch.cat([torch.ones(len(pooled), 1), pooled], 1).double()  # intercept column first
-        y = mean_colours.double()
-        stats = {fold: (z[groups == fold].T @ z[groups == fold], z[groups == fold].T @ y[groups == fold],
-                        (y[groups == fold] ** 2).sum()) for fold in groups.unique().tolist()}
-
-        def fit(gram, cross, lam):
-            weight, bias = ridge_from_sums(gram, cross, lam)
-            return torch.cat([bias[None], weight])
-
-        best, _ = cross_validated_penalty(stats, fit, lambdas)
-        full = fit(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), best)
-        weight, bias = full[1:], full[0]
-        self.colour.weight.copy_(weight.T.reshape_as(self.colour.weight))
-        self.colour.bias.copy_(bias)
-        return best
 
     @torch.no_grad()
     def fit_linear_start(self, features: torch.Tensor, images, groups: torch.Tensor,
@@ -234,10 +169,8 @@ class ResShuffleDecoder(nn.Module):
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
         would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide).
-        Random ResNet34 layer3 (14x14), bench split, before any gradient step: 16.5 dB (pooled colour alone:
-        16.2), and with 8 colour-jittered copies of the training images 17.9 (17.5). The cost is rows x dims^2:
-        beyond `max_rows` grid cells a fixed random subset of cells enters the sums (ridge needs tens of rows per
-        dimension, not hundreds). Returns the penalty, kernel, dimension and rows used.
+        The cost is rows x dims^2: beyond `max_rows` grid cells a fixed random subset of cells enters the sums
+        (ridge needs tens of rows per dimension, not hundreds). Returns the penalty, kernel, dimension and rows used.
         """
         from .data import normalise
 
@@ -301,8 +234,7 @@ class ResShuffleDecoder(nn.Module):
         conv.bias.copy_(weight[0] - colour[0])
         # The fitted paths stay as fitted: gradient steps then only add the deep path's non-linear part. Adam moves
         # every weight by about lr per step, far more than these ridge weights' scale: trained along, they left the
-        # optimum and never came back (demo settings, bench split, random ViT block11: start 26.54 dB, all trained
-        # 23.15, deep path only 27.55; block0 27.46 / 27.04 / 29.13; resnet34 layer2 20.04 / 20.34 / 20.61).
+        # optimum and never came back.
         self.linear.requires_grad_(False)
         self.colour.requires_grad_(False)
         return {"penalty": best, "kernel": kernel, "dims": dims, "rows": used}
@@ -317,10 +249,9 @@ class FeedbackRefiner(nn.Module):
     (the residual E(v) - f, in the layer's own features) and v itself -> v + a correction.
 
     The encoder is known, so the decoder can ask it where its reconstruction disagrees with the features it was
-    given. Random ResNet34 layer1, bench split, 600 CPU-s in all: the plain decoder 26.47 dB; 300 s of it plus 300
-    s of one step from [f, residual, v] 27.27, and from [f, v] alone (no residual) 26.56, so the residual, not the
-    extra network, carries most of the gain. Works at 56x56 whatever the layer's grid: finer grids are folded into
-    channels, coarser ones reduced to `hidden` channels at the grid and repeated; v enters as its 4x4 blocks.
+    given; the residual, not the extra network, carries most of what a stage adds. Works at 56x56 whatever the
+    layer's grid: finer grids are folded into channels, coarser ones reduced to `hidden` channels at the grid and
+    repeated; v enters as its 4x4 blocks.
     """
 
     def __init__(self, channels: int, grid: int, hidden: int = 128, work: int = 56, out_size: int = 224):

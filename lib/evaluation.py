@@ -19,7 +19,7 @@ from .decoders import FeedbackDecoder
 from .encoders import layer_encoder
 from .matching import levels_record, match_features, steps_at
 from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
-from .training import pick_device, reconstruct
+from .training import closed_form_paths, pick_device, reconstruct  # noqa: F401 (closed_form_paths: part of the schema)
 
 SCHEMA_VERSION = 2
 # per-image columns summarised by mean and std; the baselines' by their mean alone
@@ -44,7 +44,7 @@ class Evaluation:
             out[f"{metric}_mean"] = None if empty else float(np.mean(values))
             out[f"{metric}_std"] = None if empty else float(np.std(values))
         for name in BASELINES:
-            out[name] = float(self.per_image[name].mean())
+            out[name] = float(np.mean(self.per_image[name].to_numpy(dtype=float)))
         out.update(test_images=len(self.per_image), match_steps=self.match_steps,
                    match_seconds=round(self.match_seconds, 2), match_levels=levels_record(self.match_steps))
         return out
@@ -78,15 +78,6 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
     # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
     per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, mean_colour, thumbnail))
     return Evaluation(per_image, recon, target, steps, match_seconds)
-
-
-def closed_form_paths(decoder) -> str:
-    """What gradient steps did to a resshuffle decoder's closed-form colour and linear paths: "fixed" (they stay as
-    fitted), or "none" where the grid is too fine for a closed-form start."""
-    base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
-    if not getattr(base, "closed_form_start", False):
-        return "none"
-    return "trained" if base.linear.conv.weight.requires_grad else "fixed"
 
 
 def training_loss_label(perceptual_weight: float) -> str:

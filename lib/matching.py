@@ -2,23 +2,18 @@
 the features it was decoded from.
 
 The encoder is known, so after decoding one can still ask it where the reconstruction disagrees with the layer.
-Optimising the full 224 x 224 image on that disagreement lowers it 3-10x and moves the PSNR not at all (random
-ResNet34 layer1: 25.08 -> 25.18 dB after 96 Adam steps): a random stem is most sensitive to fine patterns, so the
-steps go there. A correction at half resolution, bicubic-upsampled, changes what the eye calls colour and shape:
-the same 96 steps give 26.10 dB (56 x 56 25.66 after 48 steps, 28 x 28 peaks at 25.51).
-The features must be fine enough to constrain it: at 7 x 7 (random layer4) matching lowered the PSNR
-(17.19 -> 16.50), and at 112 x 112 (vgg16 block1) the decoder already inverts them (35.10 -> 35.03 with the
-half-resolution correction). So it runs where the grid is at least `MIN_GRID` and coarser than `RESOLUTION`:
-56 x 56 in this study.
+Optimising the full 224 x 224 image on that disagreement alone lowers it without helping the image: a random stem
+is most sensitive to fine patterns, so the steps go there. A coarse correction, upsampled, changes what the eye
+calls colour and shape instead.
+The features must be fine enough to constrain the correction (at 7 x 7, matching lowered the PSNR), and at
+112 x 112 and finer the decoder already inverts them. So it runs where the grid is at least `MIN_GRID` and coarser
+than `RESOLUTION`: 56 x 56 in this study.
 
 The correction is a pyramid (`LEVELS`): maps at 112, 56 and 28 (each bicubic-upsampled) and one at full
 resolution scaled by 1/4. Adam moves each parameter by about lr per step, so a coarse cell, which spreads over many
-pixels, moves colour and shape quickly, and the damped full-resolution level can redraw fine detail slowly without
-taking over. On the cached reconstructions of the bench's resnet34 layer1 decoder (27.44 dB before matching), 100
-steps: 112 alone 27.80 (hubble 25.25 -> 24.94: the coarse correction smears what the features say about point-like
-stars), 112 + 56 + 28 27.87, with a full-resolution level at scale 1 27.84 (hubble kept, retina 32.49), at 1/2 28.19,
-1/4 28.29, 1/8 28.24; 1/4 after 150 steps 28.38, after 250 28.44. `make bench-offline` (300 steps): resnet34 layer1
-27.55 -> 28.53 dB, vgg16 block2 30.41 -> 32.31 (the half-resolution map alone: 27.45 -> 27.84, 30.06 -> 30.60).
+pixels, moves colour and shape quickly, and the damped full-resolution level can redraw fine detail (point-like
+stars, which a coarse correction smears) slowly without taking over.
+The measurements behind these choices: docs/method.md, "Feature matching".
 """
 from __future__ import annotations
 

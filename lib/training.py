@@ -193,6 +193,15 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
     return result
 
 
+def closed_form_paths(decoder) -> str:
+    """What gradient steps did to a resshuffle decoder's closed-form colour and linear paths: "fixed" (they stay as
+    fitted), or "none" where the grid is too fine for a closed-form start."""
+    base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
+    if not getattr(base, "closed_form_start", False):
+        return "none"
+    return "trained" if base.linear.conv.weight.requires_grad else "fixed"
+
+
 def mean_colours(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
     """Each uint8 NHWC image's mean colour in the decoders' (ImageNet-normalised) space, N x 3."""
     return torch.cat([normalise(images[s : s + chunk]).mean(dim=(2, 3)) for s in range(0, len(images), chunk)])

@@ -8,12 +8,11 @@ Both use the default decoder, the same batch size and synthetic 2040x1356 PNGs (
 Peak memory per layer (both loops): on CPU the RSS peak of a fresh process per layer, on GPU
 torch.cuda.max_memory_allocated after a reset.
 
-    python -m lib.bench_speed --out speed.json [--images 8] [--steps 3] [--batch-size 4] [--width 128]
+    python -m lib.bench.speed --out speed.json [--images 8] [--steps 3] [--batch-size 4] [--width 128]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import resource
@@ -27,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import data as datamod
-from .decoders import build_decoder
-from .encoders import build_extractor
-from .registry import all_layers
+from .. import data as datamod
+from ..decoders import build_decoder
+from ..encoders import build_extractor
+from ..io import write_json
+from ..registry import all_layers
 
 
 def synthetic_pngs(folder: Path, count: int, size=(2040, 1356), seed: int = 0, first: int = 0) -> list[Path]:
@@ -116,7 +116,7 @@ def measure(arch: str, layer: str, files: list[Path], batch_size: int, steps: in
 def run(out: Path, images: int, steps: int, batch_size: int, width: int = 128) -> dict:
     from tqdm import tqdm
 
-    from .training import pick_device
+    from ..training import pick_device
 
     device = pick_device("auto")
     layers = all_layers()
@@ -133,12 +133,12 @@ def run(out: Path, images: int, steps: int, batch_size: int, width: int = 128) -
     geomean = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))
     result = {"device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(0),
               "geomean_ratio": round(geomean, 2), "batch_size": batch_size, "width": width, "images": images, "png_size": "2040x1356", "layers": rows}
-    datamod.atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out, result)
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.bench_speed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.bench.speed", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--images", type=int, default=8, help="synthetic 2040x1356 PNGs")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per layer and loop (after one warm-up)")

@@ -3,13 +3,13 @@
 1. One layer of the paper profile end to end (train + evaluate through the Makefile), at the paper's settings
    (batch 8, width 512, augmentation, 30 epochs) on synthetic DIV2K-sized PNGs with random weights: a GPU
    machine without network can run it. Default vgg16 block1, the study's out-of-memory case.
-2. `lib.bench_speed` at the paper's batch size and width (CUDA when present).
+2. `lib.bench.speed` at the paper's batch size and width (CUDA when present).
 3. The whole paper profile projected from that run: the layer's measured seconds per image-epoch and its
-   counted FLOPs give an effective TFLOP/s, applied to every layer's counted work (`lib.projection`).
+   counted FLOPs give an effective TFLOP/s, applied to every layer's counted work (`lib.bench.projection`).
 
 Writes OUT/gpu_check.json (and the steps' own outputs under OUT) and prints a summary.
 
-    python -m lib.gpu_check --out DIR [--arch vgg16 --layer block1] [--train-images 64] [--epochs 30] [--no-speed]
+    python -m lib.bench.gpu_check --out DIR [--arch vgg16 --layer block1] [--train-images 64] [--epochs 30] [--no-speed]
 """
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ from pathlib import Path
 
 import yaml
 
-from . import PARAMETERS_DIR, ROOT
-from . import data as datamod
-from .registry import UnknownNameError, check_layer
+from .. import ROOT, config
+from .. import data as datamod
+from ..io import write_json, write_text
+from ..registry import UnknownNameError, check_layer
 
 
 def write_synthetic_div2k(root: Path, train: int, test: int) -> Path:
     """DIV2K's folder layout with synthetic 2040x1356 PNGs (reused when already there)."""
-    from .bench_speed import synthetic_pngs
+    from .speed import synthetic_pngs
 
     # numbered like DIV2K (train 0001-0800, valid 0801-0900): a file name is a photo, unique across splits
     for folder, count, seed, first in ((datamod.DIV2K_TRAIN, train, 0, 1), (datamod.DIV2K_VALID, test, 1, train + 1)):
@@ -45,7 +46,7 @@ def write_synthetic_div2k(root: Path, train: int, test: int) -> Path:
 
 def paper_profile_for(div2k: Path, arch: str, layer: str, val_images: int, epochs: int | None) -> dict:
     """The paper profile, narrowed to one layer, on local synthetic data, random weights (no network)."""
-    profile = yaml.safe_load((PARAMETERS_DIR / "paper.yaml").read_text())
+    profile = yaml.safe_load(config.profile_path("paper").read_text())
     profile["description"] = f"GPU check: paper settings, {arch} {layer}, synthetic DIV2K-sized images"
     profile["weights"], profile["lpips"] = "random", "auto"
     profile["data"]["div2k_dir"] = str(div2k)
@@ -64,7 +65,7 @@ def run(out: Path, arch: str, layer: str, train_images: int, val_images: int, te
     div2k = write_synthetic_div2k(out / "div2k", train_images + val_images, test_images)
     profile_file = out / "gpu_paper.yaml"
     profile = paper_profile_for(div2k, arch, layer, val_images, epochs)
-    profile_file.write_text(yaml.safe_dump(profile, sort_keys=False))
+    write_text(profile_file, yaml.safe_dump(profile, sort_keys=False))
     reports = out / "reports"
     started = time.perf_counter()
     subprocess.run(["make", "--no-print-directory", "evaluate", f"PROFILE={profile_file}", f"REPORTS={reports}"],
@@ -92,18 +93,18 @@ def run(out: Path, arch: str, layer: str, train_images: int, val_images: int, te
                   "counted FLOPs give an effective TFLOP/s; every paper layer's counted FLOPs at that rate",
     }
     if speed:
-        from .bench_speed import run as bench_speed
+        from .speed import run as bench_speed
 
         speed_result = bench_speed(out / "speed.json", images=8, steps=3, batch_size=8, width=512)
         result["speed"] = {"geomean_ratio": speed_result["geomean_ratio"],
                            "min_ratio": min(r["ratio"] for r in speed_result["layers"]),
                            "max_peak_mem_mb": max(r["peak_mem_mb"] for r in speed_result["layers"])}
-    datamod.atomic_write_bytes(out / "gpu_check.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out / "gpu_check.json", result)
     return result
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.gpu_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.bench.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--arch", default="vgg16")
     parser.add_argument("--layer", default="block1")

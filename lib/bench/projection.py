@@ -13,12 +13,11 @@ For every planned layer, at the profile's own settings (batch size, width, epoch
 Minutes follow from an assumed sustained throughput (`--tflops`) plus a per-step overhead for kernel
 launches and data (`--step-ms`): a model, not a measurement. Numbers measured on a GPU replace it.
 
-    python -m lib.projection --profile paper --out projection.json [--tflops 50 100 200] [--step-ms 8]
+    python -m lib.bench.projection --profile paper --out projection.json [--tflops 50 100 200] [--step-ms 8]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -26,12 +25,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import config
-from . import data as datamod
-from .decoders import FeedbackRefiner, build_decoder
-from .encoders import build_extractor
-from .matching import steps_at as matching_steps
-from .registry import check_layer
+from .. import config
+from .. import data as datamod
+from ..decoders import FeedbackRefiner, build_decoder
+from ..encoders import build_extractor
+from ..io import write_json
+from ..matching import steps_at as matching_steps
+from ..registry import check_layer
 
 DIV2K_TRAIN_IMAGES, DIV2K_VALID_IMAGES = 800, 100  # DIV2K_train_HR and DIV2K_valid_HR
 
@@ -185,7 +185,7 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.projection", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.bench.projection", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--tflops", type=float, nargs="+", default=[25.0, 50.0, 100.0],
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     except (config.ProfileError, datamod.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    datamod.atomic_write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())
+    write_json(args.out, result)
     for r in result["layers"]:
         print(f"{r['arch']:>22} {r['layer']:<8} encoder {r['encoder_gflop_per_image']:6.2f} GFLOP/img  decoder update "
               f"{r['decoder_update_gflop_per_image']:6.2f} GFLOP/img  {r['total_pflop']:7.3f} PFLOP  "

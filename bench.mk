@@ -1,0 +1,65 @@
+# ---- benchmarks (print a line, write JSON): lib/bench/, one module each ------------------------------
+# Included by the Makefile, whose PY, ENV_STAMP and REPORTS they use; none needs a profile's plan.
+#
+# make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
+#   [COLOUR_COPIES=0] [FEEDBACK=2] [MATCH=300] OUT=q.json
+# EPOCHS=n instead of MINUTES: an epoch budget (the base decoder and each feedback stage n epochs; deterministic on
+# CPU). Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo. TRAIN_ON_TEST_COPIES=k
+# instead of TRAIN_DIR: the in-domain control, trained on k colour-jittered copies of each test image (never the
+# originals)
+BENCH_DATA := $(REPORTS)/bench/skimage
+BENCH_OFFLINE := $(REPORTS)/bench/offline
+TRAIN_DIR ?= $(BENCH_DATA)/train
+TEST_DIR ?= $(BENCH_DATA)/test
+WEIGHTS ?= imagenet
+MINUTES ?= 10
+# the budget: EPOCHS= or MINUTES= (both on the command line: the benchmark says to give one)
+BENCH_BUDGET = $(if $(EPOCHS),--epochs $(EPOCHS) $(if $(filter command line,$(origin MINUTES)),--minutes $(MINUTES)),--minutes $(MINUTES))
+$(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml lib/data.py lib/bench/folders.py | $(ENV_STAMP)
+	$(PY) -m lib.bench.folders --out $(BENCH_DATA)
+
+bench-quality: $(if $(filter $(BENCH_DATA)/%,$(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## decoder quality for a time or epoch budget on any images -> $(OUT)
+	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
+	$(PY) -m lib.bench.quality --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
+	  $(if $(TRAIN_ON_TEST_COPIES),--train-on-test-copies $(TRAIN_ON_TEST_COPIES),--train-dir $(TRAIN_DIR)) \
+	  --weights $(WEIGHTS) $(BENCH_BUDGET) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
+	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
+
+# make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 vgg16/block2"]: the offline targets in one sweep --
+# bench-quality with random-init encoders on the demo's views for every layer (2.5 h on 2 CPU cores), one JSON
+# per layer (kept while its settings hold: delete one to rerun it), then table.md: decoder vs both baselines
+bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(BENCH_OFFLINE)/table.md
+	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \
+	  --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
+
+# make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
+# predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered
+# copies of the training images: a layer whose colour is not recoverable cannot beat the mean-colour baseline
+# except through layout, and it also measures how much of the layout the layer's cells tell (R^2, train and test)
+# and [INDOMAIN_COPIES=8] the colour readout fitted on recoloured copies of the test images themselves (is the
+# colour in the layer at all, or only not learnable from the training photos?)
+COPIES ?= 8
+bench-colour: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## mean colour and layout a layer's features tell -> $(OUT)
+	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
+	$(PY) -m lib.bench.colour --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
+	  --weights $(WEIGHTS) --copies $(COPIES) $(if $(INDOMAIN_COPIES),--indomain-copies $(INDOMAIN_COPIES)) --out $(OUT)
+
+# make bench-speed OUT=speed.json: pipeline vs naive loop (decode + resize + fp32 encoder every step), 14 layers
+bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per layer -> $(OUT)
+	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
+	$(PY) -m lib.bench.speed --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH))
+
+# make bench-projection OUT=gpu.json [PROFILE=paper] [TFLOPS="25 50 100"]: FLOPs and memory per layer counted
+# from the code at the profile's settings -> minutes at an assumed GPU throughput (a model, not a measurement)
+TFLOPS ?= 25 50 100
+bench-projection: | $(ENV_STAMP) ## GPU time and memory projection for a profile (default paper) -> $(OUT)
+	@test -n "$(OUT)" || { echo "error: set OUT=file.json" >&2; exit 2; }
+	$(PY) -m lib.bench.projection --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),paper) --tflops $(TFLOPS) --out $(OUT)
+
+# make gpu-check OUT=dir, on a machine with a GPU (no network needed): one paper-profile layer end to end on
+# synthetic DIV2K-sized PNGs, bench-speed at the paper's batch and width, and the paper profile projected from it
+gpu-check: | $(ENV_STAMP) ## one paper layer on synthetic data + bench-speed + projection -> $(OUT)/gpu_check.json
+	@test -n "$(OUT)" || { echo "error: set OUT=dir" >&2; exit 2; }
+	$(PY) -m lib.bench.gpu_check --out $(OUT)
+
+.PHONY: bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check

@@ -1,0 +1,125 @@
+"""Image folders as benchmark input: every image resized (shorter side 256, bicubic) and centre-cropped to 224, an
+optional sources.csv naming each image's photo, and the demo's split exported as two such folders:
+
+    python -m lib.bench.folders --out reports/bench/skimage      (writes train/ and test/, each with sources.csv)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as datamod
+from ..io import atomic_path, write_text
+from ..registry import UnknownNameError, check_layer
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+SOURCES_FILE = "sources.csv"  # optional, in an image folder: image file name -> the photo it was cut from
+
+
+class BenchError(ValueError):
+    """Bad benchmark input: the message names it and the fix."""
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files in `folder`, sorted; an error if it is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchError(f"image folder '{folder}' does not exist.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BenchError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'.")
+    return files
+
+
+def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple[list[str], np.ndarray]:
+    """Every image in `folder`: resize shorter side to 256 (bicubic), centre crop 224, uint8 N x 224 x 224 x 3."""
+    files = image_files(folder)
+    crops = [datamod.load_centre_crop(f, resize, crop) for f in files]
+    return [f.name for f in files], np.stack(crops)
+
+
+def image_sources(folder: str | Path, names: list[str]) -> list[str]:
+    """The source photo of each image in `folder`, for intervals that resample whole photos (`lib.stats`): read
+    from its sources.csv (columns image, source; `export_demo` writes one) when present, else each image is its
+    own photo."""
+    path = Path(folder) / SOURCES_FILE
+    if not path.is_file():
+        return list(names)
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    if not {"image", "source"} <= set(table.columns):
+        raise BenchError(f"'{path}' needs the columns image and source, has {', '.join(table.columns)}.")
+    mapping = dict(zip(table["image"].astype(str), table["source"].astype(str)))
+    unlisted = [n for n in names if n not in mapping]
+    if unlisted:
+        raise BenchError(f"'{path}' does not list {len(unlisted)} image(s) of its folder (e.g. {unlisted[0]}): add "
+                         f"them, or delete the file to treat every image as its own photo.")
+    return [mapping[n] for n in names]
+
+
+def check_encoder(arch: str, layer: str, weights: str) -> None:
+    """One clear error for an unknown layer or weights name."""
+    try:
+        check_layer(arch, layer)
+    except UnknownNameError as error:
+        raise BenchError(str(error)) from None
+    if weights not in ("imagenet", "random"):
+        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
+
+
+def images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int, test_copies: int = 0):
+    """(train images then their horizontal flips, test names, test images, extractor). Flips are exact to cache:
+    both orientations are encoded once and reused. With `test_copies` (and no `train_dir`) the training images are
+    that many colour-jittered copies of each test image, one block per copy: the in-domain control."""
+    from ..encoders import build_extractor
+
+    test_names, test_images = load_folder(test_dir)
+    if test_copies:
+        train_images = datamod.colour_copies(test_images, test_copies, np.random.default_rng([seed, 1]))
+    else:
+        _, train_images = load_folder(train_dir)
+    images = np.concatenate([train_images, train_images[:, :, ::-1]])
+    return images, test_names, test_images, build_extractor(arch, [layer], weights, seed)
+
+
+def export_demo(out: Path) -> dict:
+    """The demo's split (by source photo) as image folders: out/train (train + val views) and out/test, each with
+    its sources.csv. Views already there are kept."""
+    from PIL import Image
+
+    from .. import config
+
+    settings = config.resolve("demo")
+    entries = datamod.make_split(settings["data"], settings["seed"])
+    counts = {"train": 0, "test": 0}
+    sources = {"train": [], "test": []}
+    for entry in entries:
+        split = "test" if entry.split == "test" else "train"
+        target = Path(out) / split / f"{entry.image}.png"
+        if not target.exists():
+            with atomic_path(target) as partial:  # an interrupted export leaves no image that looks whole
+                Image.fromarray(datamod.load_view(entry, settings["data"]["resize"])).save(partial)
+        counts[split] += 1
+        sources[split].append(f"{target.name},{entry.source}\n")
+    for split, lines in sources.items():
+        write_text(Path(out) / split / SOURCES_FILE, "image,source\n" + "".join(lines))
+    return counts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.bench.folders",
+                                     description="Write the demo's split (scikit-image views, by source photo) as "
+                                                 "train/ and test/ image folders.")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    counts = export_demo(args.out)
+    print(f"wrote {counts['train']} train and {counts['test']} test views under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Ridge regression in closed form, from per-group sums: the helpers behind the decoders' closed-form start
+(`decoders.ResShuffleDecoder.fit_linear_start`) and the colour readout (`fit_colour`).
+
+Every fit works from the sums Z^T Z, Z^T Y and sum of Y^2 of each group of rows, so the data is read once and
+leave-one-group-out cross-validation costs one solve per group and penalty, never a second pass over the data.
+Z's first column is all ones: the unpenalised intercept. Torch only; nothing here knows about decoders beyond the
+two attributes `fit_colour` sets.
+"""
+from __future__ import annotations
+
+import torch
+
+# Ridge penalties (times the row count) tried for the colour path alone.
+COLOUR_PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def cross_validated_penalty(stats: dict, fit, lambdas) -> tuple[float, dict]:
+    """The ridge penalty with the lowest leave-one-group-out squared error, computed from per-group sums alone, so
+    the data is read once. `stats` maps each group to (Z^T Z, Z^T Y, sum of Y^2) over its rows; `fit(gram, cross,
+    lam)` returns the weight matrix. Returns (penalty, {penalty: held-out error}); with fewer than two groups, the
+    middle penalty and no errors."""
+    if len(stats) < 2:
+        return lambdas[len(lambdas) // 2], {}
+    total_gram = sum(gram for gram, _, _ in stats.values())
+    total_cross = sum(cross for _, cross, _ in stats.values())
+    errors = {lam: sum(squared_error(fit(total_gram - gram, total_cross - cross, lam), gram, cross, target_sq)
+                       for gram, cross, target_sq in stats.values()) for lam in lambdas}
+    return min(errors, key=errors.get), errors
+
+
+def ridge_from_sums(gram: torch.Tensor, cross: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge regression from Z^T Z and Z^T Y, Z's first column all ones (the unpenalised intercept): the data is
+    centred through the sums, and the penalty is `lam` times the row count. Returns (weight, intercept)."""
+    count = gram[0, 0]
+    mean_z, mean_y = gram[0, 1:] / count, cross[0] / count
+    centred = gram[1:, 1:] - count * torch.outer(mean_z, mean_z)
+    centred_cross = cross[1:] - count * torch.outer(mean_z, mean_y)
+    centred.diagonal().add_(lam * count)
+    factor, failed = torch.linalg.cholesky_ex(centred)
+    if failed:  # fewer rows than columns: float32 sums can leave it a rounding error short of definite
+        weight = torch.linalg.lstsq(centred, centred_cross).solution
+    else:
+        weight = torch.cholesky_solve(centred_cross, factor)
+    return weight, mean_y - mean_z @ weight
+
+
+def squared_error(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor, target_sq) -> float:
+    """sum |Z W - Y|^2 over rows, from their sums Z^T Z, Z^T Y and sum of Y^2."""
+    return float((weight * (gram @ weight)).sum() - 2 * (weight * cross).sum() + target_sq)
+
+
+@torch.no_grad()
+def fit_colour(decoder, features: torch.Tensor, mean_colours: torch.Tensor, groups: torch.Tensor,
+               lambdas=COLOUR_PENALTIES, chunk: int = 64) -> float:
+    """Set `decoder`'s global colour path (`decoder.colour`, a 1x1 convolution to 3 channels) to the ridge
+    regression of each image's mean colour (normalised space, N x 3) on its pooled, standardised features
+    (`decoder.pooled`, already fitted), the penalty (times the image count) chosen by cross-validation over
+    `groups` (images of one photo share a group, so no photo is scored by a model that saw it). Returns the penalty.
+
+    A probe of what pooled features say about colour (`make bench-colour`): decoders themselves start from
+    `ResShuffleDecoder.fit_linear_start`, which fits this path jointly with the linear one.
+    """
+    pooled = torch.cat([decoder.pooled(features[s : s + chunk]).flatten(1) for s in range(0, len(features), chunk)])
+    z = torch.cat([torch.ones(len(pooled), 1), pooled], 1).double()  # intercept column first
+    y = mean_colours.double()
+    stats = {fold: (z[groups == fold].T @ z[groups == fold], z[groups == fold].T @ y[groups == fold],
+                    (y[groups == fold] ** 2).sum()) for fold in groups.unique().tolist()}
+
+    def fit(gram, cross, lam):
+        weight, bias = ridge_from_sums(gram, cross, lam)
+        return torch.cat([bias[None], weight])
+
+    best, _ = cross_validated_penalty(stats, fit, lambdas)
+    full = fit(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), best)
+    weight, bias = full[1:], full[0]
+    decoder.colour.weight.copy_(weight.T.reshape_as(decoder.colour.weight))
+    decoder.colour.bias.copy_(bias)
+    return best

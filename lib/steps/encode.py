@@ -1,0 +1,67 @@
+"""Step encode: one frozen-encoder pass over every image gives all of an architecture's layers; fp16 on disk."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from .. import data as datamod
+from .. import plan as planmod
+from ..encoders import WeightsError, build_extractor
+from ..io import save_torch, write_json
+from .data import load_store
+
+
+def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
+    from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
+
+    plan = planmod.load(root)
+    encoder = plan.encoder(arch)
+    layers = list(plan.architectures[arch]["layers"])
+    store = load_store(plan.paths)
+    extractor = build_extractor(arch, layers, encoder["weights"], encoder["seed"], encoder["weights_file"])
+    crop = store["crop"]
+    chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    started = time.perf_counter()
+    count = len(store["images"])
+    for start in tqdm(range(0, count, batch_size), desc=f"encode {arch}", disable=not progress):
+        batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
+        for layer, value in extractor(datamod.normalise(batch)).items():
+            chunks[layer].append(value)
+    for layer in layers:
+        tensor = torch.cat(chunks[layer])
+        if tensor.abs().max() < 6e4:  # fp16 on disk halves the cache; kept fp32 if it would overflow
+            tensor = tensor.half()
+        save_torch({"features": tensor, "names": store["names"], "splits": store["splits"]}, plan.paths.features(arch, layer))
+    done = {"arch": arch, "layers": layers, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
+            "images": count, "seconds": time.perf_counter() - started}
+    write_json(plan.paths.features_done(arch), done)
+    return done
+
+
+def load_features(paths, arch: str, layer: str) -> tuple[dict, dict]:
+    """(features file, encoder record) of one layer, or one error naming the make target."""
+    done = json.loads(planmod.require(paths.features_done(arch), "encode").read_text())
+    return torch.load(planmod.require(paths.features(arch, layer), "encode"), weights_only=False), done
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.steps.encode", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
+    parser.add_argument("--arch", required=True)
+    args = parser.parse_args(argv)
+    try:
+        done = run(args.root, args.arch)
+    except (planmod.MissingInputError, datamod.DataError, WeightsError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.arch}: encoded {done['images']} images for {', '.join(done['layers'])} "
+          f"in {done['seconds']:.0f}s ({done['weights']} weights)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

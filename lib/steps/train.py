@@ -1,0 +1,67 @@
+"""Step train: a decoder for one layer, trained on the cached features of the training split through the one
+training loop (`lib.training.fit_decoder`), validated on the validation split every epoch."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import data as datamod
+from .. import plan as planmod
+from ..encoders import WeightsError, build_extractor, encode_images, layer_encoder, torchvision_weights
+from ..io import save_torch, write_bytes
+from ..registry import ALEXNET_WEIGHTS_FILE
+from ..training import OnlineAugmentation, closed_form_paths, contiguous_groups, fit_decoder
+from .data import load_store, split_indices
+from .encode import load_features
+
+
+def perceptual_loss():
+    """The optional LPIPS training loss: real AlexNet weights (cached or downloadable) or one clear error."""
+    from ..metrics import PerceptualLoss
+
+    try:
+        state, _ = torchvision_weights(ALEXNET_WEIGHTS_FILE, "imagenet")
+    except WeightsError as error:
+        raise WeightsError(f"perceptual_weight > 0 trains with LPIPS, which needs AlexNet's ImageNet weights: {error} "
+                           "Or set perceptual_weight: 0 (MSE only).") from None
+    return PerceptualLoss(state)
+
+
+def run(root, arch: str, layer: str, progress: bool = True) -> dict:
+    plan = planmod.load(root)
+    settings = plan.layer(arch, layer)
+    store = load_store(plan.paths)
+    feats, encoder = load_features(plan.paths, arch, layer)
+    train_i, val_i = split_indices(store, "train"), split_indices(store, "val")
+    crops = datamod.centre_crops(store, store["crop"])
+    x = feats["features"]
+    out = plan.paths.layer_dir(arch, layer)
+    out.mkdir(parents=True, exist_ok=True)
+    augmentation, extractor = None, None
+    if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
+        weights = plan.encoder(arch)
+        extractor = build_extractor(arch, [layer], weights["weights"], settings["seed"], weights["weights_file"])
+    if settings["augment"]:
+        augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
+    train_x, train_crops, groups = x[train_i], crops[train_i], None
+    if settings["colour_copies"]:  # colour-jittered copies of the training images, encoded once for this layer
+        copies = datamod.colour_copies(train_crops, settings["colour_copies"], np.random.default_rng(settings["seed"]))
+        train_x = torch.cat([train_x.float(), encode_images(extractor, layer, copies)])
+        train_crops = np.concatenate([train_crops, copies])
+        groups = contiguous_groups(len(train_i)).repeat(settings["colour_copies"] + 1)
+    perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
+    resume_file = out / "training_state.pt"  # per-epoch state: a killed run continues from here
+    fit = fit_decoder(settings, train_x, train_crops, x[val_i], crops[val_i], progress=progress, resume_file=resume_file,
+                      augmentation=augmentation, perceptual=perceptual, groups=groups,
+                      encode=layer_encoder(extractor, layer) if extractor else None)
+    info = {**fit.info, "feature_shape": list(x.shape[1:]), "train_images": len(train_x),
+            "closed_form_paths": closed_form_paths(fit.decoder)}
+    checkpoint = {"state_dict": fit.decoder.state_dict(), "settings": settings, "weights": encoder["weights"],
+                  "weights_detail": encoder["weights_detail"], "encode_seconds": encoder["seconds"], **info}
+    save_torch(checkpoint, out / "decoder.pt")
+    write_bytes(out / "history.csv", fit.history.to_csv(index=False).encode())
+    resume_file.unlink(missing_ok=True)  # finished: the checkpoint above is the result
+    print(f"{arch} {layer}: {settings['decoder']} decoder, {info['decoder_params']:,} params, "
+          f"{len(fit.history)} epochs in {info['train_seconds']:.0f}s, kept epoch {info['best_epoch']} "
+          f"({settings['checkpoint']}: val MSE {info['best_val_loss']:.4f}), {encoder['weights']} weights")
+    return {"decoder": fit.decoder, "history": fit.history, "settings": settings, **info}

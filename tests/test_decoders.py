@@ -1,0 +1,192 @@
+"""The decoders (lib/decoders.py) and the closed-form ridge helpers behind their start (lib/ridge.py)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lib import decoders, ridge
+
+
+def _sums(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Z^T Z, Z^T Y, sum of Y^2) with an intercept column of ones put first in Z."""
+    z = torch.cat([torch.ones(len(z), 1, dtype=z.dtype), z], 1)
+    return z.T @ z, z.T @ y, (y**2).sum()
+
+
+def test_ridge_from_sums_recovers_a_linear_map_and_its_intercept():
+    x = torch.randn(200, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weight = torch.tensor([[2.0, -1.0], [0.5, 3.0], [-1.0, 0.0]], dtype=torch.float64)
+    intercept = torch.tensor([1.5, -2.0], dtype=torch.float64)
+    gram, cross, _ = _sums(x, x @ weight + intercept)
+    fitted, fitted_intercept = ridge.ridge_from_sums(gram, cross, 0.0)
+    torch.testing.assert_close(fitted, weight, atol=1e-9, rtol=0)
+    torch.testing.assert_close(fitted_intercept, intercept, atol=1e-9, rtol=0)
+    # the intercept is never penalised: a huge penalty leaves the mean target and (nearly) no slope
+    shrunk, mean = ridge.ridge_from_sums(gram, cross, 1e9)
+    assert shrunk.abs().max() < 1e-6
+    torch.testing.assert_close(mean, (x @ weight + intercept).mean(0), atol=1e-6, rtol=0)
+
+
+def test_squared_error_from_sums_is_the_residual_sum_of_squares():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 4, generator=generator, dtype=torch.float64)
+    y = torch.randn(50, 2, generator=generator, dtype=torch.float64)
+    w = torch.randn(5, 2, generator=generator, dtype=torch.float64)  # intercept row first
+    direct = float(((torch.cat([torch.ones(50, 1, dtype=x.dtype), x], 1) @ w - y) ** 2).sum())
+    assert ridge.squared_error(w, *_sums(x, y)) == pytest.approx(direct, rel=1e-10)
+
+
+def _fit(gram, cross, lam):
+    weight, intercept = ridge.ridge_from_sums(gram, cross, lam)
+    return torch.cat([intercept[None], weight])
+
+
+@pytest.mark.parametrize("signal, expected", [(1.0, 1e-5), (0.0, 1.0)])
+def test_cross_validated_penalty_picks_from_its_candidates(signal, expected):
+    """Noise-free targets: the smallest penalty wins; targets unrelated to the inputs: the largest."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(80, 6, generator=generator, dtype=torch.float64)
+    y = signal * (x @ torch.randn(6, 3, generator=generator, dtype=torch.float64)) \
+        + (1 - signal) * torch.randn(80, 3, generator=generator, dtype=torch.float64)
+    groups = torch.arange(80) // 20
+    stats = {g: _sums(x[groups == g], y[groups == g]) for g in range(4)}
+    penalty, errors = ridge.cross_validated_penalty(stats, _fit, ridge.COLOUR_PENALTIES)
+    assert penalty == expected
+    assert set(errors) == set(ridge.COLOUR_PENALTIES) and errors[penalty] == min(errors.values())
+    # one group cannot be cross-validated: the middle candidate, no errors
+    assert ridge.cross_validated_penalty({0: stats[0]}, _fit, (1e-3, 1e-2, 1e-1)) == (1e-2, {})
+
+
+@pytest.mark.parametrize("name", ["resshuffle", "simple", "attention"])
+@pytest.mark.parametrize("shape", [(64, 56, 56), (64, 112, 112), (512, 7, 7), (768, 14, 14)])
+def test_decoders_output_the_image_shape(name, shape):
+    decoder = decoders.build_decoder(name, shape[0], shape[1], width=32)
+    out = decoder(torch.randn(2, *shape))
+    assert out.shape == (2, 3, 224, 224)
+    assert decoders.count_parameters(decoder) > 0
+
+
+def test_feature_standardisation_uses_training_statistics():
+    features = torch.randn(10, 4, 7, 7) * torch.tensor([1.0, 10.0, 100.0, 0.1]).view(1, 4, 1, 1) + 5
+    layer = decoders.FeatureStandardise(4)
+    layer.fit(features)
+    out = layer(features)
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)
+
+
+def test_colour_path_is_fitted_in_closed_form_and_is_the_untrained_coarse_decoder():
+    torch.manual_seed(0)
+    features = torch.rand(24, 16, 7, 7)
+    mixing = torch.randn(16, 3)
+    colours = features.mean(dim=(2, 3)) @ mixing  # each image's colour: linear in its pooled features
+    decoder = decoders.build_decoder("resshuffle", 16, 7, width=32)
+    for module in decoder.modules():
+        if isinstance(module, decoders.FeatureStandardise):
+            module.fit(features)
+    penalty = ridge.fit_colour(decoder, features, colours, torch.arange(24) // 6)
+    assert penalty <= 0.01  # noise-free data: cross-validation picks (nearly) no penalty
+    out = decoder.eval()(features)
+    # spatial paths start at zero: the output is each image's predicted colour, everywhere
+    torch.testing.assert_close(out, colours.view(24, 3, 1, 1).expand_as(out), atol=0.05 * colours.std().item(), rtol=0)
+
+
+@pytest.mark.parametrize("max_dims", [6144, 200])  # 3x3 neighbourhood, or only its centre when that is too wide
+def test_linear_start_is_a_closed_form_inverse_of_features_that_hold_the_image(max_dims):
+    """Features holding each cell's 4x4 sub-block means (plus noise channels): the fitted, untrained decoder
+    outputs those block means, bilinearly upsampled, up to rounding and the cross-validated penalty."""
+    from lib.data import normalise
+    from lib.training import contiguous_groups
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, (16, 28, 28, 3)).astype(np.float32)
+    images = np.stack([np.asarray(Image.fromarray(c.astype(np.uint8)).resize((224, 224), Image.BICUBIC)) for c in coarse])
+    block_means = torch.nn.functional.adaptive_avg_pool2d(normalise(images), 56)
+    held = torch.nn.functional.pixel_unshuffle(block_means, 4)  # 48 channels at 14x14
+    torch.manual_seed(0)
+    features = torch.cat([held, torch.randn(16, 16, 14, 14)], 1)
+    decoder = decoders.build_decoder("resshuffle", 64, 14, width=32)
+    for module in decoder.modules():
+        if isinstance(module, decoders.FeatureStandardise):
+            module.fit(features)
+    info = decoder.fit_linear_start(features, images, contiguous_groups(16), max_dims=max_dims)
+    assert info["kernel"] == (3 if max_dims > 1000 else 1) and info["rows"] == 16 * 14 * 14
+    assert info["penalty"] <= 1e-3  # noise-free data: cross-validation picks (nearly) no penalty
+    with torch.no_grad():
+        out = decoder.eval()(features)
+    expected = torch.nn.functional.interpolate(block_means, size=224, mode="bilinear", align_corners=False)
+    error = (out - expected).pow(2).mean() / expected.var()
+    assert error < 1e-3, error
+
+
+def test_linear_start_survives_fewer_cells_than_design_columns():
+    """196 grid cells against a 513-column design, as in the tiny profile: no error, finite paths."""
+    from lib.training import contiguous_groups
+
+    torch.manual_seed(0)
+    features = torch.rand(4, 256, 7, 7) ** 3  # post-ReLU-like, non-negative
+    images = np.random.default_rng(0).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+    decoder = decoders.build_decoder("resshuffle", 256, 7, width=32)
+    for module in decoder.modules():
+        if isinstance(module, decoders.FeatureStandardise):
+            module.fit(features)
+    decoder.fit_linear_start(features, images, contiguous_groups(4))
+    assert all(torch.isfinite(p).all() for p in decoder.parameters())
+    assert torch.isfinite(decoder.eval()(features)).all()
+
+
+def _linear_encoder(channels: int, grid: int, seed: int = 0):
+    """A stand-in for a frozen layer: cell means of the image, mixed into `channels` by a fixed random matrix."""
+    mix = torch.randn(channels, 3, generator=torch.Generator().manual_seed(seed))
+    return lambda image: torch.einsum("ck,nkhw->nchw", mix, torch.nn.functional.adaptive_avg_pool2d(image, grid))
+
+
+@pytest.mark.parametrize("shape", [(64, 56, 56), (64, 112, 112), (512, 7, 7), (768, 14, 14)])
+def test_feedback_decoder_starts_as_its_base_and_feeds_back_the_encoders_residual(shape):
+    from lib.training import feedback_inputs
+
+    torch.manual_seed(0)
+    channels, grid = shape[0], shape[1]
+    base = decoders.build_decoder("resshuffle", channels, grid, width=32).eval()
+    decoder = decoders.FeedbackDecoder(base, channels, grid, stages=2).eval()
+    features = torch.randn(2, *shape)
+    with pytest.raises(RuntimeError, match="needs its encoder: call attach"):
+        decoder(features)
+    encode = _linear_encoder(channels, grid)
+    decoder.attach(encode)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder(features), base(features))  # refiners start as the identity
+        images, residuals = feedback_inputs(decoder, 0, features)
+        torch.testing.assert_close(images, base(features))
+        torch.testing.assert_close(residuals, encode(images) - features)
+        # once the first refiner has learnt something, the next stage's inputs follow from the last ones alone
+        torch.nn.init.normal_(decoder.refiners[0].body[-2].weight, std=0.01)
+        again = feedback_inputs(decoder, 1, features)
+        onward = feedback_inputs(decoder, 1, features, previous=(images, residuals))
+        torch.testing.assert_close(onward, again)
+        assert not torch.allclose(again[0], images)
+    # the encoder is attached, not owned: the checkpoint holds the decoder's weights only
+    assert all(key.startswith(("base.", "refiners.")) for key in decoder.state_dict())
+
+
+def test_a_feedback_stage_learns_to_correct_its_base():
+    from lib.training import feedback_inputs, train_loop
+
+    torch.manual_seed(0)
+    channels, grid = 16, 56
+    encode = _linear_encoder(channels, grid)
+    smooth = torch.nn.functional.interpolate(torch.randn(16, 3, 14, 14), size=224, mode="bilinear", align_corners=False)
+    features = encode(smooth)
+    decoder = decoders.FeedbackDecoder(decoders.build_decoder("resshuffle", channels, grid, width=16), channels, grid, 1)
+    decoder.attach(encode).eval()
+    current, residuals = feedback_inputs(decoder, 0, features)
+    refiner = decoder.refiners[0]
+    refiner.features.fit(features), refiner.residual.fit(residuals)
+    before = float(torch.nn.functional.mse_loss(current, smooth))
+    loop = train_loop(refiner, lambda index: ((features[index], residuals[index], current[index]), smooth[index]),
+                      len(features), lr=2e-3, batch_size=4, generator=torch.Generator().manual_seed(0),
+                      epochs=5)  # a step count, not a clock: load-proof
+    with torch.no_grad():
+        after = float(torch.nn.functional.mse_loss(decoder(features), smooth))
+    assert loop.steps == 20 and loop.epochs == 5 and not refiner.training
+    assert after < 0.5 * before, (before, after)
