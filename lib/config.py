@@ -109,7 +109,8 @@ def _check_value(where: str, key: str, value: Any, field: Field) -> Any:
                     or not isinstance(spec["sha256"], str) or len(spec["sha256"]) != 64:
                 raise ProfileError(f"{where}: '{key}' entry '{name}' must be {{bytes: <int>, sha256: <64 hex digits>}}.")
     if field.minimum is not None and value < field.minimum:
-        bound = "a positive integer" if kind is int and field.minimum == 1 else f"at least {field.minimum:g}"
+        bound = ("a positive integer" if kind is int and field.minimum == 1 else "non-negative" if field.minimum == 0
+                 else f"at least {field.minimum:g}")
         raise ProfileError(f"{where}: '{key}' must be {bound}, got {value}.")
     return value
 

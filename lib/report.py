@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import ARCH_LABELS
+from .io import atomic_path, write_text
 
 # The study being reproduced: PSNR, SSIM, LPIPS (mean, std), train minutes, decoder params.
 PUBLISHED = pd.DataFrame(
@@ -329,12 +330,11 @@ def random_control_findings(summary: pd.DataFrame) -> list[str]:
 
 def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]:
     """`make bench-offline`'s table.json (random-init encoders on the demo's views, a fixed CPU budget per layer) as a
-    table and sentences read from it; (None, [why not]) when it has not been run under this reports root."""
+    table and sentences read from it; (None, [why not]) when it has not been run under this reports root. Its rows
+    carry the quality records' fields and the labels shown here (`lib/bench/offline.py` writes both)."""
     table_file = Path(table_file)
     if not table_file.is_file():
         return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
-    from .bench import feature_errors_label, margins_label, matching_label, targets_label  # lazily: bench pulls in torch
-
     table = json.loads(table_file.read_text())
     if not table["rows"]:
         return None, [f"No layer measured yet at these settings (`{table_file}`); not measured: {', '.join(table['missing'])}."]
@@ -342,57 +342,54 @@ def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]
     frame = pd.DataFrame(
         {
             "layer": rows["arch"].map(label) + " " + rows["layer"],
-            "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr"], rows["psnr_std"])],
-            "mean-colour PSNR": rows["mean_colour_psnr"].round(2),
-            "thumbnail PSNR": rows["thumbnail_psnr"].round(2),
-            "held to": rows["targets"].map(targets_label),
-            "margin (dB) [95% interval]": [margins_label(m, i) for m, i in zip(
-                rows["margin_db"], rows.get("margin_interval", pd.Series([None] * len(rows))))],
+            "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr_mean"], rows["psnr_std"])],
+            "mean-colour PSNR": rows["baseline_mean_colour_psnr"].round(2),
+            "thumbnail PSNR": rows["baseline_thumbnail_psnr"].round(2),
+            "held to": rows["targets_label"],
+            "margin (dB) [95% interval]": rows["margins_label"],
             "met": rows["met"].map({True: "yes", False: "no"}),
-            "ε decoder / thumbnail / colour": rows.get("feature_error", pd.Series([None] * len(rows)))
-                .map(feature_errors_label),
+            "ε decoder / thumbnail / colour": rows["feature_errors_label"],
             "colour copies": rows["colour_copies"],
-            "closed-form paths": rows.get("closed_form_paths", pd.Series(["—"] * len(rows))).fillna("—"),
-            "feedback stages": rows.get("feedback", pd.Series([0] * len(rows))).fillna(0).astype(int),
-            # tables written before feature matching existed have neither column
-            "matching steps (decoder alone)": [matching_label(r) for r in (
-                rows.reindex(columns=["match_steps", "decoder_psnr"]).fillna(0).to_dict("records"))],
+            "closed-form paths": rows["closed_form_paths"],
+            "feedback stages": rows["feedback"],
+            "matching steps (decoder alone)": rows["matching_label"],
             "epochs": rows["epochs"],
             "commit": rows["git_commit"].str[:10],
         }
     ).set_index("layer")
-    settings = table.get("settings", {})
+    settings = table["settings"]
     lines = [f"{table['met']} of {table['layers']} layers measured meet their targets "
-             f"({settings.get('minutes', '?')} minutes of training per layer, {settings.get('train_images', '?')} training "
-             f"and {settings.get('test_images', '?')} test images, random-init encoders)."]
-    for _, r in rows[~rows["met"]].iterrows():
-        missed = [t for t, m in r["margin_db"].items() if m <= 0]
-        short = [f"its {t.replace('_', ' ')} by {-r['margin_db'][t]:.2f} dB" for t in missed]
+             f"({settings['minutes']:g} minutes of training per layer, {settings['train_images']} training "
+             f"and {settings['test_images']} test images, random-init encoders)."]
+    for r in table["rows"]:
+        if r["met"]:
+            continue
+        missed = [t for t in r["targets"] if r[f"psnr_minus_{t}"] <= 0]
+        short = [f"its {t.replace('_', ' ')} by {-r[f'psnr_minus_{t}']:.2f} dB" for t in missed]
         line = f"{label(r['arch'])} {r['layer']} misses {' and '.join(short)}"
-        errors = r.get("feature_error")
-        if isinstance(errors, dict):  # what the layer itself says about the reconstruction and the baseline it trails
-            views = [f"{'closer to' if errors['decoder'] < errors[t] else 'farther from'} the original than the "
-                     f"{t.replace('_', ' ')} ({errors['decoder']:.3f} vs {errors[t]:.3f})" for t in missed]
+        if r["feature_error_mean"] is not None:  # what the layer itself says of the reconstruction and the baseline
+            ours = r["feature_error_mean"]
+            views = [f"{'closer to' if ours < r[f'baseline_{t}_feature_error'] else 'farther from'} the original than "
+                     f"the {t.replace('_', ' ')} ({ours:.3f} vs {r[f'baseline_{t}_feature_error']:.3f})" for t in missed]
             line += f"; in the layer's own features its reconstruction lies {' and '.join(views)}"
         lines.append(line + ".")
-    margin = rows["psnr"] - rows["mean_colour_psnr"]
+    margin = rows["psnr_minus_mean_colour"]
     if len(rows) > 1:
         low, high = rows.loc[margin.idxmin()], rows.loc[margin.idxmax()]
         lines.append(f"Margin over the mean colour: from {margin.min():+.2f} dB ({label(low['arch'])} {low['layer']}) "
                      f"to {margin.max():+.2f} dB ({label(high['arch'])} {high['layer']}).")
-    intervals = [(r, t, i) for r in table["rows"] if isinstance(r.get("margin_interval"), dict)
-                 for t, i in r["margin_interval"].items()]
-    if intervals:
-        from .stats import verdict
+    from .stats import verdict
 
-        clear = sum(verdict(*i) == "above" for _, _, i in intervals)
-        sources = sorted({int(r["test_sources"]) for r, _, _ in intervals if r.get("test_sources")})
-        unclear = [f"{label(r['arch'])} {r['layer']} vs its {t.replace('_', ' ')}" for r, t, i in intervals
-                   if verdict(*i) == "unclear"]
-        not_clear = f"; not clear: {', '.join(unclear)}." if unclear else "."
-        lines.append(f"{clear} of {len(intervals)} margins have a 95% interval above zero (bootstrap over the "
-                     f"{'/'.join(map(str, sources))} test photos){not_clear}")
-    if table.get("missing"):
+    intervals = [(r, t, (r[f"psnr_minus_{t}_ci_low"], r[f"psnr_minus_{t}_ci_high"])) for r in table["rows"]
+                 for t in r["targets"]]
+    clear = sum(verdict(*i) == "above" for _, _, i in intervals)
+    sources = sorted({int(r["test_sources"]) for r in table["rows"]})
+    unclear = [f"{label(r['arch'])} {r['layer']} vs its {t.replace('_', ' ')}" for r, t, i in intervals
+               if verdict(*i) == "unclear"]
+    not_clear = f"; not clear: {', '.join(unclear)}." if unclear else "."
+    lines.append(f"{clear} of {len(intervals)} margins have a 95% interval above zero (bootstrap over the "
+                 f"{'/'.join(map(str, sources))} test photos){not_clear}")
+    if table["missing"]:
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
     return frame, lines
 
@@ -565,11 +562,7 @@ def render_html(notebook: Path, html: Path) -> Path:
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"colab", "parameters", "injected-parameters"}), enabled=True)
     body, _ = exporter.from_notebook_node(book)
     body = body.replace("</head>", REPORT_CSS + "</head>", 1)
-    html = Path(html)
-    tmp = html.with_name(f".{html.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(html)
-    return html
+    return write_text(html, body)
 
 
 def find_chromium() -> str:
@@ -586,8 +579,7 @@ def find_chromium() -> str:
 def render_pdf(html: Path, pdf: Path, timeout: int = 180) -> Path:
     """HTML -> PDF with a system Chromium, headless, offline; MathJax gets time to typeset first."""
     html, pdf = Path(html).resolve(), Path(pdf).resolve()
-    tmp = pdf.with_name(f".{pdf.stem}.tmp.pdf")
-    with tempfile.TemporaryDirectory() as profile_dir:
+    with atomic_path(pdf) as tmp, tempfile.TemporaryDirectory() as profile_dir:
         command = [
             find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -595,10 +587,8 @@ def render_pdf(html: Path, pdf: Path, timeout: int = 180) -> Path:
             f"--print-to-pdf={tmp}", html.as_uri(),
         ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"Chromium could not print {html} (exit {done.returncode}): {done.stderr[-2000:]}")
-    tmp.replace(pdf)
+        if done.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+            raise RuntimeError(f"Chromium could not print {html} (exit {done.returncode}): {done.stderr[-2000:]}")
     return pdf
 
 

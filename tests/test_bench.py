@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lib import ROOT, bench, data, matching, report
+from lib import ROOT, data, matching, report
+from lib.bench import colour, folders, offline, quality, speed
 from lib.registry import check_layer
 
 
@@ -24,55 +25,109 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     done = subprocess.run(
         ["make", "--no-print-directory", "bench-quality", "ARCH=vgg16", "LAYER=block5", f"TRAIN_DIR={tmp_path / 'train'}",
          f"TEST_DIR={tmp_path / 'test'}", "WEIGHTS=random", "MINUTES=1", "BATCH_SIZE=4", "COLOUR_COPIES=1", "FEEDBACK=1", f"OUT={out}"],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
-    for key in ("arch", "layer", "weights", "train_images", "test_images", "seconds", "epochs", "psnr_mean", "psnr_std",
-                "ssim_mean", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr"):
+    for key in ("schema_version", "arch", "layer", "weights", "train_images", "test_images", "train_seconds", "epochs",
+                "psnr_mean", "psnr_std", "ssim_mean", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr"):
         assert key in result, key
     assert (result["arch"], result["layer"], result["weights"]) == ("vgg16", "block5", "random")
     assert (result["train_images"], result["test_images"]) == (6, 3) and result["epochs"] >= 1
     assert result["batch_size"] == 4 and result["colour_copies"] == 1
     # the budget is shared by the decoder and its feedback stage, and both train
     assert result["feedback"] == 1 and len(result["feedback_epochs"]) == 1 and result["feedback_epochs"][0] >= 1
-    # the budget covers the closed-form start (vgg16 block5 is 7x7: it has one), and its paths stay as fitted
-    assert result["closed_form_paths"] == "fixed"
-    assert 0 < result["fit_seconds"] <= result["seconds"] and 55 <= result["seconds"] < 120 and 3 < result["psnr_mean"] < 60
+    # the budget is recorded and covers the closed-form start (vgg16 block5 is 7x7: it has one), whose paths stay as
+    # fitted
+    assert result["closed_form_paths"] == "fixed" and result["minutes"] == 1
+    assert 0 < result["fit_seconds"] <= result["train_seconds"] and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights): PSNR" in done.stdout and "(95% intervals over 3 test photos)" in done.stdout
     # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
     assert 0 < result["baseline_thumbnail_feature_error"] < result["baseline_mean_colour_feature_error"]
-    assert result["feature_error"] > 0
-    assert result["minutes"] == 1 and len(result["provenance"]["git_commit"]) >= 7
+    assert result["feature_error_mean"] > 0
+    assert len(result["provenance"]["git_commit"]) >= 7
     # no sources.csv: each test image is its own photo; margins paired by image, with intervals around them
     assert result["test_sources"] == 3
     for baseline in ("mean_colour", "thumbnail"):
         assert result[f"psnr_minus_{baseline}"] == pytest.approx(result["psnr_mean"] - result[f"baseline_{baseline}_psnr"])
         assert result[f"psnr_minus_{baseline}_ci_low"] <= result[f"psnr_minus_{baseline}"] <= result[f"psnr_minus_{baseline}_ci_high"]
-        assert set(result[f"per_image_baseline_{baseline}_psnr"]) == set(result["per_image_psnr"])
+    # every image's scores, by column: the evaluation's per-image table
+    names = {p.name for p in folders.image_files(tmp_path / "test")}
+    per_image = result["per_image"]
+    assert {"psnr", "ssim", "decoder_psnr", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr"} <= set(per_image)
+    assert all(set(column) == names for column in per_image.values())
+    assert np.mean(list(per_image["psnr"].values())) == pytest.approx(result["psnr_mean"])
+    assert set(per_image["lpips"].values()) == {None}  # not computed: null, never NaN
+
+
+def _evaluation_record_fields() -> set:
+    """The fields `lib.evaluation.result_record` writes, from a stand-in fit and evaluation."""
+    import pandas as pd
+
+    from lib.evaluation import BASELINES, METRICS, Evaluation, result_record
+
+    per_image = pd.DataFrame({"image": ["a.png"], **{name: [1.0] for name in METRICS + BASELINES}})
+    fit = {"feature_shape": [512, 7, 7], "decoder_params": 1, "closed_form_paths": "fixed", "train_images": 2,
+           "batch_size": 2, "epochs": 1, "steps": 1, "feedback": 0, "feedback_epochs": [], "best_epoch": 0,
+           "start_val_loss": float("nan"), "best_val_loss": float("nan"), "train_seconds": 1.0, "fit_seconds": 0.5,
+           "device": "cpu"}
+    encoder = {"weights": "random", "weights_detail": "", "encode_seconds": 1.0}
+    return set(result_record("resnet34", "layer4", {"decoder": "resshuffle", "width": 8}, fit, encoder,
+                             Evaluation(per_image, None, None, 0, 0.0)))
+
+
+def test_quality_with_an_epoch_budget_is_deterministic_and_writes_the_result_schema(tmp_path):
+    from lib.evaluation import SCHEMA_VERSION
+
+    write_images(tmp_path / "train", 4)
+    write_images(tmp_path / "test", 2, seed=1)
+
+    def run():
+        return quality.quality("resnet34", "layer4", tmp_path / "train", tmp_path / "test", "random", epochs=1,
+                               width=32, batch_size=4, feedback=1, progress=False)
+
+    first, second = run(), run()
+    assert first["psnr_mean"] == second["psnr_mean"] and first["per_image"] == second["per_image"]
+    assert (first["epochs"], first["feedback_epochs"], first["minutes"]) == (1, [1], None)
+    # the study's record (the evaluate step's summary.json), plus the benchmark's own fields
+    assert first["schema_version"] == SCHEMA_VERSION
+    assert _evaluation_record_fields() <= set(first), _evaluation_record_fields() - set(first)
+    assert {"match_requested", "train_on_test_copies", "test_sources", "psnr_ci_low", "psnr_minus_mean_colour_ci_high",
+            "wins_vs_thumbnail", "per_image"} <= set(first)
+    # the CLI: an epoch budget, printed and written; a budget of both kinds is refused
+    out = tmp_path / "q.json"
+    assert quality.main(["--arch", "resnet34", "--layer", "layer4", "--train-dir", str(tmp_path / "train"),
+                         "--test-dir", str(tmp_path / "test"), "--weights", "random", "--epochs", "1", "--width", "32",
+                         "--batch-size", "4", "--feedback", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["psnr_mean"] == pytest.approx(first["psnr_mean"], abs=1e-4)
+    with pytest.raises(SystemExit):
+        quality.main(["--arch", "resnet34", "--layer", "layer4", "--test-dir", "x", "--out", "y", "--epochs", "1",
+                      "--minutes", "1"])
 
 
 def _fake_quality(calls):
-    """Stands in for `quality` in the offline sweep: a score that differs by layer, baselines fixed."""
+    """Stands in for `quality` in the offline sweep: a complete record whose score differs by layer, baselines fixed."""
+    from lib.evaluation import SCHEMA_VERSION
+
     def run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=0):
         calls.append((arch, layer, weights, minutes, colour_copies))
         psnr = {"layer1": 29.0, "layer4": 17.0, "block2": 27.0}.get(layer, 20.0)
-        # feature errors as rows measured since the control exist, except vgg16 block1's (measured before it)
-        errors = {} if layer == "block1" else {"feature_error": 0.2, "baseline_thumbnail_feature_error": 0.25,
-                                               "baseline_mean_colour_feature_error": 0.1 if layer == "layer4" else 0.5}
-        # vgg16 block1 also predates the feedback stages: its JSON has no `feedback`
-        feedback = {} if layer == "block1" else {"feedback": bench.FEEDBACK_STAGES}
-        # feature matching ran where the grid is fine enough, as in `quality`
-        fine = matching.applies(check_layer(arch, layer)[1])
-        match = ({"match_steps": bench.MATCH_STEPS, "decoder_psnr_mean": psnr - 0.5,
-                  "match_levels": [list(level) for level in matching.LEVELS]} if fine else {"match_steps": 0})
-        # intervals over the test photos, as `quality` writes them (rows named block1, measured before them: none)
-        intervals = {} if layer == "block1" else {
-            "test_sources": 1, **{f"psnr_minus_{b}_ci_{end}": psnr - base + shift for b, base in
-                                  (("mean_colour", 17.87), ("thumbnail", 28.39)) for end, shift in (("low", -1), ("high", 1))}}
-        # layer4 is measured since the closed-form paths stay fixed; the other rows predate that field
-        paths = {"closed_form_paths": "fixed"} if layer == "layer4" else {}
-        return {**errors, **feedback, **match, **intervals, **paths, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes, "colour_copies": colour_copies,
-                "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5,
-                "baseline_mean_colour_psnr": 17.87, "baseline_thumbnail_psnr": 28.39, "epochs": 3, "seconds": 60.0}
+        grid = check_layer(arch, layer)[1]
+        match = matching.steps_at(grid, quality.MATCH_STEPS)  # feature matching where the grid is fine enough
+        baselines = {"mean_colour": 17.87, "thumbnail": 28.39}
+        return {
+            "schema_version": SCHEMA_VERSION, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes,
+            "colour_copies": colour_copies, "train_images": 2, "test_images": 1, "psnr_mean": psnr, "psnr_std": 1.0,
+            "ssim_mean": 0.5, "psnr_ci_low": psnr - 1, "psnr_ci_high": psnr + 1, "test_sources": 1,
+            **{f"baseline_{b}_psnr": value for b, value in baselines.items()},
+            # intervals over the test photos, as `quality` writes them
+            **{f"psnr_minus_{b}{end}": psnr - value + shift for b, value in baselines.items()
+               for end, shift in (("", 0), ("_ci_low", -1), ("_ci_high", 1))},
+            "feature_error_mean": 0.2, "baseline_thumbnail_feature_error": 0.25,
+            "baseline_mean_colour_feature_error": 0.1 if layer == "layer4" else 0.5,
+            "closed_form_paths": "fixed" if grid <= 28 else "none", "feedback": quality.FEEDBACK_STAGES,
+            "match_steps": match, "match_levels": matching.levels_record(match),
+            "decoder_psnr_mean": psnr - 0.5 if match else psnr, "epochs": 3, "train_seconds": 60.0,
+        }
     return run
 
 
@@ -80,14 +135,16 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     write_images(tmp_path / "train", 2)
     write_images(tmp_path / "test", 1, seed=1)
     out, calls = tmp_path / "offline", []
-    table = bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    table = offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
     assert len(calls) == 14 and all(c[2] == "random" and c[3] == 10 for c in calls)
     copies = {(a, layer): c for a, layer, _, _, c in calls}
     assert copies[("resnet34", "layer3")] == copies[("resnet34", "layer4")] == 8 and copies[("vgg16", "block1")] == 0
     rows = {(r["arch"], r["layer"]): r for r in table["rows"]}
+    # the rows carry the records' own field names
+    assert rows[("resnet34", "layer1")]["psnr_mean"] == 29.0 and "psnr" not in rows[("resnet34", "layer1")]
     # layer1 beats both baselines; vgg16 block2 beats the mean colour but not the thumbnail it is held to;
     # layer4 misses the mean colour; vgg16 block1 (20 dB) is held to the mean colour alone
-    assert rows[("resnet34", "layer1")]["met"] and rows[("resnet34", "layer1")]["margin_db"]["thumbnail"] == pytest.approx(0.61)
+    assert rows[("resnet34", "layer1")]["met"] and rows[("resnet34", "layer1")]["psnr_minus_thumbnail"] == pytest.approx(0.61)
     assert not rows[("vgg16", "block2")]["met"] and rows[("vgg16", "block2")]["targets"] == ["mean_colour", "thumbnail"]
     assert not rows[("resnet34", "layer4")]["met"] and rows[("vgg16", "block1")]["met"]
     assert not rows[("vit_base_patch16_224", "block0")]["met"]  # 20 dB, held to the thumbnail too
@@ -95,13 +152,19 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert (out / "resnet34-layer1.json").exists() and "11 of 14 layers measured meet" in (out / "table.md").read_text()
     assert json.loads((out / "vgg16-block3.json").read_text())["provenance"]["git_commit"]
     assert (out / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the labels the report shows are stored with the rows
+    assert rows[("vgg16", "block2")]["targets_label"] == "mean colour + thumbnail"
+    assert rows[("vgg16", "block2")]["margins_label"] == "+9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39]"
+    assert rows[("vgg16", "block2")]["feature_errors_label"] == "0.200 / 0.250 / 0.500"
+    assert rows[("resnet34", "layer1")]["matching_label"] == f"{quality.MATCH_STEPS} (28.50)"
+    assert rows[("vgg16", "block1")]["matching_label"] == "0"
     # the report reads the same table: every number from table.json
     frame, lines = report.offline_benchmark(out / "table.json")
     assert len(frame) == 14 and frame.loc["VGG16 block2", "met"] == "no" and frame.loc["VGG16 block2", "margin (dB) [95% interval]"] == "+9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39]"
-    assert frame.loc["VGG16 block1", "margin (dB) [95% interval]"] == "+2.13"  # a row measured without intervals
+    assert frame.loc["VGG16 block1", "margin (dB) [95% interval]"] == "+2.13 [+1.13, +3.13]"
     assert "| +9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39] | no |" in (out / "table.md").read_text()
-    # 12 rows with intervals (the fake gives none to either block1), three of them with two margins
-    assert lines[-1] == ("11 of 15 margins have a 95% interval above zero (bootstrap over the 1 test photos); not clear: "
+    # 17 margins (three layers held to two), two of them with an interval around zero
+    assert lines[-1] == ("13 of 17 margins have a 95% interval above zero (bootstrap over the 1 test photos); not clear: "
                          "ResNet34 layer1 vs its thumbnail, ResNet34 layer4 vs its mean colour.")
     assert lines[0].startswith("11 of 14 layers measured meet their targets (10 minutes of training per layer, 2 training and 1 test")
     assert ("VGG16 block2 misses its thumbnail by 1.39 dB; in the layer's own features its reconstruction lies closer to "
@@ -109,18 +172,12 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert ("ResNet34 layer4 misses its mean colour by 0.87 dB; in the layer's own features its reconstruction lies "
             "farther from the original than the mean colour (0.200 vs 0.100).") in lines
     assert frame.loc["VGG16 block2", "ε decoder / thumbnail / colour"] == "0.200 / 0.250 / 0.500"
-    assert frame.loc["VGG16 block1", "ε decoder / thumbnail / colour"] == "—"
-    assert frame.loc["VGG16 block1", "feedback stages"] == 0 and frame.loc["VGG16 block2", "feedback stages"] == bench.FEEDBACK_STAGES
-    assert rows[("vgg16", "block1")]["feedback"] == 0 and rows[("vgg16", "block2")]["feedback"] == bench.FEEDBACK_STAGES
-    assert f"| 0.200 / 0.250 / 0.500 | 0 | trained | {bench.FEEDBACK_STAGES} | 0 | 3 |" in (out / "table.md").read_text()
-    # closed-form paths: as the row says, else trained along at coarse grids (rows before the field), none at fine
-    paths = {key: row["closed_form_paths"] for key, row in rows.items()}
-    assert paths[("resnet34", "layer4")] == "fixed" and paths[("vgg16", "block3")] == "trained"
-    assert paths[("vgg16", "block2")] == paths[("resnet34", "layer1")] == "none"
-    assert frame.loc["ResNet34 layer4", "closed-form paths"] == "fixed"
+    assert frame.loc["VGG16 block2", "feedback stages"] == quality.FEEDBACK_STAGES
+    assert f"| 0.200 / 0.250 / 0.500 | 0 | fixed | {quality.FEEDBACK_STAGES} | 0 | 3 |" in (out / "table.md").read_text()
+    assert frame.loc["ResNet34 layer4", "closed-form paths"] == "fixed" and frame.loc["VGG16 block2", "closed-form paths"] == "none"
     # resnet34 layer1 (56x56) ran feature matching: its steps and the decoder's own PSNR before them are shown
-    assert f"| {bench.FEEDBACK_STAGES} | {bench.MATCH_STEPS} (28.50) | 3 |" in (out / "table.md").read_text()
-    assert frame.loc["ResNet34 layer1", "matching steps (decoder alone)"] == f"{bench.MATCH_STEPS} (28.50)"
+    assert f"| {quality.FEEDBACK_STAGES} | {quality.MATCH_STEPS} (28.50) | 3 |" in (out / "table.md").read_text()
+    assert frame.loc["ResNet34 layer1", "matching steps (decoder alone)"] == f"{quality.MATCH_STEPS} (28.50)"
     assert frame.loc["VGG16 block1", "matching steps (decoder alone)"] == "0"
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-2]
     empty = tmp_path / "empty.json"
@@ -129,30 +186,31 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert report.offline_benchmark(tmp_path / "nowhere.json") == (None, [
         f"Not run under this reports root (no `{tmp_path / 'nowhere.json'}`): `make bench-offline` measures it."])
     # a second sweep at the same settings keeps every layer; another budget reruns only the layer asked for
-    bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
     assert len(calls) == 14
-    table = bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block2"], run=_fake_quality(calls))
+    table = offline.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block2"], run=_fake_quality(calls))
     assert calls[14:] == [("vgg16", "block2", "random", 5, 0)]
     assert table["layers"] == 1 and len(table["missing"]) == 13 and "Not measured at these settings" in (out / "table.md").read_text()
-    # a fine-grid row measured before feature matching existed is rerun; a coarse one (none applies) is kept
-    for name in ("resnet34-layer1", "resnet34-layer2"):
-        row = json.loads((out / f"{name}.json").read_text())
-        del row["match_steps"]
-        (out / f"{name}.json").write_text(json.dumps(row))
-    bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    # a row of another result schema is rerun
+    row = json.loads((out / "resnet34-layer2.json").read_text())
+    del row["schema_version"]
+    (out / "resnet34-layer2.json").write_text(json.dumps(row))
+    offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
     # (vgg16 block2 again too: the sweep before measured it at 5 minutes)
-    assert calls[15:] == [("resnet34", "layer1", "random", 10, 0), ("vgg16", "block2", "random", 10, 0)]
+    assert calls[15:] == [("resnet34", "layer2", "random", 10, 0), ("vgg16", "block2", "random", 10, 0)]
     # a matched row whose correction had other levels (the half-resolution map alone, before the pyramid) is rerun
     row = json.loads((out / "resnet34-layer1.json").read_text())
     row["match_levels"] = [[0.5, 1.0]]
     (out / "resnet34-layer1.json").write_text(json.dumps(row))
-    bench.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
     assert calls[17:] == [("resnet34", "layer1", "random", 10, 0)]
-    with pytest.raises(bench.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
-        bench.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
+    with pytest.raises(folders.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
+        offline.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
 
 
 def test_offline_sweep_runs_from_make(tmp_path):
+    from lib.evaluation import SCHEMA_VERSION
+
     done = subprocess.run(
         ["make", "--no-print-directory", "bench-offline", f"REPORTS={tmp_path}", "ONLY=resnet34/layer4", "MINUTES=0.01"],
         cwd=ROOT, capture_output=True, text=True)
@@ -160,6 +218,7 @@ def test_offline_sweep_runs_from_make(tmp_path):
     row = json.loads((tmp_path / "bench" / "offline" / "resnet34-layer4.json").read_text())
     assert (row["weights"], row["colour_copies"], row["train_images"], row["test_images"]) == ("random", 8, 96, 24)
     assert row["baseline_mean_colour_psnr"] == pytest.approx(17.87, abs=0.01) and 5 < row["psnr_mean"] < 40
+    assert row["schema_version"] == SCHEMA_VERSION and row["minutes"] == 0.01
     assert "| resnet34 | layer4 |" in done.stdout and "Not measured at these settings" in done.stdout
 
 

@@ -109,7 +109,9 @@ def test_settings_precedence_layer_over_arch_over_top_and_command_line_over_all(
     [({"EPOCH": "3"}, "unknown setting 'EPOCH'. Did you mean 'EPOCHS'"),
      ({"EPOCHS": "x"}, "EPOCHS must be an integer, got 'x'"),
      ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be a positive integer"),
-     ({"DECODER": "unet"}, "DECODER is 'unet'.*Valid decoders: resshuffle, simple, attention"),
+     ({"DECODER": "unet"}, "DECODER is 'unet'.*Valid values: resshuffle, simple, attention"),
+     ({"MATCH": "-1"}, "MATCH must be non-negative, got -1"),
+     ({"COPIES": "8"}, "COPIES does not apply to `make report`: it is a setting of bench-colour"),
      ({"ARCH": "resnet"}, "unknown architecture 'resnet'. Did you mean 'resnet34'")],
 )
 def test_command_line_knobs_are_validated(words, expected):
@@ -139,7 +141,51 @@ def test_plan_rewrites_only_changed_settings(tmp_path):
 
 
 def test_plan_cli_reports_errors_without_writing(tmp_path, capsys):
-    code = config.main(["plan", "--profile", "nope", "--reports", str(tmp_path)])
+    code = config.main(["plan", "--profile", "nope", "--root", str(tmp_path / "nope")])
     assert code == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_json_is_the_one_resolved_study_and_its_slices_agree(tmp_path):
+    from lib import plan
+
+    study = config.resolve("tiny", config.parse_overrides({"EPOCHS": "3", "DIV2K_DIR": "/data/div2k"}))
+    config.write_plan(study, tmp_path / "tiny")
+    loaded = plan.load(tmp_path / "tiny")
+    assert loaded.study == json.loads(json.dumps(study))  # plan.json: the resolved study, nothing else
+    assert loaded.data["div2k_dir"] == "/data/div2k"  # the environment reaches the study only as an override
+    for arch, layer in loaded.layers():
+        on_disk = json.loads((tmp_path / "tiny" / "config" / arch / f"{layer}.json").read_text())
+        assert loaded.layer(arch, layer) == on_disk and on_disk["epochs"] == 3
+    assert (tmp_path / "tiny" / "plan.mk").read_text().count("LAYERS_") == len(loaded.architectures)
+    with pytest.raises(ValueError, match="layer 'block1' of vgg16 is not in this run"):
+        loaded.layer("vgg16", "block1")
+
+
+def test_a_step_names_the_make_target_of_a_missing_input(tmp_path):
+    from lib import plan
+
+    with pytest.raises(plan.MissingInputError, match=r"plan.json is missing: build it with `make plan`"):
+        plan.load(tmp_path / "tiny")
+
+
+def test_make_variables_are_checked_per_goal():
+    from lib import knobs
+
+    knobs.check_make_variables(["bench-colour"], ["COPIES", "ARCH", "PROFILE"])
+    knobs.check_make_variables(["report", "bench-colour"], ["COPIES", "EPOCHS"])  # each taken by one goal
+    with pytest.raises(knobs.MakeVariableError, match="MINUTES does not apply to `make report`"):
+        knobs.check_make_variables(["report"], ["MINUTES"])
+    with pytest.raises(knobs.MakeVariableError, match="unknown setting 'COPEIS'. Did you mean 'COPIES'"):
+        knobs.check_make_variables(["bench-colour"], ["COPEIS"])
+
+
+def test_profile_fields_carry_their_own_bounds(tmp_path):
+    raw = yaml.safe_load((config.PARAMETERS_DIR / "tiny.yaml").read_text())
+    for key, value, message in (("feedback", -1, "'feedback' must be non-negative"), ("epochs", 0, "'epochs' must be a positive integer"),
+                                ("lr", -0.1, "'lr' must be non-negative")):
+        path = tmp_path / f"{key}.yaml"
+        path.write_text(yaml.safe_dump({**raw, key: value}))
+        with pytest.raises(ProfileError, match=message):
+            config.load_profile(str(path))

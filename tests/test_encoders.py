@@ -132,10 +132,10 @@ def test_a_local_weights_file_takes_precedence(tmp_path, torch_home):
 
 
 def test_paper_profile_with_empty_caches_names_files_and_folders(tmp_path, torch_home, monkeypatch):
-    from lib import pipeline
+    from lib import config
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    study = pipeline.cfg.resolve("paper")
+    study = config.resolve("paper")
     for arch, settings in study["architectures"].items():
         assert settings["weights"] == "imagenet"
         with pytest.raises(encoders.WeightsError, match="ImageNet weights required: .*(pth|augreg2).* not in " + str(tmp_path)):

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from lib import PARAMETERS_DIR, ROOT
+from lib import PARAMETERS_DIR, ROOT, deps, evaluation
 
 EXPECTED = [("resnet34", "layer1"), ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")]
 
@@ -48,7 +48,7 @@ def study(tmp_path_factory):
 def ran(output: str) -> list[str]:
     """What a make run executed: notebooks through papermill and encoder passes."""
     steps = re.findall(r"^papermill \S+ -> (\S+)$", output, re.M)
-    steps += [f"encode {a}" for a in re.findall(r"lib\.pipeline encode .* --arch (\S+)", output)]
+    steps += [f"encode {a}" for a in re.findall(r"lib\.steps\.encode .* --arch (\S+)", output)]
     return steps
 
 
@@ -124,8 +124,10 @@ def test_per_layer_outputs(study):
         metrics = pd.read_csv(folder / "metrics.csv")
         assert len(metrics) == n_test and {"psnr", "ssim", "lpips", "mse", "feature_error"} <= set(metrics.columns)
         assert (folder / "decoder.pt").stat().st_size > 0
-        assert (folder / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
-        assert json.loads((folder / "summary.json").read_text())["provenance"]["git_commit"]
+        assert (study["root"] / "figures" / "reconstructions" / f"{arch}-{layer}.png").read_bytes()[:4] == b"\x89PNG"
+        record = json.loads((folder / "summary.json").read_text())
+        assert record["provenance"]["git_commit"] and record["schema_version"] == evaluation.SCHEMA_VERSION
+        assert record["epochs"] == 1 and record["steps"] > 0 and record["minutes"] is None
         for executed in ("train.ipynb", "evaluate.ipynb"):
             params = json.loads((folder / executed).read_text())["metadata"]["papermill"]["parameters"]
             assert params["arch"] == arch and params["layer"] == layer
@@ -134,7 +136,8 @@ def test_per_layer_outputs(study):
 def test_evaluate_refuses_an_encoder_whose_weights_changed_since_encoding(study, monkeypatch):
     """Feature errors need the encoder the cached features came from: ImageNet weights appearing in the cache after
     a random-weight encode get one error naming the fix, and the layer's outputs stay as they were."""
-    from lib import encoders, pipeline
+    from lib import encoders
+    from lib.steps import evaluate
 
     real = encoders.build_extractor
 
@@ -143,11 +146,11 @@ def test_evaluate_refuses_an_encoder_whose_weights_changed_since_encoding(study,
         extractor.weights = encoders.WeightsInfo("imagenet", "a checkpoint that appeared after encoding")
         return extractor
 
-    monkeypatch.setattr(encoders, "build_extractor", now_imagenet)
+    monkeypatch.setattr(evaluate, "build_extractor", now_imagenet)
     metrics = study["root"] / "resnet34" / "layer4" / "metrics.csv"
     before = metrics.read_bytes()
-    with pytest.raises(RuntimeError, match=r"resnet34 weights are imagenet now .* random weights: rerun `make features`"):
-        pipeline.evaluate_layer(str(study["profile"]), "resnet34", "layer4", study["root"].parent)
+    with pytest.raises(RuntimeError, match=r"resnet34 weights are imagenet now .* random weights: delete .*done.json and rerun make"):
+        evaluate.run(study["root"], "resnet34", "layer4")
     assert metrics.read_bytes() == before
 
 
@@ -202,10 +205,49 @@ def test_changing_one_architecture_reruns_only_its_targets(study):
     assert pd.read_csv(study["root"] / "summary.csv").set_index("layer").loc["block5", "batch_size"] == 2
 
 
-@pytest.mark.parametrize("changed", ["notebooks/04_figures.ipynb", "lib/stats.py"])
-def test_a_figure_or_statistics_change_never_retrains(study, changed):
+@pytest.mark.parametrize("changed", ["notebooks/04_figures.ipynb", "lib/stats.py", "lib/figures.py", "lib/steps/summarise.py"])
+def test_a_summary_figure_or_statistics_change_never_retrains(study, changed):
     steps = ran(make("report", *study["args"], "-W", changed).stdout)
     assert steps == [str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb")]
+
+
+@pytest.mark.parametrize("changed", ["notebooks/05_report.ipynb", "lib/report.py"])
+def test_a_report_change_reruns_only_the_report(study, changed):
+    done = make("-n", "report", *study["args"], "-W", changed)
+    assert "02_train" not in done.stdout and "03_evaluate" not in done.stdout and "04_figures" not in done.stdout
+    assert "lib.steps.encode" not in done.stdout and "lib.report html" in done.stdout
+
+
+@pytest.mark.parametrize("changed", ["lib/evaluation.py", "lib/matching.py"])
+def test_an_evaluation_change_re_evaluates_without_retraining(study, changed):
+    done = make("-n", "report", *study["args"], "-W", changed)
+    assert "02_train" not in done.stdout and "03_evaluate" in done.stdout
+
+
+@pytest.mark.parametrize("changed", ["lib/training.py", "lib/metrics.py", "lib/decoders.py"])
+def test_a_training_change_retrains(study, changed):
+    """metrics.py holds the optional LPIPS training loss: training depends on it."""
+    done = make("-n", "report", *study["args"], "-W", changed)
+    assert "02_train" in done.stdout and "lib.steps.encode" not in done.stdout
+
+
+def test_each_steps_prerequisites_are_exactly_the_sources_it_imports(study):
+    """The prerequisites make uses (its database, `make -p`) against a fresh reading of each step's imports."""
+    database = make("-p", "-q", "report", *study["args"], check=False).stdout
+    def prerequisites(target):
+        line = next(l for l in database.splitlines() if l.startswith(f"{target}:"))
+        return {w for w in line.split(":", 1)[1].split() if w.startswith("lib/")}
+    root = study["root"]
+    for target, entry in [(root / "resnet34/layer1/train.ipynb", "notebooks/02_train.ipynb"),
+                          (root / "resnet34/layer1/evaluate.ipynb", "notebooks/03_evaluate.ipynb"),
+                          (root / "notebooks/04_figures.ipynb", "notebooks/04_figures.ipynb"),
+                          (root / "notebooks/05_report.ipynb", "notebooks/05_report.ipynb"),
+                          (root / "notebooks/01_data.ipynb", "notebooks/01_data.ipynb"),
+                          (root / "features/vgg16/done.json", "lib.steps.encode")]:
+        assert prerequisites(target) == set(deps.closure(entry)), target
+    # the cheap steps' code is in no expensive step's prerequisites
+    expensive = prerequisites(root / "resnet34/layer1/train.ipynb") | prerequisites(root / "resnet34/layer1/evaluate.ipynb")
+    assert not expensive & {"lib/figures.py", "lib/stats.py", "lib/steps/summarise.py", "lib/report.py", "lib/config.py"}
 
 
 def test_a_new_offline_benchmark_table_only_rebuilds_the_report(study):
@@ -233,7 +275,9 @@ def test_a_failing_notebook_leaves_nothing_built(study):
      (["PROFILE=tiny", "ARCH=resnet"], "unknown architecture 'resnet'. Did you mean 'resnet34'"),
      (["PROFILE=tiny", "LAYERS=layer9"], "unknown layer 'layer9'"),
      (["PROFILE=tiny", "EPOCH=2"], "unknown setting 'EPOCH'. Did you mean 'EPOCHS'"),
-     (["PROFILE=tiny", "EPOCHS=two"], "EPOCHS must be an integer")],
+     (["PROFILE=tiny", "EPOCHS=two"], "EPOCHS must be an integer"),
+     (["PROFILE=tiny", "EPOCHS=0"], "EPOCHS must be a positive integer"),
+     (["PROFILE=tiny", "COPIES=8"], "COPIES does not apply to `make report`: it is a setting of bench-colour")],
 )
 def test_bad_make_input_is_one_clear_error(tmp_path, args, message):
     done = make("report", *args, f"REPORTS={tmp_path}", check=False)

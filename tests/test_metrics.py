@@ -76,16 +76,17 @@ def test_baselines():
 def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
     import torchvision
 
-    from lib import encoders, pipeline
+    from lib import encoders
     from lib.registry import ALEXNET_WEIGHTS_FILE
+    from lib.steps.evaluate import lpips_scorer
 
-    scorer, note = pipeline.lpips_scorer({"lpips": "auto"})
+    scorer, note = lpips_scorer("auto")
     assert scorer is None and "LPIPS left empty" in note and ALEXNET_WEIGHTS_FILE in note
     with pytest.raises(encoders.WeightsError, match=f"ImageNet weights required: {ALEXNET_WEIGHTS_FILE} not in {torch_home}"):
-        pipeline.lpips_scorer({"lpips": "required"})  # the paper profile: never silently without LPIPS
+        lpips_scorer("required")  # the paper profile: never silently without LPIPS
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
-    scorer, note = pipeline.lpips_scorer({"lpips": "auto"})
+    scorer, note = lpips_scorer("auto")
     assert scorer is not None and str(torch_home) in note
     state = torch.load(torch_home / ALEXNET_WEIGHTS_FILE)
     torch.testing.assert_close(getattr(scorer.model.net.slice2, "3").weight, state["features.3.weight"])
@@ -99,14 +100,16 @@ def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
 def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torch_home):
     import torchvision
 
-    from lib import data as datamod, encoders, pipeline, training
+    from lib import data as datamod, encoders, training
+    from lib.evaluation import training_loss_label
     from lib.registry import ALEXNET_WEIGHTS_FILE
+    from lib.steps.train import perceptual_loss
 
     with pytest.raises(encoders.WeightsError, match=f"perceptual_weight > 0 .*{ALEXNET_WEIGHTS_FILE}.*perceptual_weight: 0"):
-        pipeline.perceptual_loss()
+        perceptual_loss()
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
-    loss = pipeline.perceptual_loss()
+    loss = perceptual_loss()
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
     target = datamod.normalise(images)
@@ -116,15 +119,16 @@ def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torc
     value.backward()
     assert value.item() > 0 and output.grad.abs().sum().item() > 0
     assert not any(p.requires_grad for p in loss.parameters())  # AlexNet stays frozen
-    assert pipeline.training_loss_label(0.0) == "MSE" and pipeline.training_loss_label(0.1) == "MSE + 0.1 x LPIPS"
+    assert training_loss_label(0.0) == "MSE" and training_loss_label(0.1) == "MSE + 0.1 x LPIPS"
 
     features = torch.randn(4, 8, 7, 7)
     settings = {"decoder": "resshuffle", "epochs": 1, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.0, "width": 16,
-                "schedule": "cosine", "device": "cpu", "seed": 0, "perceptual_weight": 0.5}
+                "schedule": "cosine", "device": "cpu", "seed": 0, "perceptual_weight": 0.5, "feedback": 0}
     with pytest.raises(ValueError, match="perceptual loss module"):
-        training.train_decoder(settings, features, images, features[:2], images[:2], progress=False)
-    _, history, _ = training.train_decoder(settings, features, images, features[:2], images[:2], progress=False, perceptual=loss)
-    _, history_mse, _ = training.train_decoder({**settings, "perceptual_weight": 0.0}, features, images, features[:2], images[:2], progress=False)
+        training.fit_decoder(settings, features, images, features[:2], images[:2], progress=False)
+    history = training.fit_decoder(settings, features, images, features[:2], images[:2], progress=False, perceptual=loss).history
+    history_mse = training.fit_decoder({**settings, "perceptual_weight": 0.0}, features, images, features[:2], images[:2],
+                                       progress=False).history
     # Same seed, same batches: the LPIPS term is what makes the training loss larger than plain MSE.
     assert history["train_loss"].iloc[0] > history_mse["train_loss"].iloc[0]
 

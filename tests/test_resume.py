@@ -10,60 +10,64 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import ROOT, data, pipeline
+from lib import ROOT, config, data
+from lib.steps import data as data_step, encode, fetch, train
 
 EPOCHS = 12
 
 
+def prepare(root, **layer_settings):
+    """The tiny profile's resnet34 layer1 planned (with `layer_settings`), fetched, split and encoded under `root`."""
+    study = config.resolve("tiny", config.parse_overrides({"ARCH": "resnet34", "LAYERS": "layer1"}))
+    study["architectures"]["resnet34"]["layers"]["layer1"].update(layer_settings)
+    config.write_plan(study, root)
+    fetch.run(root), data_step.run(root, progress=False), encode.run(root, "resnet34", progress=False)
+    return root
+
+
 def train_command(root):
-    return [sys.executable, "-c",
-            "from lib import pipeline; pipeline.train_layer('tiny', 'resnet34', 'layer1', %r, "
-            "overrides={'epochs': %d, 'augment': True}, progress=False)" % (str(root), EPOCHS)]
+    return [sys.executable, "-c", "from lib.steps import train; train.run(%r, 'resnet34', 'layer1', progress=False)" % str(root)]
 
 
 def test_killed_training_resumes_bit_identical(tmp_path):
-    reference = tmp_path / "reference"
-    pipeline.prepare_data("tiny", reference, progress=False)
-    pipeline.encode_features("tiny", "resnet34", reference, progress=False)
-    resumed = tmp_path / "resumed"
-    shutil.copytree(reference, resumed)
     # With the study's augmentation: random crops and flips drawn from a generator that is checkpointed too.
-    pipeline.train_layer("tiny", "resnet34", "layer1", reference, overrides={"epochs": EPOCHS, "augment": True}, progress=False)
+    reference = prepare(tmp_path / "reference" / "tiny", epochs=EPOCHS, augment=True)
+    resumed = tmp_path / "resumed" / "tiny"
+    shutil.copytree(reference, resumed)
+    train.run(reference, "resnet34", "layer1", progress=False)
 
-    state = resumed / "tiny" / "resnet34" / "layer1" / "training_state.pt"
+    state = resumed / "resnet34" / "layer1" / "training_state.pt"
     process = subprocess.Popen(train_command(resumed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if state.exists() and 2 <= torch.load(state, weights_only=False)["epoch"] < EPOCHS - 2:
+        if state.exists() and 2 <= torch.load(state, weights_only=False)["result"].epochs < EPOCHS - 2:
             os.kill(process.pid, signal.SIGKILL)
             break
         time.sleep(0.01)
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = torch.load(state, weights_only=False)["epoch"]
+    killed_at = torch.load(state, weights_only=False)["result"].epochs
     assert not (state.parent / "decoder.pt").exists()
 
     done = subprocess.run(train_command(resumed), cwd=ROOT, capture_output=True, text=True, check=True)
-    assert f"resuming resnet34 layer1 after epoch {killed_at}" in done.stdout
+    assert f"resuming after epoch {killed_at}" in done.stdout
     assert not state.exists()  # finished runs leave only their results
-    a = torch.load(reference / "tiny" / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
-    b = torch.load(resumed / "tiny" / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
+    a = torch.load(reference / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
+    b = torch.load(resumed / "resnet34" / "layer1" / "decoder.pt", weights_only=False)
     assert a["best_epoch"] == b["best_epoch"] and a["best_val_loss"] == b["best_val_loss"]
     assert a["start_val_loss"] == b["start_val_loss"] > 0  # the start, measured before the kill, survives it
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     columns = ["epoch", "train_loss", "val_loss", "lr"]
-    history = lambda root: pd.read_csv(root / "tiny" / "resnet34" / "layer1" / "history.csv")[columns]
+    history = lambda root: pd.read_csv(root / "resnet34" / "layer1" / "history.csv")[columns]
     pd.testing.assert_frame_equal(history(reference), history(resumed))
 
 
 def test_a_saved_state_is_ignored_when_settings_change(tmp_path):
-    root = tmp_path / "r"
-    pipeline.prepare_data("tiny", root, progress=False)
-    pipeline.encode_features("tiny", "resnet34", root, progress=False)
-    folder = root / "tiny" / "resnet34" / "layer1"
+    root = prepare(tmp_path / "tiny")
+    folder = root / "resnet34" / "layer1"
     folder.mkdir(parents=True)
-    torch.save({"settings": {"epochs": 99}, "data": None, "epoch": 5}, folder / "training_state.pt")
-    result = pipeline.train_layer("tiny", "resnet34", "layer1", root, progress=False)
+    torch.save({"key": ({"epochs": 99}, None)}, folder / "training_state.pt")
+    result = train.run(root, "resnet34", "layer1", progress=False)
     assert list(result["history"]["epoch"]) == [1]
 
 

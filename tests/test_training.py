@@ -13,11 +13,12 @@ def test_checkpoint_best_keeps_lowest_validation_loss_and_last_keeps_the_last_ep
     features = torch.randn(6, 8, 7, 7)
     # a high learning rate on 4 random images: the validation loss on the other 2 goes up and down
     settings = {"decoder": "resshuffle", "epochs": 5, "batch_size": 2, "lr": 5e-2, "weight_decay": 0.0, "width": 16,
-                "schedule": "cosine", "device": "cpu", "seed": 0}
+                "schedule": "cosine", "device": "cpu", "seed": 0, "feedback": 0}
     runs = {}
     for keep in ("best", "last"):
-        runs[keep] = training.train_decoder({**settings, "checkpoint": keep}, features[:4], images[:4], features[4:], images[4:],
-                                            progress=False)
+        fit = training.fit_decoder({**settings, "checkpoint": keep}, features[:4], images[:4], features[4:], images[4:],
+                                   progress=False)
+        runs[keep] = fit.decoder, fit.history, fit.info
     (best, history, info), (last, history_last, info_last) = runs["best"], runs["last"]
     columns = ["epoch", "train_loss", "val_loss"]
     pd.testing.assert_frame_equal(history[columns], history_last[columns])  # same run, only the decoder kept differs
@@ -38,8 +39,9 @@ def test_closed_form_paths_stay_as_fitted_and_gradient_steps_train_the_deep_path
     images = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
     features = torch.randn(8, 8, 7, 7)
     settings = {"decoder": "resshuffle", "epochs": 2, "batch_size": 2, "lr": 1e-2, "weight_decay": 1e-2, "width": 16,
-                "schedule": "cosine", "device": "cpu", "seed": 0, "checkpoint": "last"}
-    trained, _, info = training.train_decoder(settings, features[:6], images[:6], features[6:], images[6:], progress=False)
+                "schedule": "cosine", "device": "cpu", "seed": 0, "checkpoint": "last", "feedback": 0}
+    fit = training.fit_decoder(settings, features[:6], images[:6], features[6:], images[6:], progress=False)
+    trained, info = fit.decoder, fit.info
     fitted = training.build_decoder("resshuffle", 8, 7, 16)
     training.fit_to_training_data(fitted, features[:6], images[:6], training.contiguous_groups(6))
     for name in ("linear", "colour"):
@@ -61,3 +63,59 @@ def test_validation_loss_scores_reconstructions_clamped_to_the_image_range():
     assert loss == pytest.approx(0.0, abs=1e-10)
     black = data.clamp_to_images(torch.full((1, 3, 1, 1), -50.0)).flatten()
     torch.testing.assert_close(black, data.normalise(np.zeros((1, 1, 1, 3), np.uint8)).flatten())
+
+
+def _regression(count=6, features=8):
+    """A tiny learnable problem: a linear map of random inputs."""
+    generator = torch.Generator().manual_seed(0)
+    x, w = torch.randn(count * 4, features, generator=generator), torch.randn(features, 3, generator=generator)
+    return x, x @ w
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "anneal"])
+def test_the_one_loop_stops_after_its_epochs_and_learns(schedule):
+    x, y = _regression()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 3)
+    before = torch.nn.functional.mse_loss(model(x), y).item()
+    result = training.train_loop(model, lambda index: ((x[index],), y[index]), len(x), lr=0.1, batch_size=4,
+                                 generator=torch.Generator().manual_seed(0), epochs=20, schedule=schedule)
+    assert (result.epochs, result.steps) == (20, 120)
+    assert torch.nn.functional.mse_loss(model(x), y).item() < before / 4
+
+
+def test_the_one_loop_stops_at_its_deadline():
+    import time
+
+    x, y = _regression()
+    model = torch.nn.Linear(8, 3)
+    deadline = time.perf_counter() + 0.3
+    result = training.train_loop(model, lambda index: ((x[index],), y[index]), len(x), lr=0.01, batch_size=4,
+                                 generator=torch.Generator().manual_seed(0), deadline=deadline)
+    assert time.perf_counter() >= deadline and result.steps > 0 and result.epochs >= 1
+
+
+def test_the_one_loop_refuses_ambiguous_stops_and_schedules():
+    model, batch = torch.nn.Linear(2, 1), lambda index: None
+    for kwargs, message in (({}, "epochs or a deadline"), ({"epochs": 1, "deadline": 1.0}, "epochs or a deadline"),
+                            ({"deadline": 1.0, "schedule": "cosine"}, "needs the anneal schedule"),
+                            ({"epochs": 1, "checkpoint": "best"}, "needs a validation loss")):
+        with pytest.raises(ValueError, match=message):
+            training.train_loop(model, batch, 4, lr=0.1, batch_size=2, generator=torch.Generator(), **kwargs)
+
+
+def test_a_wall_clock_budget_trains_the_decoder_and_its_feedback_stages():
+    """The benchmarks' budget: seconds shared by the base decoder and each feedback stage, through the same loop."""
+    from lib.encoders import build_extractor, encode_images, layer_encoder
+
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
+    extractor = build_extractor("resnet34", ["layer4"], weights="random")
+    features = encode_images(extractor, "layer4", images)
+    settings = {"decoder": "resshuffle", "batch_size": 2, "lr": 2e-3, "weight_decay": 1e-4, "width": 16, "seed": 0,
+                "device": "cpu", "feedback": 1, "schedule": "anneal", "checkpoint": "last"}
+    fit = training.fit_decoder(settings, features, images, seconds=4, encode=layer_encoder(extractor, "layer4"),
+                               progress=False)
+    assert fit.info["steps"] > 0 and fit.info["epochs"] >= 1 and fit.info["feedback"] == 1
+    assert len(fit.info["feedback_epochs"]) == 1 and fit.info["feedback_epochs"][0] >= 1
+    assert fit.history.empty  # no validation set: nothing to choose an epoch by, the last is kept
