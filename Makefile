@@ -154,7 +154,7 @@ $(R)/report.pdf: $(R)/report.html | system-deps
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
 
 # ---- benchmarks: bench.mk (bench-quality, bench-offline, bench-colour, bench-speed, bench-projection, gpu-check)
--include bench.mk
+include bench.mk
 
 # ---- checks ----------------------------------------------------------------------------------------
 test: venv system-deps ## unit tests, notebook contract, end-to-end tiny run, DAG checks
