@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from lib import ROOT, projection
+from lib import ROOT
+from lib.bench import projection
 
 
 def test_encoder_flops_match_the_convolution_arithmetic():

@@ -177,3 +177,30 @@ def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
                      "at 3 of 4 layers; not at ResNet34 layer4 (start 0.310, kept 0.370)."]
     assert report.training_findings(_summary()) == []  # a summary written before these columns
     assert lines[0] in report.findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
+
+
+def test_benchmark_results_are_read_as_files_without_the_benchmark_code():
+    """The report reads the committed offline table and bench-colour results as files: their rows carry the labels it
+    shows, so lib.report imports nothing from lib.bench (nor torch through it)."""
+    import json
+    import subprocess
+    import sys
+
+    from lib import REPORTS_DIR, ROOT
+
+    code = ("import sys; from lib import report; "
+            f"frame, lines = report.offline_benchmark({str(REPORTS_DIR / 'bench' / 'offline' / 'table.json')!r}); "
+            f"report.layout_control({str(REPORTS_DIR / 'bench' / 'colour')!r}); "
+            "print(sorted(m for m in sys.modules if m.startswith('lib.bench')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    table = json.loads((REPORTS_DIR / "bench" / "offline" / "table.json").read_text())
+    frame, lines = report.offline_benchmark(REPORTS_DIR / "bench" / "offline" / "table.json")
+    assert len(frame) == table["layers"] and lines[0].startswith(f"{table['met']} of {table['layers']} layers measured")
+    for row in table["rows"]:  # every label shown as stored
+        shown = frame.loc[f"{report.label(row['arch'])} {row['layer']}"]
+        assert shown["margin (dB) [95% interval]"] == row["margins_label"]
+        assert shown["ε decoder / thumbnail / colour"] == row["feature_errors_label"]
+        assert shown["matching steps (decoder alone)"] == row["matching_label"]
+        assert shown["held to"] == row["targets_label"]
