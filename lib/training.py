@@ -184,8 +184,10 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
                         "plateau": plateau.state_dict() if plateau is not None else None,
                         "rngs": {name: rng.get_state() for name, rng in rngs.items()}, "result": result,
                         "best_state": best_state, "seconds": time.perf_counter() - started}, resume_file)
-    if checkpoint == "last" and result.history:
-        result.best_val_loss, result.best_epoch = result.history[-1]["val_loss"], result.history[-1]["epoch"]
+    if checkpoint == "last":  # the module as training left it
+        result.best_epoch = result.epochs
+        if result.history:
+            result.best_val_loss = result.history[-1]["val_loss"]
     elif checkpoint == "best" and best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
