@@ -1,11 +1,11 @@
 # Feature inversion study: the whole pipeline as a file-dependency DAG.
 #
-#   profile (parameters/*.yaml) --plan--> reports/<P>/config/*.json   (rewritten only when settings change)
-#   lib.pipeline fetch -> data/source.json                            (DIV2K download + checks, or found)
+#   profile (parameters/*.yaml) --plan--> reports/<P>/plan.json, config/*.json (slices rewritten only on change)
+#   lib.steps.fetch    -> data/source.json                            (DIV2K download + checks, or found)
 #   01_data.ipynb      -> split.csv, data/images.pt                   (decode + resize once)
-#   lib.pipeline encode-> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
+#   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
 #   02_train.ipynb     -> <arch>/<layer>/decoder.pt, history.csv       (per layer, papermill)
-#   03_evaluate.ipynb  -> <arch>/<layer>/metrics.csv, summary.json, reconstructions.png
+#   03_evaluate.ipynb  -> <arch>/<layer>/metrics.csv, summary.json, samples.npz
 #   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_comparisons.csv, figures/*.png
 #                                                                     (plots and statistics: never retrains)
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)

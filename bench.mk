@@ -26,7 +26,7 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(if $(TRAIN_ON_TEST_COPIES),,$(TRA
 	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
 
 # make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 vgg16/block2"]: the offline targets in one sweep --
-# bench-quality with random-init encoders on the demo's views for every layer (2.5 h on 2 CPU cores), one JSON
+# bench-quality with random-init encoders on the demo's views for every layer (MINUTES each), one JSON
 # per layer (kept while its settings hold: delete one to rerun it), then table.md: decoder vs both baselines
 bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(BENCH_OFFLINE)/table.md
 	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \

@@ -4,17 +4,18 @@ A profile names the data, the weights policy, the architectures and layers, and 
 Training settings may be given at the top level, per architecture, and per layer (`per_layer`); the most
 specific wins, and command-line overrides (`EPOCHS=2`, ...) win over all of them.
 
-`python -m lib.config plan ...` is the Makefile's planning step: it validates everything, then writes the
-resolved settings to `reports/<profile>/config/` *only when they changed*, so make re-runs exactly the
-targets whose settings changed, and a make fragment listing the architectures and layers to build.
+`python -m lib.config plan ...` is the Makefile's planning step: it validates everything, then writes the resolved
+study to `reports/<profile>/plan.json` (the one settings file the steps read, through `lib.plan`), its slices under
+`config/` *only when they changed*, so make re-runs exactly the targets whose settings changed, and `plan.mk`, the
+architectures and layers to build, generated from it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -151,10 +152,6 @@ def profile_path(profile: str) -> Path:
 
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PARAMETERS_DIR.glob("*.yaml"))
-
-
-def profile_name(profile: str) -> str:
-    return profile_path(profile).stem
 
 
 def load_profile(profile: str) -> dict:

@@ -19,7 +19,7 @@ from .decoders import FeedbackDecoder
 from .encoders import layer_encoder
 from .matching import levels_record, match_features, steps_at
 from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
-from .training import closed_form_paths, pick_device, reconstruct  # noqa: F401 (closed_form_paths: part of the schema)
+from .training import pick_device, reconstruct
 
 SCHEMA_VERSION = 2
 # per-image columns summarised by mean and std; the baselines' by their mean alone
@@ -89,8 +89,8 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
     """One trained and evaluated layer, as the evaluate step and `make bench-quality` both write it.
 
     `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, colour_copies, feedback,
-    perceptual_weight); `fit`: the checkpoint's training record (`fit_decoder`'s info, plus feature_shape and
-    train_images); `encoder`: weights, weights_detail, encode_seconds; `extra`: fields of the run (lpips_note,
+    perceptual_weight); `fit`: the training record (`fit_decoder`'s info, plus train_images: the
+    training images before flips and colour copies); `encoder`: weights, weights_detail, encode_seconds; `extra`: fields of the run (lpips_note,
     eval_seconds, minutes for a wall-clock budget, ...)."""
     c, h, w = fit["feature_shape"]
     record = {

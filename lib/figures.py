@@ -168,6 +168,35 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict
     return save(fig, path)
 
 
+def offline_benchmark(table: dict, path: Path) -> Path:
+    """`make bench-offline`'s table.png: each measured layer's decoder PSNR (± std over test images) beside its mean-colour and thumbnail
+    baselines, the decoder's marker filled where the layer meets its target(s) and hollow where it misses."""
+    _chart_style()
+    rows = table["rows"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.62 * len(rows) + 1.5), 4.2))
+    x = np.arange(len(rows))
+    ax.plot(x, [r["baseline_thumbnail_psnr"] for r in rows], "s", color="tab:green",
+            label="thumbnail at the layer's grid")
+    ax.plot(x, [r["baseline_mean_colour_psnr"] for r in rows], "_", color="tab:red", markersize=16, mew=2,
+            label="mean colour")
+    for met in (True, False):
+        chosen = [i for i, r in enumerate(rows) if r["met"] == met]
+        if chosen:
+            ax.errorbar(x[chosen], [rows[i]["psnr_mean"] for i in chosen], yerr=[rows[i]["psnr_std"] for i in chosen],
+                        fmt="o", capsize=3, color="tab:blue", mfc="tab:blue" if met else "white",
+                        label="decoder, target met" if met else "decoder, target missed")
+    for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
+        ax.annotate("thumbnail target", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
+                    xytext=(0, 8), ha="center", fontsize=6, color="tab:green")
+    ax.set_xticks(x, [f"{ARCH_LABELS.get(r['arch'], r['arch'])}\n{r['layer']}" for r in rows], fontsize=7)
+    ax.set_ylabel("PSNR (dB) ↑")
+    ax.set_title(f"Offline benchmark (random-init encoders): {table['met']} of {table['layers']} layers meet their targets",
+                 fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def layout_control(table: pd.DataFrame, path: Path) -> Path:
     """`report.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
     (hollow) and on the test photos (filled); below zero the readout predicts the test photos worse than no layout."""

@@ -60,7 +60,7 @@ def parse_make_overrides(text: str) -> dict[str, str]:
 
 def main(argv=None) -> int:
     """python -m lib.knobs GOALS OVERRIDES: exit 2 with the error when a variable does not apply."""
-    goals, overrides = (sys.argv[1:] if argv is None else argv) + ["", ""][: 2 - len(sys.argv[1:] if argv is None else argv)]
+    goals, overrides = [*(sys.argv[1:] if argv is None else argv), "", ""][:2]
     try:
         check_make_variables(goals.split(), list(parse_make_overrides(overrides)))
     except MakeVariableError as error:

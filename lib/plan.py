@@ -51,7 +51,8 @@ class Plan:
 
     def layer(self, arch: str, layer: str) -> dict:
         """The training settings of one layer, with arch, layer and seed."""
-        layers = self.encoder(arch) and self.architectures[arch]["layers"]
+        self.encoder(arch)  # one error for an architecture not in this run
+        layers = self.architectures[arch]["layers"]
         if layer not in layers:
             raise ValueError(f"layer '{layer}' of {arch} is not in this run of profile '{self.profile}' "
                              f"(its layers: {', '.join(layers)}).")

@@ -55,6 +55,13 @@ def interval_label(mean: float, low: float, high: float) -> str:
     return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
+def margins_label(row: dict, targets: list[str]) -> str:
+    """A record's margin over each of `targets` (psnr_minus_<target> and its _ci_low/_ci_high) in dB, in target
+    order, each with its 95% interval, joined by " / "."""
+    return " / ".join(interval_label(row[f"psnr_minus_{t}"], row[f"psnr_minus_{t}_ci_low"],
+                                     row[f"psnr_minus_{t}_ci_high"]) for t in targets)
+
+
 def baseline_comparisons(per_image: pd.DataFrame, sources, seed: int = 0) -> dict:
     """Decoder PSNR with its interval, and decoder minus each baseline (paired by image) with intervals and the
     share of images where the decoder wins. Keys follow summary.csv's columns."""

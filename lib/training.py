@@ -125,11 +125,12 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
     started = time.perf_counter() - spent
     span = None if deadline is None else max(deadline - time.perf_counter(), 1e-9)
 
-    def lr_factor() -> float:
-        if schedule == "cosine":
-            return cosine_factor(result.steps, total_steps)
-        fraction = result.steps / total_steps if deadline is None else (time.perf_counter() - started) / span
-        return anneal_factor(fraction)
+    def fraction() -> float:
+        """The share of the budget spent: steps, or seconds when the stop is a deadline."""
+        return result.steps / total_steps if deadline is None else (time.perf_counter() - started) / span
+
+    def lr_factor(spent: float) -> float:
+        return cosine_factor(result.steps, total_steps) if schedule == "cosine" else anneal_factor(spent)
 
     def more() -> bool:
         return result.epochs < epochs if deadline is None else time.perf_counter() < deadline
@@ -139,15 +140,14 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
         module.train()
         running, seen = 0.0, 0
         for index in torch.randperm(count, generator=generator).split(batch_size):
-            if schedule == "anneal":
-                fraction = result.steps / total_steps if deadline is None else (time.perf_counter() - started) / span
-                if fraction >= 1:
-                    break
+            spent = fraction()
+            if schedule == "anneal" and spent >= 1:
+                break
             if len(index) < 2 and count >= 2:
                 continue  # BatchNorm needs two samples; the last singleton batch is skipped
             if plateau is None:
                 for group in optimiser.param_groups:
-                    group["lr"] = lr * lr_factor()
+                    group["lr"] = lr * lr_factor(spent)
             inputs, target = batch(index)
             output = module(*inputs)
             loss = nn.functional.mse_loss(output, target)
@@ -167,7 +167,7 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
         if plateau is not None:
             plateau.step(val_loss)
         row = {"epoch": result.epochs, "train_loss": running / max(1, seen), "val_loss": val_loss,
-               "lr": optimiser.param_groups[0]["lr"] if plateau is not None else lr * lr_factor(),
+               "lr": optimiser.param_groups[0]["lr"] if plateau is not None else lr * lr_factor(fraction()),
                "seconds": time.perf_counter() - started}
         result.history.append(row)
         if val_loss < result.best_val_loss:
@@ -312,11 +312,11 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
         validate = lambda module: evaluate_loss(module, val_features, val_images, device, batch_size)  # noqa: E731
     order = torch.Generator().manual_seed(settings["seed"])
     augment_rng = torch.Generator().manual_seed(settings["seed"] + 1)
-    if augmentation is not None:
-        base_batch = lambda index: ((lambda x, y: ((x,), y))(*augmentation.batch(index, augment_rng, device)))  # noqa: E731
-    else:
-        base_batch = lambda index: ((train_features[index].to(device),),  # noqa: E731
-                                    normalise(train_images[index.numpy()]).to(device))
+    def base_batch(index):
+        if augmentation is not None:
+            x, y = augmentation.batch(index, augment_rng, device)
+            return (x,), y
+        return (train_features[index].to(device),), normalise(train_images[index.numpy()]).to(device)
     name = f"{settings.get('arch', '')} {settings.get('layer', '')}".strip()
     budget = dict(deadline=deadline(0), schedule="anneal") if seconds else dict(epochs=settings["epochs"],
                                                                                schedule=settings["schedule"])
@@ -339,12 +339,13 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
                       rngs={"augment": augment_rng}, on_step=on_step, on_epoch=on_epoch,
                       warn_cpu=device.type == "cpu", **budget)
     if not seconds:
-        bar.close()
+        bar.close()  # feedback stages show their own bars; a wall-clock bar spans them too
     decoder, stage_losses, stage_epochs = base, [], []
     if settings.get("feedback", 0):
         decoder, stage_losses, stage_epochs = _fit_feedback(base, settings, train_features, train_images, encode, device,
                                                             batch_size, validate, deadline, on_step, progress, name)
-    bar.close()
+    if seconds:
+        bar.close()
     decoder.to("cpu").eval()
     info = {
         "train_seconds": time.perf_counter() - started,
@@ -356,6 +357,8 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
         "best_val_loss": loop.best_val_loss,
         "start_val_loss": loop.start_val_loss,  # the untrained start's (closed-form for coarse resshuffle)
         "decoder_params": count_parameters(decoder),
+        "feature_shape": list(train_features.shape[1:]),
+        "closed_form_paths": closed_form_paths(decoder),
         "device": str(device),
         "feedback": len(decoder.refiners) if isinstance(decoder, FeedbackDecoder) else 0,
         "feedback_epochs": stage_epochs,  # epochs each feedback stage trained

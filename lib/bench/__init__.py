@@ -13,3 +13,27 @@ bench.mk), its own JSON and its own table.
     gpu_check   one paper layer end to end, bench-speed and the projection, on a lent GPU (make gpu-check)
     folders     image folders as benchmark input, and the demo's split exported as two of them
 """
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+
+def run_cli(compute: Callable[[], dict], out, line: Callable[[dict, object], str]) -> int:
+    """A benchmark's command line around its result: bad input is one clear error (exit 2) and nothing written;
+    else the record, with its provenance, is written atomically to `out` and its one line printed."""
+    from .. import data as datamod
+    from ..io import write_json
+    from ..provenance import record
+    from .folders import BenchError
+
+    try:
+        result = compute()
+    except (BenchError, datamod.DataError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    result["provenance"] = record()
+    write_json(Path(out), result)
+    print(line(result, out))
+    return 0

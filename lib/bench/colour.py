@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import data as datamod
-from ..io import write_json
-from ..provenance import record
+from . import run_cli
 from .folders import BenchError, check_encoder, images_and_encoder
 
 
@@ -167,16 +165,8 @@ def main(argv=None) -> int:
     parser.add_argument("--indomain-copies", type=int, default=8,
                         help="recoloured copies of each test image for the in-domain readout (0: skip it)")
     args = parser.parse_args(argv)
-    try:
-        result = colour(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.copies,
-                        indomain_copies=args.indomain_copies)
-    except (BenchError, datamod.DataError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    result["provenance"] = record()
-    write_json(Path(args.out), result)
-    print(summary_line(result, args.out))
-    return 0
+    return run_cli(lambda: colour(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, args.copies,
+                                  indomain_copies=args.indomain_copies), args.out, summary_line)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 from .. import data as datamod
+from ..figures import offline_benchmark
 from ..io import write_json, write_text
 from ..provenance import record
+from ..stats import margins_label
 from .folders import BenchError, image_files
 from .quality import MATCH_STEPS, quality
 
@@ -48,17 +50,8 @@ def targets_label(targets: list[str]) -> str:
     return " + ".join(targets).replace("_", " ")
 
 
-def margins_label(row: dict, targets: list[str]) -> str:
-    """A record's margin over each of `targets` in dB, in target order, with its 95% interval:
-    "+9.13 [+6.20, +11.40] / -1.39 [-3.10, +0.20]"."""
-    from ..stats import interval_label
-
-    return " / ".join(interval_label(row[f"psnr_minus_{t}"], row[f"psnr_minus_{t}_ci_low"],
-                                     row[f"psnr_minus_{t}_ci_high"]) for t in targets)
-
-
 def feature_errors_label(row: dict) -> str:
-    """A record's feature errors, decoder / thumbnail / mean colour: "0.144 / 0.164 / 0.378" ("—" if not measured)."""
+    """A record's feature errors, decoder / thumbnail / mean colour, 3 decimals each ("—" if not measured)."""
     keys = ("feature_error_mean", "baseline_thumbnail_feature_error", "baseline_mean_colour_feature_error")
     if any(row[k] is None for k in keys):
         return "—"
@@ -66,7 +59,8 @@ def feature_errors_label(row: dict) -> str:
 
 
 def matching_label(row: dict) -> str:
-    """A record's feature-matching steps and the decoder's own PSNR before them: "100 (27.45)"; "0" where none ran."""
+    """A record's feature-matching steps and the decoder's own PSNR before them ("<steps> (<dB>)"); "0" where none
+    ran."""
     steps = int(row["match_steps"])
     return f"{steps} ({row['decoder_psnr_mean']:.2f})" if steps else "0"
 
@@ -104,40 +98,6 @@ def offline_markdown(table: dict) -> str:
     if table.get("missing"):
         lines.append(f"Not measured at these settings: {', '.join(table['missing'])}.")
     return "\n".join(lines) + "\n"
-
-
-def plot(table: dict, path: Path) -> Path:
-    """table.png: each measured layer's decoder PSNR (± std over test images) beside its mean-colour and thumbnail
-    baselines, the decoder's marker filled where the layer meets its target(s) and hollow where it misses."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from ..figures import ARCH_LABELS, _chart_style, save
-
-    _chart_style()
-    rows = table["rows"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.62 * len(rows) + 1.5), 4.2))
-    x = np.arange(len(rows))
-    ax.plot(x, [r["baseline_thumbnail_psnr"] for r in rows], "s", color="tab:green",
-            label="thumbnail at the layer's grid")
-    ax.plot(x, [r["baseline_mean_colour_psnr"] for r in rows], "_", color="tab:red", markersize=16, mew=2,
-            label="mean colour")
-    for met in (True, False):
-        chosen = [i for i, r in enumerate(rows) if r["met"] == met]
-        if chosen:
-            ax.errorbar(x[chosen], [rows[i]["psnr_mean"] for i in chosen], yerr=[rows[i]["psnr_std"] for i in chosen],
-                        fmt="o", capsize=3, color="tab:blue", mfc="tab:blue" if met else "white",
-                        label="decoder, target met" if met else "decoder, target missed")
-    for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
-        ax.annotate("thumbnail target", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
-                    xytext=(0, 8), ha="center", fontsize=6, color="tab:green")
-    ax.set_xticks(x, [f"{ARCH_LABELS.get(r['arch'], r['arch'])}\n{r['layer']}" for r in rows], fontsize=7)
-    ax.set_ylabel("PSNR (dB) ↑")
-    ax.set_title(f"Offline benchmark (random-init encoders): {table['met']} of {table['layers']} layers meet their targets",
-                 fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
-    fig.tight_layout()
-    return save(fig, path)
 
 
 def kept_settings(arch: str, layer: str, settings: dict) -> dict:
@@ -192,7 +152,7 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
     write_json(out_dir / "table.json", table)
     write_text(out_dir / "table.md", offline_markdown(table))
     if results:
-        plot(table, out_dir / "table.png")
+        offline_benchmark(table, out_dir / "table.png")
     return table
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import data as datamod
-from ..io import write_json
-from ..provenance import record
+from ..stats import margins_label
+from . import run_cli
 from .folders import BenchError, check_encoder, image_sources, images_and_encoder
 
 # Feedback stages the default decoder trains after its base decoder (each gets an equal share of a wall-clock
@@ -53,9 +52,9 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     the training photos are like them. Not a result: its score is labelled by `train_on_test_copies` in the JSON.
     """
     from ..encoders import encode_images, layer_encoder
-    from ..evaluation import closed_form_paths, evaluate_decoder, result_record
+    from ..evaluation import evaluate_decoder, result_record
     from ..stats import baseline_comparisons
-    from ..training import contiguous_groups, fit_decoder, pick_device
+    from ..training import contiguous_groups, fit_decoder
 
     check_encoder(arch, layer, weights)
     if (minutes is None) == (epochs is None):
@@ -95,15 +94,12 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
                 "lr": lr, "weight_decay": 1e-4, "seed": seed, "device": "auto", "feedback": feedback,
                 "schedule": "anneal", "checkpoint": "last", "perceptual_weight": 0.0, "colour_copies": colour_copies,
                 "epochs": epochs, "feedback_epochs": epochs}
-    extractor.to(pick_device(settings["device"]))  # the feedback stages query it on the training device
     fit = fit_decoder(settings, features, images, seconds=None if minutes is None else minutes * 60,
                       encode=layer_encoder(extractor, layer), groups=groups.repeat(2 * (colour_copies + 1)),
                       progress=progress)
-    extractor.to("cpu")
     evaluation = evaluate_decoder(fit.decoder, extractor, layer, test_features, test_images, test_names,
                                   match_steps=match, device=settings["device"], progress=progress)
-    info = {**fit.info, "feature_shape": list(features.shape[1:]), "train_images": photos,
-            "closed_form_paths": closed_form_paths(fit.decoder)}
+    info = {**fit.info, "train_images": photos}  # before flips and colour copies
     encoder = {"weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
                "encode_seconds": encode_seconds}
     return result_record(
@@ -117,8 +113,6 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
 
 def summary_line(result: dict, out) -> str:
     """The one line `main` prints for a record."""
-    from .offline import margins_label
-
     trained_on = (f" (in-domain control: {result['train_on_test_copies']} recoloured copies of each test image)"
                   if result["train_on_test_copies"] else "")
     budget = f"{result['minutes']:g} min budget" if result["minutes"] is not None else "epoch budget"
@@ -155,17 +149,11 @@ def main(argv=None) -> int:
                         help="test-time feature-matching steps (56x56 grids; 0: none)")
     args = parser.parse_args(argv)
     minutes = 10.0 if args.minutes is None and args.epochs is None else args.minutes
-    try:
-        result = quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, minutes, args.width,
-                         args.batch_size, colour_copies=args.colour_copies, feedback=args.feedback, match=args.match,
-                         train_on_test_copies=args.train_on_test_copies, epochs=args.epochs)
-    except (BenchError, datamod.DataError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    result["provenance"] = record()
-    write_json(Path(args.out), result)
-    print(summary_line(result, args.out))
-    return 0
+    return run_cli(lambda: quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, minutes,
+                                   args.width, args.batch_size, colour_copies=args.colour_copies,
+                                   feedback=args.feedback, match=args.match,
+                                   train_on_test_copies=args.train_on_test_copies, epochs=args.epochs),
+                   args.out, summary_line)
 
 
 if __name__ == "__main__":

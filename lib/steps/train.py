@@ -10,7 +10,7 @@ from .. import plan as planmod
 from ..encoders import WeightsError, build_extractor, encode_images, layer_encoder, torchvision_weights
 from ..io import save_torch, write_bytes
 from ..registry import ALEXNET_WEIGHTS_FILE
-from ..training import OnlineAugmentation, closed_form_paths, contiguous_groups, fit_decoder
+from ..training import OnlineAugmentation, contiguous_groups, fit_decoder
 from .data import load_store, split_indices
 from .encode import load_features
 
@@ -36,7 +36,6 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     crops = datamod.centre_crops(store, store["crop"])
     x = feats["features"]
     out = plan.paths.layer_dir(arch, layer)
-    out.mkdir(parents=True, exist_ok=True)
     augmentation, extractor = None, None
     if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
         weights = plan.encoder(arch)
@@ -54,8 +53,7 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     fit = fit_decoder(settings, train_x, train_crops, x[val_i], crops[val_i], progress=progress, resume_file=resume_file,
                       augmentation=augmentation, perceptual=perceptual, groups=groups,
                       encode=layer_encoder(extractor, layer) if extractor else None)
-    info = {**fit.info, "feature_shape": list(x.shape[1:]), "train_images": len(train_x),
-            "closed_form_paths": closed_form_paths(fit.decoder)}
+    info = {**fit.info, "train_images": len(train_i)}  # before colour copies, as bench-quality counts them
     checkpoint = {"state_dict": fit.decoder.state_dict(), "settings": settings, "weights": encoder["weights"],
                   "weights_detail": encoder["weights_detail"], "encode_seconds": encoder["seconds"], **info}
     save_torch(checkpoint, out / "decoder.pt")
