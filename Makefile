@@ -132,7 +132,7 @@ evaluate: $(EVALUATED) ## evaluate every planned layer
 
 # ---- 5. cross-layer summary, statistics and figures (cheap) ------------------------------------------
 FIGURES := $(R)/notebooks/04_figures.ipynb
-$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(PLAN) $(LIB_FIGURES) | $(ENV_STAMP)
+$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(R)/plan.json $(LIB_FIGURES) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
 figures: $(FIGURES) ## summary.csv with intervals, depth_comparisons.csv, the cross-layer figures

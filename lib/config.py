@@ -327,7 +327,8 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
     for path, obj in files.items():
         if write_if_changed(path, _dump(obj)):
             changed.append(str(path))
-    write_if_changed(out_dir / "plan.json", _dump(study))
+    # in the profile's order, not sorted: layers run shallow to deep, and the summary and depth steps follow it
+    write_if_changed(out_dir / "plan.json", json.dumps(study, indent=2) + "\n")
     lines = [f"# Generated from plan.json by `python -m lib.config plan` (profile {study['profile']}); do not edit.",
              f"ARCHS := {' '.join(study['architectures'])}"]
     for arch, settings in study["architectures"].items():

@@ -163,6 +163,17 @@ def test_plan_json_is_the_one_resolved_study_and_its_slices_agree(tmp_path):
         loaded.layer("vgg16", "block1")
 
 
+def test_plan_json_keeps_the_profiles_network_order(tmp_path):
+    """Layers run shallow to deep as the profile lists them (block11 after block8), never sorted by name: the summary
+    and the depth comparisons follow this order."""
+    from lib import plan
+
+    config.write_plan(config.resolve("demo"), tmp_path / "demo")
+    loaded = plan.load(tmp_path / "demo")
+    assert list(loaded.architectures) == ["resnet34", "vgg16", "vit_base_patch16_224"]
+    assert list(loaded.architectures["vit_base_patch16_224"]["layers"]) == ["block0", "block1", "block5", "block8", "block11"]
+
+
 def test_a_step_names_the_make_target_of_a_missing_input(tmp_path):
     from lib import plan
 
