@@ -146,10 +146,10 @@ $(R)/notebooks/05_report.ipynb: notebooks/05_report.ipynb $(FIGURES) $(CONFIG)/s
 	$(call papermill,$<,$@)
 
 $(R)/report.html: $(R)/notebooks/05_report.ipynb $(LIB_RENDER) | $(ENV_STAMP)
-	$(PY) -m lib.report html $< $@
+	$(PY) -m lib.render html $< $@
 
 $(R)/report.pdf: $(R)/report.html | system-deps
-	$(PY) -m lib.report pdf $< $@
+	$(PY) -m lib.render pdf $< $@
 
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
 

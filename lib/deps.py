@@ -24,7 +24,7 @@ STEPS = {
     "EVALUATE": "notebooks/03_evaluate.ipynb",
     "FIGURES": "notebooks/04_figures.ipynb",
     "REPORT": "notebooks/05_report.ipynb",
-    "RENDER": "lib.report",
+    "RENDER": "lib.render",
 }
 
 

@@ -198,7 +198,7 @@ def offline_benchmark(table: dict, path: Path) -> Path:
 
 
 def layout_control(table: pd.DataFrame, path: Path) -> Path:
-    """`report.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
+    """`benchmark_findings.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
     (hollow) and on the test photos (filled); below zero the readout predicts the test photos worse than no layout."""
     _chart_style()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.62 * len(table) + 1.5), 3.8))

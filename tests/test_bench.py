@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lib import ROOT, data, matching, report
+from lib import ROOT, benchmark_findings, data, matching
 from lib.bench import colour, folders, offline, quality, speed
 from lib.registry import check_layer
 
@@ -159,7 +159,7 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert rows[("resnet34", "layer1")]["matching_label"] == f"{quality.MATCH_STEPS} (28.50)"
     assert rows[("vgg16", "block1")]["matching_label"] == "0"
     # the report reads the same table: every number from table.json
-    frame, lines = report.offline_benchmark(out / "table.json")
+    frame, lines = benchmark_findings.offline_benchmark(out / "table.json")
     assert len(frame) == 14 and frame.loc["VGG16 block2", "met"] == "no" and frame.loc["VGG16 block2", "margin (dB) [95% interval]"] == "+9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39]"
     assert frame.loc["VGG16 block1", "margin (dB) [95% interval]"] == "+2.13 [+1.13, +3.13]"
     assert "| +9.13 [+8.13, +10.13] / -1.39 [-2.39, -0.39] | no |" in (out / "table.md").read_text()
@@ -182,8 +182,8 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert "from -0.87 dB (ResNet34 layer4) to +11.13 dB (ResNet34 layer1)" in lines[-2]
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"rows": [], "met": 0, "layers": 0, "missing": ["vgg16/block1"]}))
-    assert report.offline_benchmark(empty)[1][0].endswith("not measured: vgg16/block1.")
-    assert report.offline_benchmark(tmp_path / "nowhere.json") == (None, [
+    assert benchmark_findings.offline_benchmark(empty)[1][0].endswith("not measured: vgg16/block1.")
+    assert benchmark_findings.offline_benchmark(tmp_path / "nowhere.json") == (None, [
         f"Not run under this reports root (no `{tmp_path / 'nowhere.json'}`): `make bench-offline` measures it."])
     # a second sweep at the same settings keeps every layer; another budget reruns only the layer asked for
     offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))

@@ -211,11 +211,18 @@ def test_a_summary_figure_or_statistics_change_never_retrains(study, changed):
     assert steps == [str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb")]
 
 
-@pytest.mark.parametrize("changed", ["notebooks/05_report.ipynb", "lib/report.py"])
+@pytest.mark.parametrize("changed", ["notebooks/05_report.ipynb", "lib/findings.py", "lib/benchmark_findings.py",
+                                     "lib/timeline.py"])
 def test_a_report_change_reruns_only_the_report(study, changed):
     done = make("-n", "report", *study["args"], "-W", changed)
     assert "02_train" not in done.stdout and "03_evaluate" not in done.stdout and "04_figures" not in done.stdout
-    assert "lib.steps.encode" not in done.stdout and "lib.report html" in done.stdout
+    assert "lib.steps.encode" not in done.stdout and "05_report" in done.stdout and "lib.render html" in done.stdout
+
+
+def test_a_rendering_change_only_re_renders(study):
+    done = make("-n", "report", *study["args"], "-W", "lib/render.py")
+    assert "05_report" not in done.stdout and "04_figures" not in done.stdout and "02_train" not in done.stdout
+    assert "lib.render html" in done.stdout and "lib.render pdf" in done.stdout
 
 
 @pytest.mark.parametrize("changed", ["lib/evaluation.py", "lib/matching.py"])
@@ -247,7 +254,8 @@ def test_each_steps_prerequisites_are_exactly_the_sources_it_imports(study):
         assert prerequisites(target) == set(deps.closure(entry)), target
     # the cheap steps' code is in no expensive step's prerequisites
     expensive = prerequisites(root / "resnet34/layer1/train.ipynb") | prerequisites(root / "resnet34/layer1/evaluate.ipynb")
-    assert not expensive & {"lib/figures.py", "lib/stats.py", "lib/steps/summarise.py", "lib/report.py", "lib/config.py"}
+    assert not expensive & {"lib/figures.py", "lib/stats.py", "lib/steps/summarise.py", "lib/findings.py",
+                          "lib/benchmark_findings.py", "lib/render.py", "lib/config.py"}
 
 
 def test_a_new_offline_benchmark_table_only_rebuilds_the_report(study):

@@ -17,6 +17,9 @@ def test_gpu_check_runs_one_paper_layer_on_synthetic_data_and_projects(tmp_path,
     assert (layer["arch"], layer["layer"], layer["epochs"], layer["batch_size"]) == ("vgg16", "block1", 1, 4)
     assert layer["train_seconds"] > 0 and 3 < layer["psnr_mean"] < 60
     assert result["device"] == "cpu" and result["projection"]["effective_tflops"] > 0
+    # the rate is the train step's counted work (with the paper's feedback stages) over its measured seconds
+    assert result["projection"]["effective_tflops"] == pytest.approx(
+        result["projection"]["train_pflop"] * 1e3 / layer["train_seconds"], rel=1e-2)
     assert result["projection"]["paper_minutes"] > 0 and result["projection"]["paper_max_train_memory_mb"] > 100
     profile = (out / "gpu_paper.yaml").read_text()
     assert "weights: random" in profile and "width: 512" in profile and "augment: true" in profile

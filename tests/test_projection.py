@@ -77,3 +77,10 @@ def test_feedback_stages_are_counted_with_their_encoder_passes(tmp_path):
     assert row2["feedback_encoder_images"] == 2 * train + 3 * val + 2 * test
     assert row2["steps"] - plain_row["steps"] == 2 * 3 * -(-train // 4)
     assert plain["total_pflop"] < one["total_pflop"] < two["total_pflop"]
+    # the work split by the step that does it: the feedback stages are the train step's (gpu_check divides
+    # train_pflop by train_seconds), their test passes the evaluate step's; tiny caches features: one encode pass
+    for r in (plain_row, row, row2):
+        assert r["encode_pflop"] + r["train_pflop"] + r["evaluate_pflop"] == pytest.approx(r["total_pflop"], abs=1e-5)
+    assert plain_row["encode_pflop"] == row2["encode_pflop"] > 0
+    assert plain_row["train_pflop"] < row["train_pflop"] < row2["train_pflop"]
+    assert plain_row["evaluate_pflop"] < row["evaluate_pflop"] < row2["evaluate_pflop"]

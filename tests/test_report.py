@@ -1,6 +1,6 @@
 import pandas as pd
 
-from lib import report
+from lib import benchmark_findings, findings
 
 
 def _summary(**changes):
@@ -27,7 +27,7 @@ def _summary(**changes):
 
 
 def test_findings_are_read_from_the_summary():
-    lines = report.findings(_summary())
+    lines = findings.findings(_summary())
     assert "3 of 4 layers beat the per-image mean-colour baseline; not: ResNet34 layer4." in lines
     assert "0 of 4 layers beat the thumbnail at their own grid" in " ".join(lines)
     control = [line for line in lines if line.startswith("Random-weight control")]
@@ -42,7 +42,7 @@ def test_findings_are_read_from_the_summary():
 
 
 def test_findings_label_a_perceptual_loss_run():
-    lines = report.findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
+    lines = findings.findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
     assert any(line.startswith("1 of 4 decoders were trained with a perceptual loss (MSE + 0.1 x LPIPS)") for line in lines)
 
 
@@ -50,7 +50,7 @@ def test_feature_consistency_is_read_from_the_summary():
     errors = dict(feature_error_mean=[0.10, 0.30, 0.40, 0.20], feature_error_std=[0.01] * 4,
                   baseline_thumbnail_feature_error=[0.15, 0.20, 0.25, 0.30],
                   baseline_mean_colour_feature_error=[0.50, 0.50, 0.45, 0.35])
-    lines = report.feature_consistency(_summary(**errors))
+    lines = findings.feature_consistency(_summary(**errors))
     assert lines[0] == ("In the layer's own features (relative distance to the original, 0 = identical features), the "
                         "reconstruction is closer than the thumbnail at 2 of 4 layers and closer than the mean colour at 4 of 4.")
     assert lines[1] == ("Of the 4 layers below their thumbnail in PSNR, 2 are nonetheless closer to the original than the "
@@ -58,28 +58,28 @@ def test_feature_consistency_is_read_from_the_summary():
                         "PSNR is detail the layer hardly encodes.")
     assert lines[2] == ("ResNet34 layer4 trails the mean colour by 2.50 dB in PSNR yet lies closer to the original in the "
                         "layer's features (0.400 vs 0.450): what it misses, the layer hardly encodes.")
-    farther = report.feature_consistency(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
+    farther = findings.feature_consistency(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
     assert farther[2].endswith("and lies farther from the original in the layer's features too (0.400 vs 0.300): the "
                                "decoder has not learnt all that the layer encodes.")
-    assert farther[2] in report.findings(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
-    table = report.results_table(_summary(**errors, decoder_params=[125_000] * 4), "resnet34")
+    assert farther[2] in findings.findings(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
+    table = findings.results_table(_summary(**errors, decoder_params=[125_000] * 4), "resnet34")
     assert table.loc["layer4", "ε"] == "0.400 ± 0.010"
     assert table.loc["layer4", "ε thumbnail / colour"] == "0.250 / 0.450"
     # runs evaluated before the control existed: no sentences, no columns
-    assert report.feature_consistency(_summary()) == []
-    assert "ε" not in report.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
+    assert findings.feature_consistency(_summary()) == []
+    assert "ε" not in findings.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
 
 
 def test_feature_matching_is_reported_where_it_ran():
     matched = _summary(match_steps=[100, 0, 0, 0], decoder_psnr_mean=[23.5, 20.0, 15.0, 19.0], decoder_params=[125_000] * 4)
-    table = report.results_table(matched, "resnet34")
+    table = findings.results_table(matched, "resnet34")
     assert table.loc["layer1", "decoder alone (dB)"] == "23.50" and table.loc["layer4", "decoder alone (dB)"] == "—"
-    assert "Test-time feature matching (56×56 grids): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in report.findings(matched)
+    assert "Test-time feature matching (56×56 grids): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in findings.findings(matched)
     # none ran (or a run evaluated before it existed): no column, no sentence
     for summary in (_summary(match_steps=[0] * 4, decoder_psnr_mean=[24.0, 20.0, 15.0, 19.0], decoder_params=[1] * 4),
                     _summary(decoder_params=[1] * 4)):
-        assert "decoder alone (dB)" not in report.results_table(summary, "resnet34")
-        assert not any(line.startswith("Test-time feature matching") for line in report.findings(summary))
+        assert "decoder alone (dB)" not in findings.results_table(summary, "resnet34")
+        assert not any(line.startswith("Test-time feature matching") for line in findings.findings(summary))
 
 
 def _colour_run(layer, train_r2, test_r2, colour, copies=0, copies_psnr=None, indomain=None, arch="resnet34"):
@@ -92,7 +92,7 @@ def _colour_run(layer, train_r2, test_r2, colour, copies=0, copies_psnr=None, in
 def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     import json
 
-    assert report.layout_control(tmp_path / "nowhere")[0] is None
+    assert benchmark_findings.layout_control(tmp_path / "nowhere")[0] is None
     runs = {"l4.json": _colour_run("layer4", 0.25, -0.17, 15.53), "l1.json": _colour_run("layer1", 0.79, 0.67, 17.64),
             "l4-copies.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=8, copies_psnr=17.29),
             "l4-copies16.json": _colour_run("layer4", 0.25, -0.17, 15.53, copies=16, copies_psnr=17.33, indomain=17.79),
@@ -104,7 +104,7 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
                                 "psnr_mean": 28.5}}
     for name, run in runs.items():
         (tmp_path / name).write_text(json.dumps(run))
-    table, lines = report.layout_control(tmp_path)
+    table, lines = benchmark_findings.layout_control(tmp_path)
     # network order, one row per layer: each run with copies adds its colour to the layer's row, fewest copies first
     assert list(table.index) == ["ResNet34 layer1", "ResNet34 layer4"]
     assert table.loc["ResNet34 layer4", "layout R² test photos"] == -0.17
@@ -134,7 +134,7 @@ def test_layout_control_says_when_a_layer_does_not_hold_the_colour(tmp_path):
 
     (tmp_path / "b5.json").write_text(json.dumps(_colour_run("block5", 0.2, -0.3, 16.0, copies=8, copies_psnr=16.5,
                                                              indomain=16.2, arch="vgg16")))
-    _, lines = report.layout_control(tmp_path)
+    _, lines = benchmark_findings.layout_control(tmp_path)
     assert lines[0].endswith("(at best 16.50 vs 17.87 dB); fitted on recoloured copies of the test photos themselves "
                              "it does no better (16.20 dB at block5): the layer does not hold the colour."), lines
 
@@ -146,7 +146,7 @@ def test_statistics_sentences_count_intervals_that_clear_zero():
         psnr_minus_mean_colour_ci_high=[8.0, 4.0, -2.0, 3.0], wins_vs_mean_colour=[1.0, 0.9, 0.0, 0.6],
         psnr_minus_thumbnail=[-4.0, -5.0, -6.0, -2.0], psnr_minus_thumbnail_ci_low=[-5.0, -6.0, -7.0, -3.0],
         psnr_minus_thumbnail_ci_high=[-3.0, -4.0, -5.0, -1.0], wins_vs_thumbnail=[0.0] * 4)
-    table, lines = report.baseline_statistics(summary)
+    table, lines = findings.baseline_statistics(summary)
     assert lines[0].startswith("Intervals are 95% percentile bootstraps (10,000 resamples) over the 3 test source photos")
     assert "coarse and wide" in lines[0]
     assert lines[1] == ("Decoder against the mean colour: interval above it at 2 of 4 layers; not separable from it at "
@@ -156,50 +156,50 @@ def test_statistics_sentences_count_intervals_that_clear_zero():
     assert table.loc[("ResNet34", "layer4"), "− mean colour (dB)"] == "-2.50 [-3.00, -2.00]"
     assert table.loc[("VGG16", "block5"), "images above mean colour"] == "60%"
     # a summary.csv written before the intervals existed gives no section rather than an error
-    assert report.baseline_statistics(_summary())[1] == []
+    assert findings.baseline_statistics(_summary())[1] == []
 
 
 def test_depth_statistics_sentences():
     depth = pd.DataFrame({"arch": ["resnet34", "resnet34"], "shallower": ["layer1", "layer2"],
                           "deeper": ["layer2", "layer4"], "psnr_drop": [4.0, 0.5], "ci_low": [3.0, -0.2],
                           "ci_high": [5.0, 1.1], "images_losing": [1.0, 0.6], "test_sources": [3, 3]})
-    table, lines = report.depth_statistics(depth)
+    table, lines = findings.depth_statistics(depth)
     assert lines == ["Going one layer deeper loses PSNR with an interval above zero at 1 of 2 steps; no clear change "
                      "at ResNet34 layer2 → layer4.",
                      "Largest step: ResNet34 layer1 → layer2, 4.00 dB [3.00, 5.00]."]
     assert table.loc[("ResNet34", "layer1 → layer2"), "images losing"] == "100%"
-    assert report.depth_statistics(None)[1] == []
+    assert findings.depth_statistics(None)[1] == []
 
 
 def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
-    lines = report.training_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
+    lines = findings.training_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
     assert lines == ["Gradient steps brought the validation MSE of the kept decoder under that of its untrained start "
                      "at 3 of 4 layers; not at ResNet34 layer4 (start 0.310, kept 0.370)."]
-    assert report.training_findings(_summary()) == []  # a summary written before these columns
-    assert lines[0] in report.findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
+    assert findings.training_findings(_summary()) == []  # a summary written before these columns
+    assert lines[0] in findings.findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
 
 
 def test_benchmark_results_are_read_as_files_without_the_benchmark_code():
     """The report reads the committed offline table and bench-colour results as files: their rows carry the labels it
-    shows, so lib.report imports nothing from lib.bench (nor torch through it)."""
+    shows, so lib.benchmark_findings imports nothing from lib.bench (nor torch through it)."""
     import json
     import subprocess
     import sys
 
     from lib import REPORTS_DIR, ROOT
 
-    code = ("import sys; from lib import report; "
-            f"frame, lines = report.offline_benchmark({str(REPORTS_DIR / 'bench' / 'offline' / 'table.json')!r}); "
-            f"report.layout_control({str(REPORTS_DIR / 'bench' / 'colour')!r}); "
-            "print(sorted(m for m in sys.modules if m.startswith('lib.bench')))")
+    code = ("import sys; from lib import benchmark_findings; "
+            f"frame, lines = benchmark_findings.offline_benchmark({str(REPORTS_DIR / 'bench' / 'offline' / 'table.json')!r}); "
+            f"benchmark_findings.layout_control({str(REPORTS_DIR / 'bench' / 'colour')!r}); "
+            "print(sorted(m for m in sys.modules if m == 'lib.bench' or m.startswith('lib.bench.')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
     table = json.loads((REPORTS_DIR / "bench" / "offline" / "table.json").read_text())
-    frame, lines = report.offline_benchmark(REPORTS_DIR / "bench" / "offline" / "table.json")
+    frame, lines = benchmark_findings.offline_benchmark(REPORTS_DIR / "bench" / "offline" / "table.json")
     assert len(frame) == table["layers"] and lines[0].startswith(f"{table['met']} of {table['layers']} layers measured")
     for row in table["rows"]:  # every label shown as stored
-        shown = frame.loc[f"{report.label(row['arch'])} {row['layer']}"]
+        shown = frame.loc[f"{findings.label(row['arch'])} {row['layer']}"]
         assert shown["margin (dB) [95% interval]"] == row["margins_label"]
         assert shown["ε decoder / thumbnail / colour"] == row["feature_errors_label"]
         assert shown["matching steps (decoder alone)"] == row["matching_label"]

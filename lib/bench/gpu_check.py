@@ -4,8 +4,9 @@
    (batch 8, width 512, augmentation, 30 epochs) on synthetic DIV2K-sized PNGs with random weights: a GPU
    machine without network can run it. Default vgg16 block1, the study's out-of-memory case.
 2. `lib.bench.speed` at the paper's batch size and width (CUDA when present).
-3. The whole paper profile projected from that run: the layer's measured seconds per image-epoch and its
-   counted FLOPs give an effective TFLOP/s, applied to every layer's counted work (`lib.bench.projection`).
+3. The whole paper profile projected from that run: the layer's train-step work, counted by
+   `lib.bench.projection` at the images used, over its measured train_seconds gives an effective TFLOP/s,
+   applied to every paper layer's counted work.
 
 Writes OUT/gpu_check.json (and the steps' own outputs under OUT) and prints a summary.
 
@@ -79,18 +80,20 @@ def run(out: Path, arch: str, layer: str, train_images: int, val_images: int, te
         "test_images": test_images, "epochs": summary["epochs"], "batch_size": summary["batch_size"],
         "train_seconds": summary["train_seconds"], "eval_seconds": summary["eval_seconds"],
         "make_wall_seconds": round(wall, 1), "psnr_mean": summary["psnr_mean"]}}
-    # Effective throughput of the measured layer: its counted work per image-epoch over its measured time.
-    cost = projection.layer_cost(arch, layer, {k: profile[k] for k in ("batch_size", "width", "decoder")})
-    per_image_epoch = cost["encoder_gflop_per_image"] + cost["decoder_update_gflop_per_image"]
-    seconds_per_image_epoch = summary["train_seconds"] / (summary["epochs"] * train_images)
-    effective_tflops = per_image_epoch / seconds_per_image_epoch / 1e3
+    # Effective throughput of the measured layer: the work its train step did, counted by the projection's own
+    # model at the images actually used (base epochs, validation and feedback stages alike), over train_seconds.
+    counted = projection.project(str(profile_file), [1.0], 0.0, sizes={
+        "train": train_images, "val": val_images, "test": test_images})["layers"][0]
+    effective_tflops = counted["train_pflop"] * 1e3 / summary["train_seconds"]
     paper = projection.project("paper", [effective_tflops], step_ms=0.0)
     result["projection"] = {
         "effective_tflops": round(effective_tflops, 3),
+        "train_pflop": counted["train_pflop"],
         "paper_minutes": paper["total_minutes"][str(effective_tflops)],
         "paper_max_train_memory_mb": paper["max_train_memory_mb"],
-        "method": "the measured layer's seconds per image-epoch (training, steps and data included) and its "
-                  "counted FLOPs give an effective TFLOP/s; every paper layer's counted FLOPs at that rate",
+        "method": "the measured layer's train step work (counted as lib.bench.projection counts every layer: base "
+                  "epochs, validation, feedback stages) over its train_seconds gives an effective TFLOP/s; every "
+                  "paper layer's counted FLOPs at that rate",
     }
     if speed:
         from .speed import run as bench_speed

@@ -122,6 +122,7 @@ def feedback_work(settings: dict, sizes: dict) -> dict:
         "forward_images": max(k - 1, 0) * train + sum(j * val for j in stages) + k * test,
         "update_images": k * epochs * train,
         "steps": k * epochs * math.ceil(train / settings["batch_size"]),
+        "test_images": k * test,  # of encoder_images and forward_images: the evaluate step's share
     }
 
 
@@ -133,11 +134,16 @@ def matching_work(match_steps: int, grid: int, sizes: dict, batch_size: int = 16
             "steps": steps * math.ceil(sizes["test"] / batch_size)}
 
 
-def project(profile: str, tflops: list[float], step_ms: float, overrides: dict | None = None) -> dict:
+def project(profile: str, tflops: list[float], step_ms: float, overrides: dict | None = None,
+            sizes: dict[str, int] | None = None) -> dict:
+    """Each planned layer's counted work, split by the step that does it (`encode_pflop`: the cached features'
+    one pass, `train_pflop`: what the train step's `train_seconds` covers, `evaluate_pflop`: test reconstruction,
+    its baselines' encoder passes aside, and matching), and minutes at each assumed throughput. `sizes` replaces
+    the images per split the profile's data would give (e.g. a run on fewer synthetic images)."""
     from tqdm import tqdm
 
     study = config.resolve(profile, overrides)
-    sizes = split_sizes(study["data"], study["seed"])
+    sizes = sizes or split_sizes(study["data"], study["seed"])
     layers = [(arch, layer, settings) for arch, spec in study["architectures"].items()
               for layer, settings in spec["layers"].items()]
     rows, encoded_archs = [], set()
@@ -151,22 +157,29 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
         else:  # the architecture's one pass over all images serves all its layers: charge it to the first
             encoder_images = 0 if arch in encoded_archs else sum(sizes.values())
             encoded_archs.add(arch)
-        flops = (encoder_images * cost["encoder_gflop_per_image"]
-                 + train_images * cost["decoder_update_gflop_per_image"]
-                 + (epochs * sizes["val"] + sizes["test"]) * cost["decoder_forward_gflop_per_image"]) * 1e9
+        encoder, forward = cost["encoder_gflop_per_image"] * 1e9, cost["decoder_forward_gflop_per_image"] * 1e9
         work = feedback_work(settings, sizes)
         matching = matching_work(study["match_steps"], check_layer(arch, layer)[1], sizes)
         steps += work["steps"] + matching["steps"]
-        flops += matching["encoder_images"] * cost["encoder_gflop_per_image"] * 1e9
-        flops += (work["encoder_images"] * cost["encoder_gflop_per_image"]
-                  + work["decoder_forward_images"] * cost["decoder_forward_gflop_per_image"]
-                  + work["update_images"] * cost.get("feedback_update_gflop_per_image", 0)
-                  + work["forward_images"] * cost.get("feedback_forward_gflop_per_image", 0)) * 1e9
+        stage_forward = cost.get("feedback_forward_gflop_per_image", 0) * 1e9
+        parts = {  # the same work, by the step that does it
+            "encode": 0 if settings["augment"] else encoder_images * encoder,
+            "train": ((train_images + sizes["val"] if settings["augment"] else 0) * encoder
+                      + train_images * cost["decoder_update_gflop_per_image"] * 1e9 + epochs * sizes["val"] * forward
+                      + (work["encoder_images"] - work["test_images"]) * encoder
+                      + work["decoder_forward_images"] * forward
+                      + work["update_images"] * cost.get("feedback_update_gflop_per_image", 0) * 1e9
+                      + (work["forward_images"] - work["test_images"]) * stage_forward),
+            "evaluate": ((sizes["test"] if settings["augment"] else 0) * encoder + sizes["test"] * forward
+                         + work["test_images"] * (encoder + stage_forward) + matching["encoder_images"] * encoder),
+        }
+        flops = sum(parts.values())
         rows.append({"arch": arch, "layer": layer, "batch_size": batch, "width": settings["width"], "epochs": epochs,
                      "augment": settings["augment"], "steps": steps, "encoder_images": encoder_images,
                      "feedback": settings.get("feedback", 0), "feedback_encoder_images": work["encoder_images"],
                      "match_steps": matching["match_steps"], "match_encoder_images": matching["encoder_images"],
                      **{k: round(v, 3) for k, v in cost.items()}, "total_pflop": round(flops / 1e15, 6),
+                     **{f"{step}_pflop": round(v / 1e15, 6) for step, v in parts.items()},
                      "seconds": {str(t): round(flops / (t * 1e12) + steps * step_ms / 1e3, 2) for t in tflops}})
     total = sum(r["total_pflop"] for r in rows)
     seconds = {str(t): sum(r["seconds"][str(t)] for r in rows) for t in tflops}
