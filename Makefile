@@ -6,7 +6,7 @@
 #   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
 #   02_train.ipynb     -> <arch>/<layer>/decoder.pt, history.csv       (per layer, papermill)
 #   03_evaluate.ipynb  -> <arch>/<layer>/metrics.csv, summary.json, samples.npz
-#   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_comparisons.csv, figures/*.png
+#   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_ and weights_comparisons.csv, figures/*.png
 #                                                                     (plots and statistics: never retrains)
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
 #
@@ -135,7 +135,7 @@ FIGURES := $(R)/notebooks/04_figures.ipynb
 $(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(R)/plan.json $(LIB_FIGURES) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
-figures: $(FIGURES) ## summary.csv with intervals, depth_comparisons.csv, the cross-layer figures
+figures: $(FIGURES) ## summary.csv with intervals, depth and learned-vs-random comparisons, the figures
 
 # ---- 6. report: executed notebook -> HTML -> PDF ------------------------------------------------------
 # the committed benchmark results (make bench-offline, make bench-colour) are read as files when present

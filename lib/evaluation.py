@@ -90,13 +90,16 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
 
     `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, colour_copies, feedback,
     perceptual_weight); `fit`: the training record (`fit_decoder`'s info, plus train_images: the
-    training images before flips and colour copies); `encoder`: weights, weights_detail, encode_seconds; `extra`: fields of the run (lpips_note,
+    training images before flips and colour copies); `encoder`: weights, weights_detail, encode_seconds,
+    normalisation (the encoder's input mean/std: imagenet | native), network (the registry's name, if `arch` is the
+    run's name for it); `extra`: fields of the run (lpips_note,
     eval_seconds, minutes for a wall-clock budget, ...)."""
     c, h, w = fit["feature_shape"]
     record = {
         "schema_version": SCHEMA_VERSION,
         "arch": arch, "layer": layer, "feature_shape": f"{c}x{h}x{w}", "spatial_locations": h * w,
-        "weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
+        "network": encoder.get("network", arch), "weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
+        "normalisation": encoder["normalisation"],
         "decoder": settings["decoder"], "width": settings["width"], "loss": training_loss_label(settings.get("perceptual_weight", 0.0)),
         "decoder_params": fit["decoder_params"], "closed_form_paths": fit["closed_form_paths"],
         "train_images": fit["train_images"], "colour_copies": settings.get("colour_copies", 0),

@@ -12,7 +12,19 @@ import pandas as pd
 
 from .io import atomic_path
 
-ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224": "ViT-B/16"}
+ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224": "ViT-B/16",
+               "efficientnet_lite0": "EfficientNet-Lite0"}
+
+
+def arch_label(name: str) -> str:
+    """A run's encoder as people read it: "ResNet34"; a second run of a network under its own name, such as
+    efficientnet_lite0_random, "EfficientNet-Lite0 (random)"; any other name as it is."""
+    if name in ARCH_LABELS:
+        return ARCH_LABELS[name]
+    for network in sorted(ARCH_LABELS, key=len, reverse=True):
+        if name.startswith(network + "_"):
+            return f"{ARCH_LABELS[network]} ({name.removeprefix(network + '_').replace('_', ' ')})"
+    return name
 
 
 def _chart_style() -> None:
@@ -74,7 +86,7 @@ def depth_grid(samples_by_layer: dict[str, dict], arch: str, path: Path, images:
         ax.set_xticks([]), ax.set_yticks([])
     for i, label in enumerate(["original"] + layers):
         axes[i, 0].set_ylabel(label)
-    fig.suptitle(f"{ARCH_LABELS.get(arch, arch)}: reconstructions from shallow to deep")
+    fig.suptitle(f"{arch_label(arch)}: reconstructions from shallow to deep")
     return save(fig, path)
 
 
@@ -96,7 +108,7 @@ def metrics_by_depth(summary: pd.DataFrame, path: Path) -> Path:
             ax.set_xticks(x, rows["layer"])
             ax.set_ylabel(label)
             if row == 0:
-                ax.set_title(ARCH_LABELS.get(arch, arch))
+                ax.set_title(arch_label(arch))
     axes[0, -1].legend(fontsize=8, loc="best")
     fig.tight_layout()
     return save(fig, path)
@@ -119,7 +131,7 @@ def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
             ax.errorbar(x + offset, mid, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, rows["layer"])
-        ax.set_title(ARCH_LABELS.get(arch, arch))
+        ax.set_title(arch_label(arch))
     axes[0, 0].set_ylabel("PSNR difference (dB), 95% interval")
     axes[0, -1].legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -132,7 +144,7 @@ def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for arch, rows in summary.groupby("arch", sort=False):
         depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(1)
-        ax.errorbar(depth, rows["psnr_mean"], yerr=rows["psnr_std"], marker="o", capsize=3, label=ARCH_LABELS.get(arch, arch))
+        ax.errorbar(depth, rows["psnr_mean"], yerr=rows["psnr_std"], marker="o", capsize=3, label=arch_label(arch))
         for d, (_, r) in zip(depth, rows.iterrows()):
             ax.annotate(r["layer"], (d, r["psnr_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("relative depth of the layer (0 = shallowest studied, 1 = deepest)")
@@ -146,7 +158,7 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict
     """Train and validation MSE per epoch, one panel per architecture, one colour per layer; `starts` (same keys):
     the validation MSE before any gradient step, drawn hollow at epoch 0."""
     _chart_style()
-    archs = sorted({key.split("/")[0] for key in histories}, key=list(ARCH_LABELS).index)
+    archs = list(dict.fromkeys(key.split("/")[0] for key in histories))  # the run's order
     fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.2), squeeze=False)
     for ax, arch in zip(axes[0], archs):
         for key, history in histories.items():
@@ -161,7 +173,7 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("MSE (normalised space)")
-        ax.set_title(f"{ARCH_LABELS.get(arch, arch)} (solid: val, dotted: train, hollow: before training)",
+        ax.set_title(f"{arch_label(arch)} (solid: val, dotted: train, hollow: before training)",
                      fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -188,7 +200,7 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
         ax.annotate("thumbnail target", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
                     xytext=(0, 8), ha="center", fontsize=6, color="tab:green")
-    ax.set_xticks(x, [f"{ARCH_LABELS.get(r['arch'], r['arch'])}\n{r['layer']}" for r in rows], fontsize=7)
+    ax.set_xticks(x, [f"{arch_label(r['arch'])}\n{r['layer']}" for r in rows], fontsize=7)
     ax.set_ylabel("PSNR (dB) ↑")
     ax.set_title(f"Offline benchmark (random-init encoders): {table['met']} of {table['layers']} layers meet their targets",
                  fontsize=10)
@@ -214,5 +226,62 @@ def layout_control(table: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("layout R² (thumbnail less mean colour)")
     ax.set_title("How much layout each layer's cells tell, by ridge regression", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def learned_vs_random(comparisons: pd.DataFrame, path: Path) -> Path:
+    """What ImageNet training changes: learned minus random PSNR and SSIM per layer, paired by image, with 95%
+    intervals over test photos (`weights_comparisons.csv`); one group of bars per network."""
+    _chart_style()
+    networks = comparisons["network"].unique()
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], (("psnr", "PSNR gain (dB)"), ("ssim", "SSIM gain"))):
+        start = 0
+        for network in networks:
+            rows = comparisons[comparisons["network"] == network]
+            x = np.arange(start, start + len(rows))
+            mid = rows[f"{metric}_gain"].to_numpy(float)
+            err = np.stack([mid - rows[f"{metric}_gain_ci_low"], rows[f"{metric}_gain_ci_high"] - mid])
+            ax.bar(x, mid, width=0.6, alpha=0.7, label=arch_label(network))
+            ax.errorbar(x, mid, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
+            start += len(rows) + 1
+        ax.set_xticks(_positions(comparisons, networks), comparisons["layer"], fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel(f"learned − random {label}", fontsize=9)
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle("What ImageNet training changes (95% intervals over test photos)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def _positions(comparisons: pd.DataFrame, networks) -> list[int]:
+    """Bar positions: each network's layers side by side, a gap between networks."""
+    out, start = [], 0
+    for network in networks:
+        count = int((comparisons["network"] == network).sum())
+        out.extend(range(start, start + count))
+        start += count + 1
+    return out
+
+
+def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str, path: Path, images: int = 3) -> Path:
+    """The same test images through the learned and the random encoder, layer by layer: columns are layers,
+    rows the original and each weights' reconstruction, one block of rows per image."""
+    layers = list(learned)
+    n = min(images, len(learned[layers[0]]["original"]))
+    fig, axes = plt.subplots(3 * n, len(layers), figsize=(1.55 * len(layers), 1.6 * 3 * n), squeeze=False)
+    for j, layer in enumerate(layers):
+        axes[0, j].set_title(layer, fontsize=9)
+        for i in range(n):
+            for k, (image, label) in enumerate(((learned[layer]["original"][i], "original"),
+                                                (learned[layer]["reconstruction"][i], "ImageNet"),
+                                                (random[layer]["reconstruction"][i], "random"))):
+                ax = axes[3 * i + k, j]
+                ax.imshow(image)
+                ax.set_xticks([]), ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(f"{arch_label(network)}: the same test images, ImageNet vs random weights", fontsize=10)
     fig.tight_layout()
     return save(fig, path)

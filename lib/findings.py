@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .figures import ARCH_LABELS
+from .figures import arch_label
 
 # The study being reproduced: PSNR, SSIM, LPIPS (mean, std), train minutes, decoder params.
 PUBLISHED = pd.DataFrame(
@@ -38,7 +38,7 @@ def pm(mean, std, digits: int) -> str:
 
 
 def label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, arch)
+    return arch_label(arch)
 
 
 def weights_statement(summary: pd.DataFrame) -> str:
@@ -54,6 +54,15 @@ def weights_statement(summary: pd.DataFrame) -> str:
             "untrained network of the same shape passes on, not what ImageNet training keeps."
         )
     return "\n".join(lines)
+
+
+def normalisation_statement(summary: pd.DataFrame) -> str:
+    """Which input mean/std each encoder was fed, read from summary.csv's `normalisation` column."""
+    if "normalisation" not in summary:
+        return "ImageNet mean/std for every encoder."
+    words = {"imagenet": "ImageNet mean/std (the study's)", "native": "its weights' own mean/std"}
+    by = summary.groupby("arch", sort=False)["normalisation"].first()
+    return "; ".join(f"{label(arch)}: {words.get(kind, kind)}" for arch, kind in by.items()) + "."
 
 
 def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
@@ -334,3 +343,41 @@ def published_comparison(summary: pd.DataFrame) -> pd.DataFrame:
             "ours min": (merged["train_seconds"] / 60).round(2),
         }
     ).set_index("layer")
+
+
+def learned_vs_random(comparisons: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
+    """`weights_comparisons.csv` as a table, and sentences read from it: per network, where ImageNet training
+    makes the layer clearly easier or harder to invert than the same network untrained."""
+    from .stats import interval_label, verdict
+
+    if comparisons is None or comparisons.empty:
+        return None, []
+    table = pd.DataFrame({
+        "layer": comparisons["network"].map(label) + " " + comparisons["layer"],
+        "PSNR ImageNet": comparisons["psnr_learned"].round(2),
+        "PSNR random": comparisons["psnr_random"].round(2),
+        "PSNR gain (dB) [95%]": [interval_label(m, lo, hi) for m, lo, hi in
+                                 zip(comparisons["psnr_gain"], comparisons["psnr_gain_ci_low"], comparisons["psnr_gain_ci_high"])],
+        "SSIM ImageNet": comparisons["ssim_learned"].round(3),
+        "SSIM random": comparisons["ssim_random"].round(3),
+        "SSIM gain [95%]": [f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in
+                            zip(comparisons["ssim_gain"], comparisons["ssim_gain_ci_low"], comparisons["ssim_gain_ci_high"])],
+        "images better": (100 * comparisons["images_better"]).round(0).astype(int).astype(str) + "%",
+    }).set_index("layer")
+    lines = []
+    for network, rows in comparisons.groupby("network", sort=False):
+        verdicts = [verdict(lo, hi) for lo, hi in zip(rows["psnr_gain_ci_low"], rows["psnr_gain_ci_high"])]
+        by = {kind: [layer for layer, v in zip(rows["layer"], verdicts) if v == kind] for kind in ("above", "below", "unclear")}
+        parts = []
+        if by["above"]:
+            parts.append(f"ImageNet weights make {', '.join(by['above'])} easier to invert than random ones")
+        if by["below"]:
+            parts.append(f"harder at {', '.join(by['below'])}")
+        if by["unclear"]:
+            parts.append(f"no clear difference at {', '.join(by['unclear'])}")
+        best, worst = rows.loc[rows["psnr_gain"].idxmax()], rows.loc[rows["psnr_gain"].idxmin()]
+        lines.append(f"{label(network)}: {'; '.join(parts)} (95% intervals over {int(rows['test_sources'].iloc[0])} "
+                     f"test photos). PSNR gain from {worst['psnr_gain']:+.2f} dB at {worst['layer']} to "
+                     f"{best['psnr_gain']:+.2f} dB at {best['layer']}; SSIM gain from {rows['ssim_gain'].min():+.3f} "
+                     f"to {rows['ssim_gain'].max():+.3f}.")
+    return table, lines

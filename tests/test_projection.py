@@ -28,7 +28,8 @@ def test_memory_grows_with_batch_and_depth_costs_more_encoder():
 def test_projection_counts_the_profiles_work(tmp_path):
     result = projection.project("tiny", [10.0, 40.0], step_ms=5.0)
     rows = {(r["arch"], r["layer"]): r for r in result["layers"]}
-    assert set(rows) == {("resnet34", "layer1"), ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")}
+    assert set(rows) == {("efficientnet_lite0", "stage4"), ("efficientnet_lite0_random", "stage4"), ("resnet34", "layer1"),
+                         ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")}
     images = sum(result["images"].values())
     # without augmentation one encoder pass per architecture serves all its layers
     assert rows["resnet34", "layer1"]["encoder_images"] == images and rows["resnet34", "layer4"]["encoder_images"] == 0

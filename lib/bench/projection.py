@@ -144,11 +144,11 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
 
     study = config.resolve(profile, overrides)
     sizes = sizes or split_sizes(study["data"], study["seed"])
-    layers = [(arch, layer, settings) for arch, spec in study["architectures"].items()
+    layers = [(arch, spec["arch"], layer, settings) for arch, spec in study["architectures"].items()
               for layer, settings in spec["layers"].items()]
     rows, encoded_archs = [], set()
-    for arch, layer, settings in tqdm(layers, desc="projection"):
-        cost = layer_cost(arch, layer, settings, study["data"]["crop"])
+    for arch, network, layer, settings in tqdm(layers, desc="projection"):
+        cost = layer_cost(network, layer, settings, study["data"]["crop"])
         epochs, batch = settings["epochs"], settings["batch_size"]
         steps = epochs * math.ceil(sizes["train"] / batch)
         train_images = epochs * sizes["train"]
@@ -159,7 +159,7 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
             encoded_archs.add(arch)
         encoder, forward = cost["encoder_gflop_per_image"] * 1e9, cost["decoder_forward_gflop_per_image"] * 1e9
         work = feedback_work(settings, sizes)
-        matching = matching_work(study["match_steps"], check_layer(arch, layer)[1], sizes)
+        matching = matching_work(study["match_steps"], check_layer(network, layer)[1], sizes)
         steps += work["steps"] + matching["steps"]
         stage_forward = cost.get("feedback_forward_gflop_per_image", 0) * 1e9
         parts = {  # the same work, by the step that does it

@@ -101,7 +101,7 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
                                   match_steps=match, device=settings["device"], progress=progress)
     info = {**fit.info, "train_images": photos}  # before flips and colour copies
     encoder = {"weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
-               "encode_seconds": encode_seconds}
+               "encode_seconds": encode_seconds, "normalisation": extractor.normalisation}
     return result_record(
         arch, layer, settings, info, encoder, evaluation,
         minutes=minutes, match_requested=match, train_on_test_copies=train_on_test_copies,

@@ -10,7 +10,7 @@ import torch
 
 from .. import data as datamod
 from .. import plan as planmod
-from ..encoders import WeightsError, build_extractor
+from ..encoders import WeightsError, plan_extractor
 from ..io import save_torch, write_json
 from .data import load_store
 
@@ -22,7 +22,7 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
     encoder = plan.encoder(arch)
     layers = list(plan.architectures[arch]["layers"])
     store = load_store(plan.paths)
-    extractor = build_extractor(arch, layers, encoder["weights"], encoder["seed"], encoder["weights_file"])
+    extractor = plan_extractor(encoder, layers)
     crop = store["crop"]
     chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     started = time.perf_counter()
@@ -36,7 +36,9 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
         if tensor.abs().max() < 6e4:  # fp16 on disk halves the cache; kept fp32 if it would overflow
             tensor = tensor.half()
         save_torch({"features": tensor, "names": store["names"], "splits": store["splits"]}, plan.paths.features(arch, layer))
-    done = {"arch": arch, "layers": layers, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
+    done = {"arch": arch, "network": encoder["arch"], "layers": layers, "weights": extractor.weights.kind,
+            "weights_detail": extractor.weights.detail, "normalisation": extractor.normalisation,
+            "input_mean": list(extractor.input_mean), "input_std": list(extractor.input_std),
             "images": count, "seconds": time.perf_counter() - started}
     write_json(plan.paths.features_done(arch), done)
     return done

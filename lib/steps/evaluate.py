@@ -10,7 +10,7 @@ import torch
 from .. import data as datamod
 from .. import plan as planmod
 from ..decoders import FeedbackDecoder, build_decoder
-from ..encoders import build_extractor, layer_encoder, torchvision_weights
+from ..encoders import layer_encoder, plan_extractor, torchvision_weights
 from ..evaluation import evaluate_decoder, result_record
 from ..io import save_npz, write_bytes, write_json
 from ..provenance import record
@@ -56,8 +56,7 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     plan = planmod.load(root)
     store = load_store(plan.paths)
     feats, encoder = load_features(plan.paths, arch, layer)
-    weights = plan.encoder(arch)
-    extractor = build_extractor(arch, [layer], weights["weights"], plan.study["seed"], weights["weights_file"])
+    extractor = plan_extractor(plan.encoder(arch), [layer])
     if extractor.weights.kind != encoder["weights"]:
         raise RuntimeError(f"{arch} weights are {extractor.weights.kind} now but the cached features were encoded with "
                            f"{encoder['weights']} weights: delete {plan.paths.features_done(arch)} and rerun make.")
@@ -78,7 +77,8 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
              names=np.array(per_image["image"].iloc[shown], dtype=str), psnr=per_image["psnr"].iloc[shown].to_numpy())
     summary = result_record(arch, layer, checkpoint["settings"], checkpoint,
                             {"weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
-                             "encode_seconds": encoder["seconds"]}, evaluation, lpips_note=lpips_note)
+                             "encode_seconds": encoder["seconds"], "network": encoder["network"],
+                             "normalisation": encoder["normalisation"]}, evaluation, lpips_note=lpips_note)
     summary["eval_seconds"] = round(time.perf_counter() - started, 2)
     summary["provenance"] = record()
     write_json(out / "summary.json", summary)

@@ -1,6 +1,7 @@
 """Step summarise: one row per evaluated layer, in network order, with 95% intervals (`lib.stats`), written to
-summary.csv, and the PSNR lost from each layer to the next deeper one to depth_comparisons.csv. Cheap: reads the
-evaluate step's files, never trains or evaluates."""
+summary.csv; the PSNR lost from each layer to the next deeper one to depth_comparisons.csv; and where a network
+runs with ImageNet and with random weights, learned minus random per layer to weights_comparisons.csv. Cheap:
+reads the evaluate step's files, never trains or evaluates."""
 from __future__ import annotations
 
 import json
@@ -10,10 +11,11 @@ import pandas as pd
 from .. import data as datamod
 from .. import plan as planmod
 from ..io import write_bytes
-from ..stats import baseline_comparisons, depth_comparisons
+from ..stats import baseline_comparisons, depth_comparisons, weights_comparisons
 
 SUMMARY_COLUMNS = [
-    "arch", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights", "epochs",
+    "arch", "network", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights",
+    "normalisation", "epochs",
     "batch_size", "checkpoint", "colour_copies", "feedback", "match_steps", "best_epoch", "start_val_loss", "best_val_loss",
     "train_seconds", "encode_seconds",
     "eval_seconds", "test_images", "psnr_mean", "psnr_std", "decoder_psnr_mean", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
@@ -45,4 +47,8 @@ def run(root) -> pd.DataFrame:
     layers = {arch: list(settings["layers"]) for arch, settings in plan.architectures.items()}
     depth = depth_comparisons(per_image, layers, sources, seed=plan.study["seed"])
     write_bytes(paths.depth_comparisons, depth.to_csv(index=False).encode())
+    networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
+    kinds = dict(zip(table["arch"], table["weights"]))  # what each encoder really had (auto may have fallen back)
+    versus = weights_comparisons(per_image, networks, kinds, sources, seed=plan.study["seed"])
+    write_bytes(paths.weights_comparisons, versus.to_csv(index=False).encode())
     return table

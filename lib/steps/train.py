@@ -7,7 +7,7 @@ import torch
 
 from .. import data as datamod
 from .. import plan as planmod
-from ..encoders import WeightsError, build_extractor, encode_images, layer_encoder, torchvision_weights
+from ..encoders import WeightsError, encode_images, layer_encoder, plan_extractor, torchvision_weights
 from ..io import save_torch, write_bytes
 from ..registry import ALEXNET_WEIGHTS_FILE
 from ..training import OnlineAugmentation, contiguous_groups, fit_decoder
@@ -38,8 +38,7 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     out = plan.paths.layer_dir(arch, layer)
     augmentation, extractor = None, None
     if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
-        weights = plan.encoder(arch)
-        extractor = build_extractor(arch, [layer], weights["weights"], settings["seed"], weights["weights_file"])
+        extractor = plan_extractor(plan.encoder(arch), [layer], settings["seed"])
     if settings["augment"]:
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
     train_x, train_crops, groups = x[train_i], crops[train_i], None
