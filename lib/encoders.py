@@ -231,31 +231,31 @@ class FrozenExtractor(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.features(x)
 
+    @staticmethod
+    def run_until(x, modules, keep: dict[int, str]) -> dict[str, torch.Tensor]:
+        """Run `modules` in turn, keeping the output of each index in `keep` under its layer name, and stop after
+        the deepest: a shallow layer never pays for the rest of the network."""
+        out = {}
+        for index, module in enumerate(modules):
+            x = module(x)
+            if index in keep:
+                out[keep[index]] = x
+                if len(out) == len(keep):
+                    break
+        return out
+
 
 class ResNetExtractor(FrozenExtractor):
     def _features(self, x):
-        net, out = self.backbone, {}
+        net = self.backbone
+        stages = ("layer1", "layer2", "layer3", "layer4")
         x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-        for name in ("layer1", "layer2", "layer3", "layer4"):
-            x = getattr(net, name)(x)
-            if name in self.layers:
-                out[name] = x
-                if len(out) == len(self.layers):
-                    break
-        return out
+        return self.run_until(x, [getattr(net, s) for s in stages], {stages.index(l): l for l in self.layers})
 
 
 class VGGExtractor(FrozenExtractor):
     def _features(self, x):
-        stop = {VGG16_POOL_INDEX[layer]: layer for layer in self.layers}
-        out = {}
-        for index, module in enumerate(self.backbone.features):
-            x = module(x)
-            if index in stop:
-                out[stop[index]] = x
-                if len(out) == len(self.layers):
-                    break
-        return out
+        return self.run_until(x, self.backbone.features, {VGG16_POOL_INDEX[layer]: layer for layer in self.layers})
 
 
 class ViTExtractor(FrozenExtractor):
@@ -272,17 +272,9 @@ class EfficientNetExtractor(FrozenExtractor):
     """timm EfficientNet: the stem, then blocks until the deepest requested stage (no head)."""
 
     def _features(self, x):
-        net, out = self.backbone, {}
-        stage_block = {f"stage{i}": int(info["module"].removeprefix("blocks.")) for i, info in enumerate(net.feature_info)}
-        stop = {stage_block[layer]: layer for layer in self.layers}
-        x = net.bn1(net.conv_stem(x))
-        for index, block in enumerate(net.blocks):
-            x = block(x)
-            if index in stop:
-                out[stop[index]] = x
-                if len(out) == len(self.layers):
-                    break
-        return out
+        net = self.backbone
+        block_of = {f"stage{i}": int(info["module"].removeprefix("blocks.")) for i, info in enumerate(net.feature_info)}
+        return self.run_until(net.bn1(net.conv_stem(x)), net.blocks, {block_of[layer]: layer for layer in self.layers})
 
 
 class TimmStagesExtractor(FrozenExtractor):
