@@ -138,8 +138,11 @@ def get_architecture(name: str) -> Architecture:
         timm = None
     if timm is not None and name in timm.list_models():
         return timm_architecture(name)
-    # the study's names first: 'resnet' means resnet34 here, not whichever timm ResNet sorts last
-    hint = did_you_mean(name, ARCHITECTURES) or (did_you_mean(name, timm.list_models()) if timm is not None else "")
+    # the closest name; on a tie the study's ('resnet' means resnet34 here, not whichever timm ResNet sorts last)
+    candidates = list(ARCHITECTURES) + (timm.list_models() if timm is not None else [])
+    score = {c: difflib.SequenceMatcher(None, str(name), c).ratio() for c in candidates}
+    best = max(candidates, key=lambda c: (score[c], c in ARCHITECTURES))
+    hint = f" Did you mean '{best}'?" if score[best] >= 0.6 else ""
     raise UnknownNameError(
         f"unknown architecture '{name}'.{hint} Valid architectures: {', '.join(ARCHITECTURES)}, "
         f"or any timm model name (timm.list_models())."
