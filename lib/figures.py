@@ -200,10 +200,11 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
         ax.annotate("thumbnail target", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
                     xytext=(0, 8), ha="center", fontsize=6, color="tab:green")
-    ax.set_xticks(x, [f"{arch_label(r['arch'])}\n{r['layer']}" for r in rows], fontsize=7)
+    ax.set_xticks(x, [f"{arch_label(r['arch'])}{' IN' if r.get('weights') == 'imagenet' else ''}\n{r['layer']}"
+                      for r in rows], fontsize=7)
     ax.set_ylabel("PSNR (dB) ↑")
-    ax.set_title(f"Offline benchmark (random-init encoders): {table['met']} of {table['layers']} layers meet their targets",
-                 fontsize=10)
+    ax.set_title(f"Offline benchmark (IN: ImageNet weights, else random): {table['met']} of {table['layers']} layers "
+                 f"meet their targets", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.tight_layout()
     return save(fig, path)

@@ -14,7 +14,8 @@ class MakeVariableError(ValueError):
 
 # Command-line knobs of the study (make variables) and the setting each overrides; ARCH and LAYERS narrow the run.
 KNOBS = {"EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "DECODER": "decoder", "WIDTH": "width", "LIMIT": "limit",
-         "MATCH": "match_steps", "ARCH": "arch", "LAYERS": "layers", "DIV2K_DIR": "div2k_dir"}
+         "MATCH": "match_steps", "ARCH": "arch", "LAYERS": "layers", "DIV2K_DIR": "div2k_dir",
+         "NORMALISATION": "normalisation"}
 # make variables every goal takes
 COMMON_MAKE_VARIABLES = {"PROFILE", "REPORTS", "VENV", "JOBS"}
 # make variables each target takes besides COMMON_MAKE_VARIABLES; a target not listed is a study target (KNOBS)

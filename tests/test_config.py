@@ -53,6 +53,11 @@ def test_normalisation_is_a_checked_profile_key(tmp_path):
         config.resolve(str(path))
     path.write_text(text.replace("normalisation: auto", "normalisation: native"))
     assert {a["normalisation"] for a in config.resolve(str(path))["architectures"].values()} == {"native"}
+    # NORMALISATION= on the command line overrides every encoder's
+    study = config.resolve("tiny", config.parse_overrides({"NORMALISATION": "imagenet"}))
+    assert {a["normalisation"] for a in study["architectures"].values()} == {"imagenet"}
+    with pytest.raises(ProfileError, match="NORMALISATION is 'imagnet'. Did you mean 'imagenet'"):
+        config.parse_overrides({"NORMALISATION": "imagnet"})
 
 
 def test_paper_profile_is_the_studys_protocol():

@@ -88,7 +88,7 @@ def images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir,
 
 def export_demo(out: Path) -> dict:
     """The demo's split (by source photo) as image folders: out/train (train + val views) and out/test, each with
-    its sources.csv. Views already there are kept."""
+    its sources.csv. Views already there are kept; views the split no longer puts there are removed."""
     from PIL import Image
 
     from .. import config
@@ -107,6 +107,10 @@ def export_demo(out: Path) -> dict:
         sources[split].append(f"{target.name},{entry.source}\n")
     for split, lines in sources.items():
         write_text(Path(out) / split / SOURCES_FILE, "image,source\n" + "".join(lines))
+        kept = {line.split(",", 1)[0] for line in lines}
+        for stale in Path(out, split).iterdir():  # views of an earlier split: never let them leak into this one
+            if stale.suffix.lower() in IMAGE_SUFFIXES and stale.name not in kept:
+                stale.unlink()
     return counts
 
 

@@ -1,6 +1,7 @@
-"""offline: the issue's offline targets as one sweep. `quality` on every layer of the study (random-init encoders,
-the demo's scikit-image views split by source, MINUTES per layer), one JSON per layer (the quality record), then
-table.json, table.md and table.png: each layer's decoder against both baselines, with each target met or missed.
+"""offline: the offline targets as one sweep. `quality` on every layer of the study (random-init encoders) and on
+EfficientNet-Lite0's stages with its ImageNet weights and with random ones, on the demo's views split by source,
+MINUTES per layer; one JSON per row (the quality record), then table.json, table.md and table.png: each row's
+decoder against both baselines, with each target met or missed.
 Layers whose JSON already holds these settings are kept, not retrained:
 
     python -m lib.bench.offline --out-dir reports/bench/offline --train-dir DIR --test-dir DIR --minutes 10
@@ -20,11 +21,16 @@ from ..figures import offline_benchmark
 from ..io import write_json, write_text
 from ..provenance import record
 from ..stats import margins_label
-from .folders import BenchError, image_files
+from .folders import BenchError, image_files, image_sources
 from .quality import MATCH_STEPS, quality
 
-# The offline targets: every layer beats the mean-colour baseline; these three also the thumbnail of their grid.
+# The offline targets, each a minimum margin (dB) over a baseline: every layer of the study (random-init encoders)
+# beats the mean colour; these three also the thumbnail of their grid.
 THUMBNAIL_TARGETS = (("resnet34", "layer1"), ("vgg16", "block2"), ("vit_base_patch16_224", "block0"))
+# EfficientNet-Lite0, the learned encoder, and its random twin are held to the same bars per stage: the thumbnail by
+# 1 dB at 112x112 and 56x56, matched at 28x28, trailed by at most 1 dB at 14x14, and the mean colour by 1 dB at 7x7.
+LITE0_TARGETS = {"stage0": {"thumbnail": 1.0}, "stage1": {"thumbnail": 1.0}, "stage2": {"thumbnail": 0.0},
+                 "stage3": {"thumbnail": -1.0}, "stage4": {"mean_colour": 1.0}}
 # Colour-jittered copies of the training images, for the layers where the flipped photos alone teach the decoder
 # too few colours.
 OFFLINE_COLOUR_COPIES = {("resnet34", "layer3"): 8, ("resnet34", "layer4"): 8}
@@ -40,14 +46,31 @@ TABLE_FIELDS = (
 )
 
 
-def targets_of(arch: str, layer: str) -> list[str]:
-    """The baselines a layer is held to: the mean colour, and for THUMBNAIL_TARGETS the thumbnail too."""
-    return ["mean_colour"] + (["thumbnail"] if (arch, layer) in THUMBNAIL_TARGETS else [])
+def sweep() -> list[tuple[str, str, str]]:
+    """Every (arch, layer, weights) row: the study's 14 layers with random weights, then EfficientNet-Lite0's
+    stages with its ImageNet weights and with random ones."""
+    from ..registry import all_layers
+
+    lite0 = [("efficientnet_lite0", layer, weights) for weights in ("imagenet", "random") for layer in LITE0_TARGETS]
+    return [(arch, layer, "random") for arch, layer in all_layers()] + lite0
 
 
-def targets_label(targets: list[str]) -> str:
-    """What a row of the offline table is held to, as written in table.md and the report: "mean colour + thumbnail"."""
-    return " + ".join(targets).replace("_", " ")
+def row_name(arch: str, layer: str, weights: str) -> str:
+    """A row's name (its JSON file stem, and ONLY's word with / for -): arch-layer, with -imagenet for learned rows."""
+    return f"{arch}-{layer}" + ("" if weights == "random" else f"-{weights}")
+
+
+def targets_of(arch: str, layer: str) -> dict[str, float]:
+    """The baselines a layer is held to, each with the margin (dB) it must exceed."""
+    if arch == "efficientnet_lite0":
+        return dict(LITE0_TARGETS[layer])
+    return {"mean_colour": 0.0, **({"thumbnail": 0.0} if (arch, layer) in THUMBNAIL_TARGETS else {})}
+
+
+def targets_label(targets: dict[str, float]) -> str:
+    """What a row of the offline table is held to, as written in table.md and the report: "mean colour + thumbnail",
+    with a margin where it is not zero ("thumbnail +1 dB")."""
+    return " + ".join(name.replace("_", " ") + (f" {margin:+g} dB" if margin else "") for name, margin in targets.items())
 
 
 def feature_errors_label(row: dict) -> str:
@@ -70,9 +93,9 @@ def table_row(result: dict) -> dict:
     was measured at, and the labels the report shows."""
     targets = targets_of(result["arch"], result["layer"])
     row = {key: result[key] for key in TABLE_FIELDS}
-    row.update(targets=targets, met=all(result[f"psnr_minus_{t}"] > 0 for t in targets),
+    row.update(targets=targets, met=all(result[f"psnr_minus_{t}"] > margin for t, margin in targets.items()),
                git_commit=result["provenance"]["git_commit"],
-               targets_label=targets_label(targets), margins_label=margins_label(result, targets),
+               targets_label=targets_label(targets), margins_label=margins_label(result, list(targets)),
                feature_errors_label=feature_errors_label(result), matching_label=matching_label(result))
     return row
 
@@ -89,7 +112,8 @@ def offline_markdown(table: dict) -> str:
              "| matching (decoder alone) | epochs | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
-        lines.append(f"| {r['arch']} | {r['layer']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} "
+        lines.append(f"| {r['arch']}{'' if r['weights'] == 'random' else ' (' + r['weights'] + ')'} | {r['layer']} "
+                     f"| {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} "
                      f"| {r['baseline_mean_colour_psnr']:.2f} | {r['baseline_thumbnail_psnr']:.2f} "
                      f"| {r['targets_label']} | {r['margins_label']} | {'yes' if r['met'] else 'no'} "
                      f"| {r['feature_errors_label']} | {r['colour_copies']} | {r['closed_form_paths']} "
@@ -113,42 +137,45 @@ def kept_settings(arch: str, layer: str, settings: dict) -> dict:
 
 
 def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None) -> dict:
-    """`quality` with random weights on every layer (or only `layers`, "arch/layer" names) whose JSON in `out_dir`
-    does not already hold these settings, each written as soon as it is done; then table.json and table.md from
-    every layer measured at these settings (the others are listed as missing), and table.png, their plot."""
-    from ..registry import all_layers
-
+    """`quality` on every row of the sweep (or only `layers`: "arch/layer" names, "arch/layer/imagenet" for a
+    learned row) whose JSON in `out_dir` does not already hold these settings, each written as soon as it is done;
+    then table.json and table.md from every row measured at these settings (the others are listed as missing), and
+    table.png, their plot."""
     run = run or quality
-    everything = all_layers()
+    everything = sweep()
+    names = {"/".join((arch, layer) + (() if weights == "random" else (weights,))): (arch, layer, weights)
+             for arch, layer, weights in everything}
     selected = everything
     if layers:
-        selected = [tuple(name.split("/", 1)) for name in layers]
-        unknown = ["/".join(pair) for pair in selected if pair not in everything]
+        unknown = [name for name in layers if name not in names]
         if unknown:
-            raise BenchError(f"unknown layer(s) {', '.join(unknown)}: name them arch/layer, e.g. resnet34/layer1.")
-    settings = {"weights": "random", "minutes": minutes, "train_images": len(image_files(train_dir)),
-                "test_images": len(image_files(test_dir))}
+            raise BenchError(f"unknown layer(s) {', '.join(unknown)}: name them arch/layer, e.g. resnet34/layer1, or "
+                             f"efficientnet_lite0/stage0/imagenet for a row with ImageNet weights.")
+        selected = [names[name] for name in layers]
+    settings = {"minutes": minutes, "train_images": len(image_files(train_dir)), "test_images": len(image_files(test_dir))}
     out_dir = Path(out_dir)
     results, missing = [], []
-    for arch, layer in everything:
-        path = out_dir / f"{arch}-{layer}.json"
-        wanted = kept_settings(arch, layer, settings)
+    for arch, layer, weights in everything:
+        path = out_dir / f"{row_name(arch, layer, weights)}.json"
+        wanted = kept_settings(arch, layer, dict(settings, weights=weights))
         result = json.loads(path.read_text()) if path.exists() else {}
         kept = bool(result) and all(result.get(k) == v for k, v in wanted.items())
-        if kept and (arch, layer) in selected:
-            print(f"{arch} {layer}: kept (same settings; delete {path} to rerun)")
-        elif (arch, layer) in selected:
-            result = run(arch, layer, train_dir, test_dir, "random", minutes, colour_copies=wanted["colour_copies"])
+        if kept and (arch, layer, weights) in selected:
+            print(f"{arch} {layer} ({weights}): kept (same settings; delete {path} to rerun)")
+        elif (arch, layer, weights) in selected:
+            result = run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=wanted["colour_copies"])
             result["provenance"] = record()
             write_json(path, result)
-            print(f"{arch} {layer}: {result['psnr_mean']:.2f} dB (mean colour {result['baseline_mean_colour_psnr']:.2f}, "
-                  f"thumbnail {result['baseline_thumbnail_psnr']:.2f}) -> {path}")
+            print(f"{arch} {layer} ({weights}): {result['psnr_mean']:.2f} dB (mean colour "
+                  f"{result['baseline_mean_colour_psnr']:.2f}, thumbnail {result['baseline_thumbnail_psnr']:.2f}) -> {path}")
             kept = True
         if kept:
             results.append(result)
         else:
-            missing.append(f"{arch}/{layer}")
-    table = dict(offline_table(results), missing=missing, settings=settings)
+            missing.append(row_name(arch, layer, weights).replace("-", "/"))
+    test_names = [f.name for f in image_files(test_dir)]
+    photos = sorted(set(image_sources(test_dir, test_names)))  # which photos the table's rows were tested on
+    table = dict(offline_table(results), missing=missing, settings=dict(settings, test_photos=photos))
     write_json(out_dir / "table.json", table)
     write_text(out_dir / "table.md", offline_markdown(table))
     if results:
@@ -161,7 +188,8 @@ def main(argv=None) -> int:
     for name in ("--out-dir", "--train-dir", "--test-dir"):
         parser.add_argument(name, required=True)
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--layers", nargs="*", help="arch/layer names (default: all 14)")
+    parser.add_argument("--layers", nargs="*", help="arch/layer names, arch/layer/imagenet for a learned row "
+                                                     "(default: every row)")
     args = parser.parse_args(argv)
     try:
         table = offline(Path(args.out_dir), args.train_dir, args.test_dir, args.minutes, args.layers)
