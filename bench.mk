@@ -25,9 +25,10 @@ bench-quality: $(if $(filter $(BENCH_DATA)/%,$(if $(TRAIN_ON_TEST_COPIES),,$(TRA
 	  --weights $(WEIGHTS) $(BENCH_BUDGET) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
 	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
 
-# make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 vgg16/block2"]: the offline targets in one sweep --
-# bench-quality with random-init encoders on the demo's views for every layer (MINUTES each), one JSON
-# per layer (kept while its settings hold: delete one to rerun it), then table.md: decoder vs both baselines
+# make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]: the offline targets in
+# one sweep -- bench-quality on the demo's views for the study's 14 layers (random-init encoders) and
+# EfficientNet-Lite0's 5 stages (ImageNet and random weights), MINUTES each, one JSON per row (kept while its
+# settings and test images hold: delete one to rerun it), then table.md: decoder vs both baselines
 bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(BENCH_OFFLINE)/table.md
 	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \
 	  --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))

@@ -61,8 +61,8 @@ TRAINING_KEYS: dict[str, Field] = {
 DATA_KEYS: dict[str, Field] = {
     "source": Field(str, "scikit-image's shipped photos, or DIV2K", ("skimage", "div2k")),
     "views_per_photo": Field(int, "256x256 views cut from each scikit-image photo", minimum=1),
-    "test_photos": Field(int, "scikit-image colour photos held out for test", minimum=1),
-    "val_photos": Field(int, "scikit-image colour photos held out for validation", minimum=1),
+    "test_photos": Field(int, "natural colour photos (scikit-image, matplotlib) held out for test", minimum=1),
+    "val_photos": Field(int, "natural colour photos held out for validation", minimum=1),
     "val_images": Field(int, "DIV2K train images held out for validation", minimum=1),
     "div2k_dir": Field(str, "existing folder holding DIV2K_train_HR/ and DIV2K_valid_HR/: nothing is downloaded"),
     "download_dir": Field(str, "where DIV2K is downloaded and unzipped ('' = data/div2k in the repository)"),

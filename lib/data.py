@@ -1,12 +1,14 @@
 """Images in, split manifest and a decoded image store out.
 
 Two sources:
-- `skimage`: the natural photos shipped inside scikit-image's wheel (no download), cut into square views.
-  The split is by *source photo*: every view of a test photo is in test, none in training.
+- `skimage`: the photos shipped inside scikit-image's wheel (and matplotlib's grace_hopper; no download), cut into
+  square views. The split is by *source photo*: every view of a test photo is in test, none in training; test and
+  validation photos are natural colour photos only.
 - `div2k`: DIV2K_train_HR (800) -> train/val by seed, DIV2K_valid_HR (100) -> test, as the study.
 
 Every image is decoded and resized once (shorter side -> `resize`, bicubic) into a uint8 store that all
-layers and epochs reuse. Encoders see the centre `crop`x`crop`, ImageNet-normalised.
+layers and epochs reuse. Encoders see the centre `crop`x`crop`, ImageNet-normalised (each extractor re-normalises
+to the mean/std its encoder is fed).
 """
 from __future__ import annotations
 
@@ -21,9 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .io import write_bytes
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .registry import IMAGENET_MEAN, IMAGENET_STD  # the pipeline's one image space
 
 # (source photo, file, kind). Files come from scikit-image's data folder, or matplotlib's sample data when named
 # "matplotlib/<file>". Kinds: `natural` colour photos (test and validation are drawn from these only),

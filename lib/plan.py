@@ -51,7 +51,6 @@ class Plan:
                 "weights_file": settings["weights_file"], "normalisation": settings["normalisation"],
                 "seed": self.study["seed"]}
 
-
     def layer(self, arch: str, layer: str) -> dict:
         """The training settings of one layer, with arch, layer and seed."""
         self.encoder(arch)  # one error for an architecture not in this run

@@ -120,7 +120,7 @@ class UnknownNameError(ValueError):
 
 def all_layers(archs=None) -> list[tuple[str, str]]:
     """Every (architecture, layer) of `archs` (default: the study's three networks, 14 layers), in network order."""
-    return [(arch, layer) for arch in (archs or STUDY) for layer in get_architecture(arch).layer_names]
+    return [(arch, layer) for arch in (STUDY if archs is None else archs) for layer in get_architecture(arch).layer_names]
 
 
 def did_you_mean(name: str, valid) -> str:
@@ -136,10 +136,11 @@ def get_architecture(name: str) -> Architecture:
         import timm
     except ImportError:  # the planning step outside the environment: only the typed names are known
         timm = None
-    if timm is not None and name in timm.list_models():
+    models = timm.list_models() if timm is not None else []
+    if name in models:
         return timm_architecture(name)
     # the closest name; on a tie the study's ('resnet' means resnet34 here, not whichever timm ResNet sorts last)
-    candidates = list(ARCHITECTURES) + (timm.list_models() if timm is not None else [])
+    candidates = list(ARCHITECTURES) + models
     score = {c: difflib.SequenceMatcher(None, str(name), c).ratio() for c in candidates}
     best = max(candidates, key=lambda c: (score[c], c in ARCHITECTURES))
     hint = f" Did you mean '{best}'?" if score[best] >= 0.6 else ""

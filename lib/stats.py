@@ -98,31 +98,35 @@ def depth_comparisons(per_image: dict[tuple[str, str], pd.DataFrame], layers: di
 
 
 def weights_comparisons(per_image: dict[tuple[str, str], pd.DataFrame], networks: dict[str, str],
-                        weights: dict[str, str], sources: dict, seed: int = 0) -> pd.DataFrame:
+                        weights: dict[str, str], normalisations: dict[str, str], sources: dict,
+                        seed: int = 0) -> pd.DataFrame:
     """What ImageNet training changes: for every layer that a run has with ImageNet weights and, under another
-    name, with random weights of the same network (`networks`: run name -> network, `weights`: run name -> kind),
-    learned minus random PSNR and SSIM, paired by image, with intervals over source photos."""
+    name, with random weights of the same network fed the same input normalisation (`networks`, `weights`,
+    `normalisations`: run name -> network, weights kind, normalisation), learned minus random PSNR and SSIM, paired
+    by image, with intervals over source photos; one row per (learned, random) pair and layer."""
     rows = []
     for learned, network in networks.items():
-        twins = [r for r, n in networks.items() if n == network and weights[r] == "random"]
-        if weights[learned] != "imagenet" or not twins:
+        if weights[learned] != "imagenet":
             continue
-        for (arch, layer), a in per_image.items():
-            if arch != learned or (twins[0], layer) not in per_image:
-                continue
-            a, b = a.set_index("image"), per_image[(twins[0], layer)].set_index("image")
-            common = a.index.intersection(b.index)
-            row = {"network": network, "layer": layer, "learned": learned, "random": twins[0]}
-            for metric in ("psnr", "ssim"):
-                diff = (a.loc[common, metric] - b.loc[common, metric]).to_numpy(float)
-                interval = cluster_bootstrap(diff, [sources[i] for i in common], seed=seed)
-                row.update({f"{metric}_learned": float(a.loc[common, metric].mean()),
-                            f"{metric}_random": float(b.loc[common, metric].mean()),
-                            f"{metric}_gain": interval["mean"], f"{metric}_gain_ci_low": interval["low"],
-                            f"{metric}_gain_ci_high": interval["high"]})
-            row["images_better"] = float(np.mean(a.loc[common, "psnr"].to_numpy(float) > b.loc[common, "psnr"].to_numpy(float)))
-            row["test_sources"] = interval["clusters"]
-            rows.append(row)
+        twins = [r for r, n in networks.items()
+                 if n == network and weights[r] == "random" and normalisations[r] == normalisations[learned]]
+        for twin in twins:
+            for (arch, layer), a in per_image.items():
+                if arch != learned or (twin, layer) not in per_image:
+                    continue
+                a, b = a.set_index("image"), per_image[(twin, layer)].set_index("image")
+                common = a.index.intersection(b.index)
+                row = {"network": network, "layer": layer, "learned": learned, "random": twin}
+                for metric in ("psnr", "ssim"):
+                    diff = (a.loc[common, metric] - b.loc[common, metric]).to_numpy(float)
+                    interval = cluster_bootstrap(diff, [sources[i] for i in common], seed=seed)
+                    row.update({f"{metric}_learned": float(a.loc[common, metric].mean()),
+                                f"{metric}_random": float(b.loc[common, metric].mean()),
+                                f"{metric}_gain": interval["mean"], f"{metric}_gain_ci_low": interval["low"],
+                                f"{metric}_gain_ci_high": interval["high"]})
+                row["images_better"] = float(np.mean(a.loc[common, "psnr"].to_numpy(float) > b.loc[common, "psnr"].to_numpy(float)))
+                row["test_sources"] = interval["clusters"]
+                rows.append(row)
     columns = ["network", "layer", "learned", "random", "psnr_learned", "psnr_random", "psnr_gain", "psnr_gain_ci_low",
                "psnr_gain_ci_high", "ssim_learned", "ssim_random", "ssim_gain", "ssim_gain_ci_low", "ssim_gain_ci_high",
                "images_better", "test_sources"]

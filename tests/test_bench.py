@@ -127,6 +127,8 @@ def _fake_quality(calls):
             "closed_form_paths": "fixed" if grid <= 28 else "none", "feedback": quality.FEEDBACK_STAGES,
             "match_steps": match, "match_levels": matching.levels_record(match),
             "decoder_psnr_mean": psnr - 0.5 if match else psnr, "epochs": 3, "train_seconds": 60.0,
+            "normalisation": "native" if arch == "efficientnet_lite0" else "imagenet",
+            "per_image": {"psnr": {f.name: psnr for f in folders.image_files(test_dir)}},
         }
     return run
 
@@ -223,6 +225,16 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     # a learned row by name
     offline.offline(out, tmp_path / "train", tmp_path / "test", 5, ["efficientnet_lite0/stage2/imagenet"], run=_fake_quality(calls))
     assert calls[28:] == [("efficientnet_lite0", "stage2", "imagenet", 5, 0)]
+    # a row tested on other images (an earlier split), or fed another normalisation, is rerun
+    row = json.loads((out / "vgg16-block3.json").read_text())
+    row["per_image"] = {"psnr": {"hubble_deep_field_00.png": 20.0}}
+    (out / "vgg16-block3.json").write_text(json.dumps(row))
+    row = json.loads((out / "efficientnet_lite0-stage1-imagenet.json").read_text())
+    row["normalisation"] = "imagenet"
+    (out / "efficientnet_lite0-stage1-imagenet.json").write_text(json.dumps(row))
+    table = offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=_fake_quality(calls))
+    assert calls[29:] == [("vgg16", "block3", "random", 10, 0), ("efficientnet_lite0", "stage1", "imagenet", 10, 0)]
+    assert table["settings"]["test_photos"] == [f.name for f in folders.image_files(tmp_path / "test")]  # no sources.csv: each image its own photo
     with pytest.raises(folders.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
         offline.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
 

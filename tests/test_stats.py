@@ -70,3 +70,33 @@ def test_depth_comparisons_pair_by_image_name_not_row_order():
     assert (row["arch"], row["shallower"], row["deeper"]) == ("a", "l1", "l2")
     assert row["psnr_drop"] == pytest.approx(2.0) and row["ci_low"] == pytest.approx(2.0)
     assert row["images_losing"] == 1.0 and row["test_sources"] == 3
+
+
+def test_weights_comparisons_pair_learned_and_random_twins_of_one_network_and_normalisation():
+    from lib import findings
+    from lib.stats import weights_comparisons
+
+    images = [f"{photo}_{i}" for photo in "abc" for i in range(2)]
+    sources = {name: name[0] for name in images}
+    frame = lambda psnr, ssim: pd.DataFrame({"image": images, "psnr": psnr, "ssim": ssim})
+    per_image = {("lite", "stage0"): frame([22.0, 23, 24, 25, 26, 27], [0.6] * 6),
+                 ("lite_random", "stage0"): frame([20.0, 20, 21, 21, 22, 22], [0.5] * 6),
+                 ("lite_native", "stage0"): frame([10.0] * 6, [0.1] * 6),  # another normalisation: never paired
+                 ("resnet", "layer1"): frame([15.0] * 6, [0.3] * 6)}
+    networks = {"lite": "lite0", "lite_random": "lite0", "lite_native": "lite0", "resnet": "resnet34"}
+    weights = {"lite": "imagenet", "lite_random": "random", "lite_native": "random", "resnet": "random"}
+    fed = {"lite": "native", "lite_random": "native", "lite_native": "imagenet", "resnet": "imagenet"}
+    table = weights_comparisons(per_image, networks, weights, fed, sources)
+    assert list(zip(table["learned"], table["random"], table["layer"])) == [("lite", "lite_random", "stage0")]
+    row = table.iloc[0]
+    assert row["psnr_gain"] == pytest.approx(24.5 - 21.0) and row["ssim_gain"] == pytest.approx(0.1)
+    assert row["psnr_gain_ci_low"] <= row["psnr_gain"] <= row["psnr_gain_ci_high"] and row["images_better"] == 1.0
+    assert row["test_sources"] == 3
+    frame_, lines = findings.learned_vs_random(table)
+    assert lines == ["lite0: ImageNet weights make stage0 easier to invert than random ones (95% intervals over 3 test "
+                     "photos). PSNR gain from +3.50 dB at stage0 to +3.50 dB at stage0; SSIM gain from +0.100 to +0.100."]
+    # a run without such a pair: a header-only table, and the report section says nothing
+    empty = weights_comparisons({("resnet", "layer1"): per_image[("resnet", "layer1")]}, {"resnet": "resnet34"},
+                                {"resnet": "random"}, {"resnet": "imagenet"}, sources)
+    assert empty.empty and "psnr_gain" in empty.columns
+    assert findings.learned_vs_random(empty) == (None, [])

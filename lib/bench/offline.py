@@ -125,15 +125,18 @@ def offline_markdown(table: dict) -> str:
 
 
 def kept_settings(arch: str, layer: str, settings: dict) -> dict:
-    """What a layer's record must hold for the sweep to keep it: the sweep's settings, the layer's colour copies and
-    feature-matching steps and levels, and the current schema."""
+    """What a layer's record must hold for the sweep to keep it: the sweep's settings, the layer's colour copies,
+    feature-matching steps and levels, the input normalisation `auto` gives its encoder, and the current schema
+    (and, checked apart, the very test images of this sweep)."""
     from ..evaluation import SCHEMA_VERSION
     from ..matching import levels_record, steps_at
-    from ..registry import check_layer
+    from ..registry import IMAGENET_MEAN, IMAGENET_STD, check_layer, get_architecture
 
     match = steps_at(check_layer(arch, layer)[1], MATCH_STEPS)
+    mean, std = get_architecture(arch).input_normalisation("auto")
+    normalisation = "imagenet" if (mean, std) == (IMAGENET_MEAN, IMAGENET_STD) else "native"
     return dict(settings, schema_version=SCHEMA_VERSION, colour_copies=OFFLINE_COLOUR_COPIES.get((arch, layer), 0),
-                match_steps=match, match_levels=levels_record(match))
+                match_steps=match, match_levels=levels_record(match), normalisation=normalisation)
 
 
 def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None) -> dict:
@@ -152,14 +155,16 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
             raise BenchError(f"unknown layer(s) {', '.join(unknown)}: name them arch/layer, e.g. resnet34/layer1, or "
                              f"efficientnet_lite0/stage0/imagenet for a row with ImageNet weights.")
         selected = [names[name] for name in layers]
-    settings = {"minutes": minutes, "train_images": len(image_files(train_dir)), "test_images": len(image_files(test_dir))}
+    test_names = [f.name for f in image_files(test_dir)]
+    settings = {"minutes": minutes, "train_images": len(image_files(train_dir)), "test_images": len(test_names)}
     out_dir = Path(out_dir)
     results, missing = [], []
     for arch, layer, weights in everything:
         path = out_dir / f"{row_name(arch, layer, weights)}.json"
         wanted = kept_settings(arch, layer, dict(settings, weights=weights))
         result = json.loads(path.read_text()) if path.exists() else {}
-        kept = bool(result) and all(result.get(k) == v for k, v in wanted.items())
+        kept = bool(result) and all(result.get(k) == v for k, v in wanted.items()) \
+            and sorted(result["per_image"]["psnr"]) == test_names  # tested on these very images
         if kept and (arch, layer, weights) in selected:
             print(f"{arch} {layer} ({weights}): kept (same settings; delete {path} to rerun)")
         elif (arch, layer, weights) in selected:
@@ -173,8 +178,7 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
             results.append(result)
         else:
             missing.append(row_name(arch, layer, weights).replace("-", "/"))
-    test_names = [f.name for f in image_files(test_dir)]
-    photos = sorted(set(image_sources(test_dir, test_names)))  # which photos the table's rows were tested on
+    photos = sorted(set(image_sources(test_dir, test_names)))  # every kept row was tested on these photos
     table = dict(offline_table(results), missing=missing, settings=dict(settings, test_photos=photos))
     write_json(out_dir / "table.json", table)
     write_text(out_dir / "table.md", offline_markdown(table))

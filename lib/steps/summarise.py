@@ -49,6 +49,7 @@ def run(root) -> pd.DataFrame:
     write_bytes(paths.depth_comparisons, depth.to_csv(index=False).encode())
     networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
     kinds = dict(zip(table["arch"], table["weights"]))  # what each encoder really had (auto may have fallen back)
-    versus = weights_comparisons(per_image, networks, kinds, sources, seed=plan.study["seed"])
+    fed = dict(zip(table["arch"], table["normalisation"]))  # and the input normalisation it was fed
+    versus = weights_comparisons(per_image, networks, kinds, fed, sources, seed=plan.study["seed"])
     write_bytes(paths.weights_comparisons, versus.to_csv(index=False).encode())
     return table
