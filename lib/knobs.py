@@ -27,6 +27,7 @@ TARGET_VARIABLES = {
     "bench-speed": {"OUT", "BATCH_SIZE", "WIDTH"},
     "bench-projection": {"OUT", "TFLOPS"},
     "gpu-check": {"OUT"},
+    "bench-photos": set(),
     **{goal: set() for goal in ("help", "venv", "system-deps", "test", "profiles", "clean", "clean-all", "deps")},
 }
 
