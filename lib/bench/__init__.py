@@ -13,6 +13,7 @@ bench.mk), its own JSON and its own table.
     projection  GPU time and memory of a whole profile, counted from the code          (make bench-projection)
     gpu_check   one paper layer end to end, bench-speed and the projection, on a lent GPU (make gpu-check)
     folders     image folders as benchmark input, and the demo's split exported as two of them
+    photos      natural photos from pinned Debian packages as train/test folders            (make bench-photos)
 """
 from __future__ import annotations
 

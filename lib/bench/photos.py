@@ -215,13 +215,15 @@ def main(argv=None) -> int:
     parser.add_argument("--test", type=int, default=50, help="photos held out for test")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
+    from . import run_cli
+
+    def compute() -> dict:
         counts = build(args.out, args.debs or args.out / "debs", args.test, args.seed)
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {counts['train']} train and {counts['test']} test photos under {args.out}")
-    return 0
+        return {**counts, "seed": args.seed, "manifest": str(MANIFEST.name), "shorter_side": SHORTER_SIDE}
+
+    # photos.json beside the folders: what was built, with provenance
+    return run_cli(compute, args.out / "photos.json",
+                   lambda r, out: f"wrote {r['train']} train and {r['test']} test photos under {args.out} ({out})")
 
 
 if __name__ == "__main__":
