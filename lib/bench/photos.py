@@ -196,11 +196,12 @@ def build(out: Path, debs_dir: Path, test: int = 50, seed: int = 0, manifest: Pa
             image.save(partial, format="PNG")
     counts = {}
     for part in ("train", "test"):
-        chosen = [i for i in range(len(rows)) if split[i] == part]
+        chosen = [names[i] for i in range(len(rows)) if split[i] == part]
         counts[part] = len(chosen)
-        write_text(out / part / SOURCES_FILE, "image,source\n" + "".join(f"{names[i]}.png,{names[i]}\n" for i in chosen))
+        write_text(out / part / SOURCES_FILE, "image,source\n" + "".join(f"{name}.png,{name}\n" for name in chosen))
+        kept = set(chosen)
         for stale in (out / part).iterdir():  # a photo another seed or manifest put here
-            if stale.suffix.lower() in IMAGE_SUFFIXES and stale.stem not in {names[i] for i in chosen}:
+            if stale.suffix.lower() in IMAGE_SUFFIXES and stale.stem not in kept:
                 stale.unlink()
     write_text(out / "licences.csv", "image,split,package,version,path,licence\n" + "".join(
         f"{names[i]}.png,{split[i]},{r['package']},{r['version']},{r['path']},\"{r['licence']}\"\n"
