@@ -2,11 +2,12 @@
 # Included by the Makefile, whose PY, ENV_STAMP and REPORTS they use; none needs a profile's plan.
 #
 # make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
-#   [COLOUR_COPIES=0] [FEEDBACK=2] [MATCH=300] OUT=q.json
+#   [COLOUR_COPIES=0] [VIEWS=1] [FEEDBACK=2] [MATCH=300] OUT=q.json
 # EPOCHS=n instead of MINUTES: an epoch budget (the base decoder and each feedback stage n epochs; deterministic on
 # CPU). Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo. TRAIN_ON_TEST_COPIES=k
 # instead of TRAIN_DIR: the in-domain control, trained on k colour-jittered copies of each test image (never the
-# originals)
+# originals). VIEWS=k cuts k views of each training photo (the centred square, then closer crops, as the study cuts
+# its photos)
 BENCH_DATA := $(REPORTS)/bench/skimage
 BENCH_OFFLINE := $(REPORTS)/bench/offline
 TRAIN_DIR ?= $(BENCH_DATA)/train
@@ -34,7 +35,7 @@ bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## decoder quality for a time or
 	$(PY) -m lib.bench.quality --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
 	  $(if $(TRAIN_ON_TEST_COPIES),--train-on-test-copies $(TRAIN_ON_TEST_COPIES),--train-dir $(TRAIN_DIR)) \
 	  --weights $(WEIGHTS) $(BENCH_BUDGET) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
-	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
+	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(VIEWS),--views $(VIEWS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
 
 # make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]: the offline targets in
 # one sweep -- bench-quality on the demo's views for the study's 14 layers (random-init encoders) and
@@ -43,6 +44,14 @@ bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## decoder quality for a time or
 bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(BENCH_OFFLINE)/table.md
 	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \
 	  --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
+
+# make bench-learned [MINUTES=10] [ONLY="efficientnet_lite0/stage3/imagenet"]: the learned-features targets in one
+# sweep -- bench-quality on the natural photo folders (bench-photos) for EfficientNet-Lite0's 5 stages, ImageNet and
+# random weights, the decoder alone (MATCH=0); rows kept as in bench-offline, then table.md
+BENCH_LEARNED := $(REPORTS)/bench/learned
+bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
+	$(PY) -m lib.bench.offline --sweep learned --out-dir $(BENCH_LEARNED) --train-dir $(BENCH_PHOTOS)/train \
+	  --test-dir $(BENCH_PHOTOS)/test --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
 
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
 # predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered

@@ -225,6 +225,18 @@ def load_centre_crop(path: str | Path, resize: int = 256, crop: int = 224) -> np
     return center_crop(np.asarray(resize_shorter(read_rgb(path), resize)), crop)
 
 
+def photo_views(path: str | Path, count: int, seed: int, resize: int = 256, crop: int = 224) -> np.ndarray:
+    """`count` views of one image file as the study cuts its photos (`_view_boxes`: the centred square first, then
+    seeded closer crops), each as the encoders see it (shorter side `resize`, centre `crop`): uint8 count x crop x
+    crop x 3."""
+    image = read_rgb(path)
+    views = []
+    for x0, y0, side in _view_boxes(Path(path).name, image.width, image.height, count, seed):
+        view = resize_shorter(image.crop((x0, y0, x0 + side, y0 + side)), resize)
+        views.append(center_crop(np.asarray(view, dtype=np.uint8), crop))
+    return np.stack(views)
+
+
 def load_view(entry: Entry, resize: int) -> np.ndarray:
     """Decode one entry into a uint8 HxWx3 array, shorter side `resize`."""
     image = read_rgb(entry.file)

@@ -21,8 +21,9 @@ COMMON_MAKE_VARIABLES = {"PROFILE", "REPORTS", "VENV", "JOBS"}
 # make variables each target takes besides COMMON_MAKE_VARIABLES; a target not listed is a study target (KNOBS)
 TARGET_VARIABLES = {
     "bench-quality": {"ARCH", "LAYER", "TRAIN_DIR", "TEST_DIR", "TRAIN_ON_TEST_COPIES", "WEIGHTS", "MINUTES", "EPOCHS",
-                      "BATCH_SIZE", "WIDTH", "COLOUR_COPIES", "FEEDBACK", "MATCH", "OUT"},
+                      "BATCH_SIZE", "WIDTH", "COLOUR_COPIES", "VIEWS", "FEEDBACK", "MATCH", "OUT"},
     "bench-offline": {"MINUTES", "ONLY"},
+    "bench-learned": {"MINUTES", "ONLY"},
     "bench-colour": {"ARCH", "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "COPIES", "INDOMAIN_COPIES", "OUT"},
     "bench-speed": {"OUT", "BATCH_SIZE", "WIDTH"},
     "bench-projection": {"OUT", "TFLOPS"},

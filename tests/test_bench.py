@@ -104,15 +104,43 @@ def test_quality_with_an_epoch_budget_is_deterministic_and_writes_the_result_sch
                       "--minutes", "1"])
 
 
+def test_views_cut_each_training_photo_as_the_study_cuts_its_photos(tmp_path):
+    (tmp_path / "train").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # smooth photos: a view and the centre crop are compared after different resampling
+        coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
+        coarse.resize((400, 300), Image.BICUBIC).save(tmp_path / "train" / f"{i}.png")
+    write_images(tmp_path / "test", 2, seed=1)
+    names, one = folders.load_folder(tmp_path / "train")
+    _, cut = folders.load_folder(tmp_path / "train", views=3, seed=0)
+    assert len(names) == 3 and one.shape == (3, 224, 224, 3) and cut.shape == (9, 224, 224, 3)
+    # photo by photo: views of one photo sit together, the first its centred square, the others closer crops
+    for photo in range(3):
+        views = cut[3 * photo : 3 * photo + 3]
+        assert np.abs(views[0].astype(int) - one[photo].astype(int)).mean() < 8  # same region, resampled in another order
+        assert all(np.abs(views[0].astype(int) - v.astype(int)).mean() > 20 for v in views[1:])
+    assert np.array_equal(cut, folders.load_folder(tmp_path / "train", views=3, seed=0)[1])  # seeded
+    assert not np.array_equal(cut, folders.load_folder(tmp_path / "train", views=3, seed=1)[1])
+    # the benchmark trains on every view (and its flip) and counts photos; folds stay whole photos
+    result = quality.quality("resnet34", "layer4", tmp_path / "train", tmp_path / "test", "random", epochs=1,
+                             width=32, batch_size=4, feedback=0, progress=False, views=3)
+    assert (result["train_images"], result["views"], result["test_images"]) == (3, 3, 2)
+    with pytest.raises(folders.BenchError, match="VIEWS must be at least 1, got 0"):
+        quality.quality("resnet34", "layer4", tmp_path / "train", tmp_path / "test", "random", epochs=1, views=0)
+    with pytest.raises(folders.BenchError, match="VIEWS cuts the training photos"):
+        quality.quality("resnet34", "layer4", None, tmp_path / "test", "random", epochs=1, views=2,
+                        train_on_test_copies=2)
+
+
 def _fake_quality(calls):
     """Stands in for `quality` in the offline sweep: a complete record whose score differs by layer, baselines fixed."""
     from lib.evaluation import SCHEMA_VERSION
 
-    def run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=0):
+    def run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=0, match=quality.MATCH_STEPS):
         calls.append((arch, layer, weights, minutes, colour_copies))
         psnr = {"layer1": 29.0, "layer4": 17.0, "block2": 27.0}.get(layer, 20.0)
         grid = check_layer(arch, layer)[1]
-        match = matching.steps_at(grid, quality.MATCH_STEPS)  # feature matching where the grid is fine enough
+        match = matching.steps_at(grid, match)  # feature matching where the grid is fine enough
         baselines = {"mean_colour": 17.87, "thumbnail": 28.39}
         return {
             "schema_version": SCHEMA_VERSION, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes,
@@ -239,6 +267,32 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     assert table["settings"]["test_photos"] == [f.name for f in folders.image_files(tmp_path / "test")]  # no sources.csv: each image its own photo
     with pytest.raises(folders.BenchError, match="unknown layer.*vgg16/block9.*arch/layer"):
         offline.offline(out, tmp_path / "train", tmp_path / "test", 5, ["vgg16/block9"], run=_fake_quality(calls))
+
+
+def test_learned_sweep_measures_lite0_alone_without_matching(tmp_path):
+    write_images(tmp_path / "train", 2)
+    write_images(tmp_path / "test", 1, seed=1)
+    out, calls, seen = tmp_path / "learned", [], []
+    fake = _fake_quality(calls)
+
+    def run(*args, **kwargs):
+        seen.append(kwargs["match"])
+        return fake(*args, **kwargs)
+
+    table = offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=run, name="learned")
+    assert [c[:3] for c in calls] == [("efficientnet_lite0", f"stage{i}", w) for w in ("imagenet", "random")
+                                      for i in range(5)]
+    assert set(seen) == {0} and table["settings"]["match"] == 0 and table["settings"]["sweep"] == "learned"
+    assert table["layers"] == 10 and not table["missing"]
+    assert all(r["matching_label"] == "0" for r in table["rows"])
+    # kept on a second sweep; a row measured with feature matching (the offline sweep's) is rerun
+    offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=run, name="learned")
+    assert len(calls) == 10
+    row = json.loads((out / "efficientnet_lite0-stage1-imagenet.json").read_text())
+    row["match_steps"] = quality.MATCH_STEPS
+    (out / "efficientnet_lite0-stage1-imagenet.json").write_text(json.dumps(row))
+    offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=run, name="learned")
+    assert calls[10:] == [("efficientnet_lite0", "stage1", "imagenet", 10, 0)]
 
 
 def test_offline_sweep_runs_from_make(tmp_path):

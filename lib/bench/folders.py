@@ -34,11 +34,17 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def load_folder(folder: str | Path, resize: int = 256, crop: int = 224) -> tuple[list[str], np.ndarray]:
-    """Every image in `folder`: resize shorter side to 256 (bicubic), centre crop 224, uint8 N x 224 x 224 x 3."""
+def load_folder(folder: str | Path, resize: int = 256, crop: int = 224, views: int = 1,
+                seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Every image in `folder`: resize shorter side to 256 (bicubic), centre crop 224, uint8 N x 224 x 224 x 3.
+    With `views` > 1, that many views of each image as the study cuts its photos (`data.photo_views`), image by
+    image: N * views crops."""
     files = image_files(folder)
-    crops = [datamod.load_centre_crop(f, resize, crop) for f in files]
-    return [f.name for f in files], np.stack(crops)
+    if views == 1:
+        crops = [datamod.load_centre_crop(f, resize, crop) for f in files]
+    else:
+        crops = [datamod.photo_views(f, views, seed, resize, crop) for f in files]
+    return [f.name for f in files], (np.stack(crops) if views == 1 else np.concatenate(crops))
 
 
 def image_sources(folder: str | Path, names: list[str]) -> list[str]:
@@ -71,17 +77,19 @@ def check_encoder(arch: str, layer: str, weights: str) -> None:
         raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
 
 
-def images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int, test_copies: int = 0):
+def images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int, test_copies: int = 0,
+                       views: int = 1):
     """(train images then their horizontal flips, test names, test images, extractor). Flips are exact to cache:
-    both orientations are encoded once and reused. With `test_copies` (and no `train_dir`) the training images are
-    that many colour-jittered copies of each test image, one block per copy: the in-domain control."""
+    both orientations are encoded once and reused. `views` crops of each training image (`load_folder`), image by
+    image; test images are always the one centre crop. With `test_copies` (and no `train_dir`) the training images
+    are that many colour-jittered copies of each test image, one block per copy: the in-domain control."""
     from ..encoders import build_extractor
 
     test_names, test_images = load_folder(test_dir)
     if test_copies:
         train_images = datamod.colour_copies(test_images, test_copies, np.random.default_rng([seed, 1]))
     else:
-        _, train_images = load_folder(train_dir)
+        _, train_images = load_folder(train_dir, views=views, seed=seed)
     images = np.concatenate([train_images, train_images[:, :, ::-1]])
     return images, test_names, test_images, build_extractor(arch, [layer], weights, seed)
 

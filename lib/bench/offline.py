@@ -6,6 +6,9 @@ Layers whose JSON already holds these settings are kept, not retrained:
 
     python -m lib.bench.offline --out-dir reports/bench/offline --train-dir DIR --test-dir DIR --minutes 10
 
+`--sweep learned` is the learned-features sweep instead: EfficientNet-Lite0's stages alone, both weights, the decoder
+alone (no feature matching), on natural photo folders the demo never saw (`make bench-photos`).
+
 The table's rows carry the records' own field names, plus what the report shows as it is: the targets, whether
 they are met, and the labels of the margins (with intervals), feature errors and feature matching.
 """
@@ -46,13 +49,17 @@ TABLE_FIELDS = (
 )
 
 
-def sweep() -> list[tuple[str, str, str]]:
-    """Every (arch, layer, weights) row: the study's 14 layers with random weights, then EfficientNet-Lite0's
-    stages with its ImageNet weights and with random ones."""
+# Feature-matching steps asked for in each sweep: the learned sweep scores the decoder alone, as its targets are set.
+SWEEPS = {"offline": {"match": MATCH_STEPS}, "learned": {"match": 0}}
+
+
+def sweep(name: str = "offline") -> list[tuple[str, str, str]]:
+    """Every (arch, layer, weights) row: the study's 14 layers with random weights (offline sweep only), then
+    EfficientNet-Lite0's stages with its ImageNet weights and with random ones."""
     from ..registry import all_layers
 
     lite0 = [("efficientnet_lite0", layer, weights) for weights in ("imagenet", "random") for layer in LITE0_TARGETS]
-    return [(arch, layer, "random") for arch, layer in all_layers()] + lite0
+    return lite0 if name == "learned" else [(arch, layer, "random") for arch, layer in all_layers()] + lite0
 
 
 def row_name(arch: str, layer: str, weights: str) -> str:
@@ -124,28 +131,29 @@ def offline_markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kept_settings(arch: str, layer: str, settings: dict) -> dict:
+def kept_settings(arch: str, layer: str, settings: dict, match: int = MATCH_STEPS) -> dict:
     """What a layer's record must hold for the sweep to keep it: the sweep's settings, the layer's colour copies,
-    feature-matching steps and levels, the input normalisation `auto` gives its encoder, and the current schema
-    (and, checked apart, the very test images of this sweep)."""
+    feature-matching steps and levels (of `match` asked for), the input normalisation `auto` gives its encoder, and
+    the current schema (and, checked apart, the very test images of this sweep)."""
     from ..evaluation import SCHEMA_VERSION
     from ..matching import levels_record, steps_at
     from ..registry import IMAGENET_MEAN, IMAGENET_STD, check_layer, get_architecture
 
-    match = steps_at(check_layer(arch, layer)[1], MATCH_STEPS)
+    match = steps_at(check_layer(arch, layer)[1], match)
     mean, std = get_architecture(arch).input_normalisation("auto")
     normalisation = "imagenet" if (mean, std) == (IMAGENET_MEAN, IMAGENET_STD) else "native"
     return dict(settings, schema_version=SCHEMA_VERSION, colour_copies=OFFLINE_COLOUR_COPIES.get((arch, layer), 0),
                 match_steps=match, match_levels=levels_record(match), normalisation=normalisation)
 
 
-def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None) -> dict:
-    """`quality` on every row of the sweep (or only `layers`: "arch/layer" names, "arch/layer/imagenet" for a
-    learned row) whose JSON in `out_dir` does not already hold these settings, each written as soon as it is done;
-    then table.json and table.md from every row measured at these settings (the others are listed as missing), and
-    table.png, their plot."""
+def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None, name: str = "offline") -> dict:
+    """`quality` on every row of the sweep `name` (SWEEPS; or only `layers`: "arch/layer" names,
+    "arch/layer/imagenet" for a learned row) whose JSON in `out_dir` does not already hold these settings, each
+    written as soon as it is done; then table.json and table.md from every row measured at these settings (the others
+    are listed as missing), and table.png, their plot."""
     run = run or quality
-    everything = sweep()
+    options = SWEEPS[name]
+    everything = sweep(name)
     names = {"/".join((arch, layer) + (() if weights == "random" else (weights,))): (arch, layer, weights)
              for arch, layer, weights in everything}
     selected = everything
@@ -161,14 +169,15 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
     results, missing = [], []
     for arch, layer, weights in everything:
         path = out_dir / f"{row_name(arch, layer, weights)}.json"
-        wanted = kept_settings(arch, layer, dict(settings, weights=weights))
+        wanted = kept_settings(arch, layer, dict(settings, weights=weights), options["match"])
         result = json.loads(path.read_text()) if path.exists() else {}
         kept = bool(result) and all(result.get(k) == v for k, v in wanted.items()) \
             and sorted(result["per_image"]["psnr"]) == test_names  # tested on these very images
         if kept and (arch, layer, weights) in selected:
             print(f"{arch} {layer} ({weights}): kept (same settings; delete {path} to rerun)")
         elif (arch, layer, weights) in selected:
-            result = run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=wanted["colour_copies"])
+            result = run(arch, layer, train_dir, test_dir, weights, minutes, colour_copies=wanted["colour_copies"],
+                         match=options["match"])
             result["provenance"] = record()
             write_json(path, result)
             print(f"{arch} {layer} ({weights}): {result['psnr_mean']:.2f} dB (mean colour "
@@ -179,7 +188,8 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
         else:
             missing.append(row_name(arch, layer, weights).replace("-", "/"))
     photos = sorted(set(image_sources(test_dir, test_names)))  # every kept row was tested on these photos
-    table = dict(offline_table(results), missing=missing, settings=dict(settings, test_photos=photos))
+    table = dict(offline_table(results), missing=missing, settings=dict(settings, test_photos=photos, sweep=name,
+                                                                        match=options["match"]))
     write_json(out_dir / "table.json", table)
     write_text(out_dir / "table.md", offline_markdown(table))
     if results:
@@ -192,11 +202,13 @@ def main(argv=None) -> int:
     for name in ("--out-dir", "--train-dir", "--test-dir"):
         parser.add_argument(name, required=True)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--sweep", choices=sorted(SWEEPS), default="offline",
+                        help="offline: the study's 14 layers and Lite0's 10 rows; learned: Lite0's 10 rows, no matching")
     parser.add_argument("--layers", nargs="*", help="arch/layer names, arch/layer/imagenet for a learned row "
                                                      "(default: every row)")
     args = parser.parse_args(argv)
     try:
-        table = offline(Path(args.out_dir), args.train_dir, args.test_dir, args.minutes, args.layers)
+        table = offline(Path(args.out_dir), args.train_dir, args.test_dir, args.minutes, args.layers, name=args.sweep)
     except (BenchError, datamod.DataError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

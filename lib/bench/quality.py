@@ -36,14 +36,16 @@ def per_image_record(per_image) -> dict:
 def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: float | None = None, width: int = 256,
             batch_size: int = 8, lr: float = 2e-3, seed: int = 0, colour_copies: int = 0, feedback: int = FEEDBACK_STAGES,
             match: int = MATCH_STEPS, progress: bool = True, train_on_test_copies: int = 0,
-            epochs: int | None = None) -> dict:
+            epochs: int | None = None, views: int = 1) -> dict:
     """Train the default decoder (flips as augmentation, encoded once) and score it; returns its record.
 
     Budget: `minutes` of wall clock (shared equally by the base decoder, its closed-form start included, and each
     feedback stage), or `epochs` for the base decoder and for each feedback stage (deterministic on CPU); exactly one.
     `colour_copies` adds that many colour-jittered copies of every training image and its flip (`colour_jitter`),
     encoded once with them: a few training photos cover few colours, and a decoder only learns how the layer
-    encodes the colours it sees. `match` feature-matching steps then correct each test reconstruction at 56x56 grids
+    encodes the colours it sees. `views` cuts that many views of each training photo, as the study cuts its photos
+    (the centred square, then closer crops; `data.photo_views`): more distinct content for deep layers, whose
+    decoders overfit a few hundred images. Test photos are always scored on their one centre crop. `match` feature-matching steps then correct each test reconstruction at 56x56 grids
     (`matching.match_features`): test-time work outside the training budget, timed as `match_seconds`, with the
     decoder's own scores kept as `decoder_psnr_mean` / `decoder_ssim_mean`.
 
@@ -71,19 +73,23 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
         raise BenchError(f"FEEDBACK must be 0 or more, got {feedback}.")
     if match < 0:
         raise BenchError(f"MATCH must be 0 or more, got {match}.")
+    if views < 1:
+        raise BenchError(f"VIEWS must be at least 1, got {views}.")
     if train_on_test_copies < 0:
         raise BenchError(f"TRAIN_ON_TEST_COPIES must be 0 or more, got {train_on_test_copies}.")
     if bool(train_on_test_copies) == (train_dir is not None):
         raise BenchError("give either TRAIN_DIR or TRAIN_ON_TEST_COPIES (the in-domain control trains on copies of "
                          "the test images), not both or neither.")
     started = time.perf_counter()
+    if train_on_test_copies and views > 1:
+        raise BenchError("VIEWS cuts the training photos; the in-domain control (TRAIN_ON_TEST_COPIES) has none.")
     images, test_names, test_images, extractor = images_and_encoder(arch, layer, weights, train_dir, test_dir, seed,
-                                                                    train_on_test_copies)
-    photos = len(images) // 2
-    # cross-validation folds by source image: an image's flip and colour copies (and in the in-domain control, every
-    # copy of one test image) share its fold
+                                                                    train_on_test_copies, views)
+    photos = len(images) // (2 * views)
+    # cross-validation folds by source image: an image's views, flip and colour copies (and in the in-domain
+    # control, every copy of one test image) share its fold
     groups = (contiguous_groups(len(test_images)).repeat(train_on_test_copies) if train_on_test_copies
-              else contiguous_groups(photos))
+              else contiguous_groups(photos).repeat_interleave(views))
     rng = np.random.default_rng(seed)
     images = np.concatenate([images, datamod.colour_copies(images, colour_copies, rng)])
     features = encode_images(extractor, layer, images)
@@ -99,12 +105,12 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
                       progress=progress)
     evaluation = evaluate_decoder(fit.decoder, extractor, layer, test_features, test_images, test_names,
                                   match_steps=match, device=settings["device"], progress=progress)
-    info = {**fit.info, "train_images": photos}  # before flips and colour copies
+    info = {**fit.info, "train_images": photos}  # before views, flips and colour copies
     encoder = {"weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
                "encode_seconds": encode_seconds, "normalisation": extractor.normalisation}
     return result_record(
         arch, layer, settings, info, encoder, evaluation,
-        minutes=minutes, match_requested=match, train_on_test_copies=train_on_test_copies,
+        minutes=minutes, match_requested=match, views=views, train_on_test_copies=train_on_test_copies,
         # 95% intervals over the test photos (sources.csv), paired by image
         **baseline_comparisons(evaluation.per_image, image_sources(test_dir, test_names)),
         per_image=per_image_record(evaluation.per_image),
@@ -121,7 +127,8 @@ def summary_line(result: dict, out) -> str:
         f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "
         f"{result['baseline_mean_colour_psnr']:.2f} dB, thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | "
         f"margins {margins_label(result, ['mean_colour', 'thumbnail'])} (95% intervals over {result['test_sources']} "
-        f"test photos) | {result['train_images']} train{trained_on} / {result['test_images']} test images, "
+        f"test photos) | {result['train_images']} train{trained_on} ({result.get('views', 1)} views each) / "
+        f"{result['test_images']} test images, "
         f"{result['epochs']} epochs in {result['train_seconds']:.0f}s ({budget}; {result['fit_seconds']:.0f}s "
         f"closed-form start), {result['colour_copies']} colour copies, {result['feedback']} feedback stages, "
         f"{result['match_steps']} feature-matching steps ({result['decoder_psnr_mean']:.2f} dB before, "
@@ -144,6 +151,7 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=256, help="decoder channels up to 14x14")
     parser.add_argument("--batch-size", type=int, default=8, help="images per decoder update")
     parser.add_argument("--colour-copies", type=int, default=0, help="colour-jittered copies of each training image")
+    parser.add_argument("--views", type=int, default=1, help="views cut from each training photo (1: its centre crop)")
     parser.add_argument("--feedback", type=int, default=FEEDBACK_STAGES, help="feedback stages after the base decoder")
     parser.add_argument("--match", type=int, default=MATCH_STEPS,
                         help="test-time feature-matching steps (56x56 grids; 0: none)")
@@ -152,7 +160,7 @@ def main(argv=None) -> int:
     return run_cli(lambda: quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, minutes,
                                    args.width, args.batch_size, colour_copies=args.colour_copies,
                                    feedback=args.feedback, match=args.match,
-                                   train_on_test_copies=args.train_on_test_copies, epochs=args.epochs),
+                                   train_on_test_copies=args.train_on_test_copies, epochs=args.epochs, views=args.views),
                    args.out, summary_line)
 
 
