@@ -43,7 +43,7 @@ PAPERMILL := $(STEP) -m lib.notebook --kernel python3 --log-output --no-progress
 # The lib sources each step runs (LIB_PLAN, LIB_FETCH, LIB_DATA, LIB_ENCODE, LIB_TRAIN, LIB_EVALUATE,
 # LIB_FIGURES, LIB_REPORT, LIB_RENDER), generated from its imports (lib/deps.py, standard library only):
 # a change re-runs the steps that run it, nothing else.
-BENCH_GOALS := bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check bench-photos
+BENCH_GOALS := bench-quality bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos
 DEPS := .make/deps.mk
 $(DEPS): lib/deps.py $(wildcard lib/*.py lib/*/*.py notebooks/*.ipynb)
 	@python3 -m lib.deps $@
@@ -154,7 +154,7 @@ $(R)/report.pdf: $(R)/report.html | system-deps
 
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
 
-# ---- benchmarks: bench.mk (bench-quality, bench-offline, bench-colour, bench-speed, bench-projection, gpu-check)
+# ---- benchmarks: bench.mk (bench-quality, bench-offline, bench-learned, bench-colour, bench-speed, bench-projection, gpu-check)
 include bench.mk
 
 # ---- checks ----------------------------------------------------------------------------------------
