@@ -411,6 +411,8 @@ def test_colour_benchmark_bounds_and_recovers_flat_colours(tmp_path):
     # flat colours have no layout: their cells' noise is not something features of other images teach
     assert result["layout_grid"] == 28 and result["layout_train_r2"] < 0.2 and result["layout_test_r2"] < 0.2, result
     assert "across training photos" in done.stdout
+    # the closed-form linear inverse of 28x28 cells, beside the thumbnail of that grid
+    assert 5 < result["linear_inverse_psnr"] < 60 and result["baseline_thumbnail_psnr"] > 30 and "linear inverse" in done.stdout
 
 
 def layout_case(n, mixing, seed):
@@ -436,6 +438,21 @@ def test_layout_readout_tells_layout_that_carries_over_from_layout_that_does_not
     other, _ = layout_case(8, -mixing, seed=2)
     shifted = colour.layout_readout(features, images, groups, other, test_images, lambdas)
     assert shifted["layout_train_r2"] == pytest.approx(same["layout_train_r2"]) and shifted["layout_test_r2"] < -0.5, shifted
+
+
+def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it():
+    mixing = np.random.default_rng(0).normal(size=(16, 3))
+    features, images = layout_case(48, mixing, seed=1)
+    groups = torch.arange(48) * 4 // 48
+    test_features, test_images = layout_case(8, mixing, seed=2)
+    read = colour.linear_inverse(features, images, groups, test_features, test_images)
+    # cells that are a linear mix of their colour: the closed-form start recovers about the thumbnail of the grid
+    # (bilinear where the thumbnail is bicubic), far above what features unrelated to the image give
+    assert read["linear_inverse_kernel"] == 1 and read["baseline_thumbnail_psnr"] > 20, read
+    assert read["linear_inverse_psnr"] > read["baseline_thumbnail_psnr"] - 1.5, read
+    noise = colour.linear_inverse(torch.randn_like(features), images, groups, torch.randn_like(test_features),
+                                  test_images)
+    assert noise["linear_inverse_psnr"] < read["linear_inverse_psnr"] - 5, (noise, read)
 
 
 def test_colour_jitter_changes_colour_not_layout():

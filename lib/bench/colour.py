@@ -1,7 +1,8 @@
 """colour: how well a layer's pooled features predict each test image's mean colour (closed-form ridge, as the
 default decoder's colour path), with and without colour-jittered copies of the training images, against the
 mean-colour baseline (the best any single colour can score); and how much of each image's layout (its thumbnail at
-the layer's grid, less its mean colour) the layer's cells tell, across the training photos and on the test photos:
+the layer's grid, less its mean colour) the layer's cells tell, across the training photos and on the test photos;
+and the default decoder's closed-form linear inverse alone on the test photos, beside the thumbnail of the grid:
 
     python -m lib.bench.colour --arch resnet34 --layer layer4 --train-dir DIR --test-dir DIR --weights random \\
         --copies 8 --out colour.json
@@ -92,6 +93,7 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
         result["indomain_psnr"], result["indomain_penalty"] = fitted_psnr(
             len(recoloured), by_image, COLOUR_PENALTIES, encode_images(extractor, layer, recoloured, pooled=True), recoloured)
     result.update(layout_readout(full_features, images, groups, full_test_features, test_images, layout_lambdas))
+    result.update(linear_inverse(full_features, images, groups, full_test_features, test_images))
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -141,6 +143,29 @@ def layout_readout(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
             "layout_test_r2": 1 - squared_error(weights, *test_sums) / float(test_sums[2])}
 
 
+def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Tensor, test_features: torch.Tensor,
+                   test_images: np.ndarray) -> dict:
+    """The default decoder's closed-form start alone (`ResShuffleDecoder.fit_linear_start`: each cell's pixel block
+    from its feature neighbourhood, plus the image's colour from its pooled features, ridge, penalty cross-validated
+    over `groups`), scored on the test images, with the thumbnail of the grid beside it. What a linear read of the
+    layer recovers: where it falls far short of the thumbnail, a decoder must infer the missing detail and colour
+    from content, which a few hundred training photos teach little of."""
+    from ..decoders import ResShuffleDecoder
+    from ..metrics import Pixels, psnr, thumbnail_baseline
+
+    channels, grid, size = features.shape[1], features.shape[2], images.shape[1]
+    decoder = ResShuffleDecoder(channels, grid, width=16, out_size=size)  # its deep path is never used here
+    decoder.standardise.fit(features)
+    decoder.pooled.fit(features)
+    fitted = decoder.fit_linear_start(features, images, groups)
+    with torch.no_grad():
+        predicted = decoder.linear(decoder.standardise(test_features)) + decoder.colour(decoder.pooled(test_features))
+    target = Pixels.from_uint8(test_images)
+    return {"linear_inverse_psnr": float(psnr(Pixels.from_normalised(predicted), target).mean()),
+            "linear_inverse_penalty": fitted["penalty"], "linear_inverse_kernel": fitted["kernel"],
+            "baseline_thumbnail_psnr": float(psnr(thumbnail_baseline(target, grid), target).mean())}
+
+
 def summary_line(result: dict, out) -> str:
     """The one line `main` prints for a result."""
     with_copies = (f"; with {result['copies']} jittered copies {result['copies_psnr']:.2f} dB "
@@ -152,7 +177,8 @@ def summary_line(result: dict, out) -> str:
         f"features {result['flips_psnr']:.2f} dB (bound {result['flips_psnr_bound']:.2f}){with_copies}{indomain} | "
         f"mean-colour baseline {result['baseline_mean_colour_psnr']:.2f} dB | layout from the {result['layout_grid']}x"
         f"{result['layout_grid']} cells: R^2 {result['layout_train_r2']:.2f} across training photos, "
-        f"{result['layout_test_r2']:.2f} on the test images -> {out}"
+        f"{result['layout_test_r2']:.2f} on the test images | linear inverse {result['linear_inverse_psnr']:.2f} dB "
+        f"(thumbnail {result['baseline_thumbnail_psnr']:.2f}) -> {out}"
     )
 
 
