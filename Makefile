@@ -139,11 +139,12 @@ $(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(R)/plan.json $(LIB_FIGURES
 figures: $(FIGURES) ## summary.csv with intervals, depth and learned-vs-random comparisons, the figures
 
 # ---- 6. report: executed notebook -> HTML -> PDF ------------------------------------------------------
-# the committed benchmark results (make bench-offline, make bench-colour) are read as files when present
+# the committed benchmark results (make bench-offline, bench-learned, bench-colour) are read as files when present
 OFFLINE := $(REPORTS)/bench/offline
 LAYOUT := $(REPORTS)/bench/colour
+LEARNED := $(REPORTS)/bench/learned
 $(R)/notebooks/05_report.ipynb: notebooks/05_report.ipynb $(FIGURES) $(CONFIG)/study.json $(LIB_REPORT) \
-  $(wildcard $(OFFLINE)/table.json $(OFFLINE)/table.png $(LAYOUT)/*.json) | $(ENV_STAMP)
+  $(wildcard $(OFFLINE)/table.json $(OFFLINE)/table.png $(LAYOUT)/*.json $(LEARNED)/*.json $(LEARNED)/table.png) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
 $(R)/report.html: $(R)/notebooks/05_report.ipynb $(LIB_RENDER) | $(ENV_STAMP)

@@ -48,9 +48,8 @@ bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every la
 # make bench-learned [MINUTES=10] [ONLY="efficientnet_lite0/stage3/imagenet"]: the learned-features targets in one
 # sweep -- bench-quality on the natural photo folders (bench-photos) for EfficientNet-Lite0's 5 stages, ImageNet and
 # random weights, the decoder alone (MATCH=0); rows kept as in bench-offline, then table.md
-BENCH_LEARNED := $(REPORTS)/bench/learned
-bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
-	$(PY) -m lib.bench.offline --sweep learned --out-dir $(BENCH_LEARNED) --train-dir $(BENCH_PHOTOS)/train \
+bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(LEARNED)/table.md
+	$(PY) -m lib.bench.offline --sweep learned --out-dir $(LEARNED) --train-dir $(BENCH_PHOTOS)/train \
 	  --test-dir $(BENCH_PHOTOS)/test --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
 
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features

@@ -11,10 +11,12 @@ import pandas as pd
 from .findings import label, pm
 
 
-def photos_clause(settings: dict) -> str:
-    """" from the photos a, b, c" when the table names its test photos."""
+def photos_clause(settings: dict, named: int = 6) -> str:
+    """" from the photos a, b, c" when the table names its test photos (" from 50 photos" beyond `named`)."""
     photos = settings.get("test_photos")
-    return f" from the photos {', '.join(photos)}" if photos else ""
+    if not photos:
+        return ""
+    return f" from the photos {', '.join(photos)}" if len(photos) <= named else f" from {len(photos)} photos"
 
 
 def row_label(row: dict) -> str:
@@ -23,15 +25,15 @@ def row_label(row: dict) -> str:
     return f"{label(row['arch'])}{weights} {row['layer']}"
 
 
-def offline_benchmark(table_file: Path) -> tuple[pd.DataFrame | None, list[str]]:
+def offline_benchmark(table_file: Path, command: str = "make bench-offline") -> tuple[pd.DataFrame | None, list[str]]:
     """`make bench-offline`'s table.json (the study's layers with random-init encoders, EfficientNet-Lite0 with
     ImageNet and random weights, on the demo's views, a fixed CPU budget per layer) as a table and sentences read from
     it; (None, [why not]) when it has not been run under this reports root. Its rows carry the quality records'
     fields and the labels shown here (`lib/bench/offline.py` writes both); each target is a baseline and the margin
-    (dB) the decoder must exceed over it."""
+    (dB) the decoder must exceed over it. `make bench-learned`'s table (`command`) reads the same way."""
     table_file = Path(table_file)
     if not table_file.is_file():
-        return None, [f"Not run under this reports root (no `{table_file}`): `make bench-offline` measures it."]
+        return None, [f"Not run under this reports root (no `{table_file}`): `{command}` measures it."]
     table = json.loads(table_file.read_text())
     if not table["rows"]:
         return None, [f"No layer measured yet at these settings (`{table_file}`); not measured: {', '.join(table['missing'])}."]
@@ -132,6 +134,10 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             "decoder trained on them (dB)": [f"{r['indomain_decoder_psnr']:.2f}" if "indomain_decoder_psnr" in r
                                              else "—" for r in rows],
             "mean-colour baseline (dB)": [round(r["baseline_mean_colour_psnr"], 2) for r in rows],
+            "linear inverse (dB)": [f"{r['linear_inverse_psnr']:.2f}" if "linear_inverse_psnr" in r else "—"
+                                    for r in rows],
+            "thumbnail (dB)": [f"{r['baseline_thumbnail_psnr']:.2f}" if "linear_inverse_psnr" in r else "—"
+                               for r in rows],
         }
     ).set_index("layer")
     lines = []
@@ -152,6 +158,12 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
                          f"{lost['baseline_mean_colour_psnr'].iloc[0]:.2f} dB)")
                 line += indomain_clause(lost.loc[short.index])
         lines.append(line + ".")
+    read = [r for r in rows if "linear_inverse_psnr" in r]
+    if read:  # the closed-form linear inverse: what a linear read of the cells recovers, against the thumbnail
+        lines.append("A linear read of the cells (the default decoder's closed-form start alone) scores "
+                     + "; ".join(f"{r['linear_inverse_psnr']:.2f} dB at {label(r['arch'])} {r['layer']} ({r['weights']}), "
+                                 f"{r['linear_inverse_psnr'] - r['baseline_thumbnail_psnr']:+.2f} dB against its "
+                                 f"{r['layout_grid']}×{r['layout_grid']} thumbnail" for r in read) + ".")
     return table, lines
 
 

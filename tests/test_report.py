@@ -129,6 +129,19 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
                      "like the test ones."]
 
 
+def test_layout_control_reads_the_linear_inverse_against_the_thumbnail(tmp_path):
+    import json
+
+    run = _colour_run("block5", 0.2, 0.1, 16.0, arch="vgg16") | {"linear_inverse_psnr": 16.25,
+                                                                  "baseline_thumbnail_psnr": 18.5}
+    (tmp_path / "b5.json").write_text(json.dumps(run))
+    (tmp_path / "l1.json").write_text(json.dumps(_colour_run("layer1", 0.79, 0.67, 17.64)))  # before the readout
+    table, lines = benchmark_findings.layout_control(tmp_path)
+    assert list(table["linear inverse (dB)"]) == ["—", "16.25"] and list(table["thumbnail (dB)"]) == ["—", "18.50"]
+    assert lines[-1] == ("A linear read of the cells (the default decoder's closed-form start alone) scores 16.25 dB at "
+                         "VGG16 block5 (random), -2.25 dB against its 7×7 thumbnail."), lines
+
+
 def test_layout_control_says_when_a_layer_does_not_hold_the_colour(tmp_path):
     import json
 
