@@ -10,6 +10,7 @@
 # its photos)
 BENCH_DATA := $(REPORTS)/bench/skimage
 BENCH_OFFLINE := $(REPORTS)/bench/offline
+BENCH_LEARNED := $(REPORTS)/bench/learned
 TRAIN_DIR ?= $(BENCH_DATA)/train
 TEST_DIR ?= $(BENCH_DATA)/test
 WEIGHTS ?= imagenet
@@ -47,9 +48,10 @@ bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every la
 
 # make bench-learned [MINUTES=10] [ONLY="efficientnet_lite0/stage3/imagenet"]: the learned-features targets in one
 # sweep -- bench-quality on the natural photo folders (bench-photos) for EfficientNet-Lite0's 5 stages, ImageNet and
-# random weights, the decoder alone (MATCH=0); rows kept as in bench-offline, then table.md
-bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(LEARNED)/table.md
-	$(PY) -m lib.bench.offline --sweep learned --out-dir $(LEARNED) --train-dir $(BENCH_PHOTOS)/train \
+# random weights, the decoder alone (MATCH=0); rows kept as in bench-offline, then table.md. bench-colour runs on the
+# same folders go beside them as <row>-colour.json (their linear readouts bound the rows that miss)
+bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
+	$(PY) -m lib.bench.offline --sweep learned --out-dir $(BENCH_LEARNED) --train-dir $(BENCH_PHOTOS)/train \
 	  --test-dir $(BENCH_PHOTOS)/test --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
 
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
@@ -82,4 +84,4 @@ gpu-check: | $(ENV_STAMP) ## one paper layer on synthetic data + bench-speed + p
 	@test -n "$(OUT)" || { echo "error: set OUT=dir" >&2; exit 2; }
 	$(PY) -m lib.bench.gpu_check --out $(OUT)
 
-.PHONY: bench-quality bench-offline bench-colour bench-speed bench-projection gpu-check bench-photos
+.PHONY: bench-quality bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos

@@ -111,8 +111,9 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
     for run in sorted(runs, key=lambda r: (order.get((r["arch"], r["layer"]), len(order)), r["weights"], r["copies"])):
         row = merged.setdefault((run["arch"], run["layer"], run["weights"]),
                                 dict(run, copies_scores=[], best_colour=run["flips_psnr"]))
-        if "indomain_psnr" in run:  # the same for every copy count: the test images' own recolourings
-            row["indomain_psnr"] = run["indomain_psnr"]
+        for key in ("indomain_psnr", "linear_inverse_psnr", "baseline_thumbnail_psnr"):
+            if key in run:  # the same for every copy count (the test images' own recolourings; the cells' linear read)
+                row[key] = run[key]
         if run["copies"]:  # every count measured, so a plateau shows
             row["copies_scores"].append(f"{run['copies_psnr']:.2f} ({run['copies']})")
             row["best_colour"] = max(row["best_colour"], run["copies_psnr"])
@@ -134,12 +135,13 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
             "decoder trained on them (dB)": [f"{r['indomain_decoder_psnr']:.2f}" if "indomain_decoder_psnr" in r
                                              else "—" for r in rows],
             "mean-colour baseline (dB)": [round(r["baseline_mean_colour_psnr"], 2) for r in rows],
-            "linear inverse (dB)": [f"{r['linear_inverse_psnr']:.2f}" if "linear_inverse_psnr" in r else "—"
-                                    for r in rows],
-            "thumbnail (dB)": [f"{r['baseline_thumbnail_psnr']:.2f}" if "linear_inverse_psnr" in r else "—"
-                               for r in rows],
         }
     ).set_index("layer")
+    if any("linear_inverse_psnr" in r for r in rows):  # runs before the linear read have no such column
+        table["linear read (dB)"] = [f"{r['linear_inverse_psnr']:.2f}" if "linear_inverse_psnr" in r else "—"
+                                     for r in rows]
+        table["thumbnail (dB)"] = [f"{r['baseline_thumbnail_psnr']:.2f}" if "linear_inverse_psnr" in r else "—"
+                                   for r in rows]
     lines = []
     for (arch, weights), group in pd.DataFrame(rows).groupby(["arch", "weights"], sort=False):
         first, last = group.iloc[0], group.iloc[-1]
@@ -160,7 +162,8 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
         lines.append(line + ".")
     read = [r for r in rows if "linear_inverse_psnr" in r]
     if read:  # the closed-form linear inverse: what a linear read of the cells recovers, against the thumbnail
-        lines.append("A linear read of the cells (the default decoder's closed-form start alone) scores "
+        lines.append("A closed-form linear read of the cells (the default decoder's start at grids of 28×28 and "
+                     "coarser) scores "
                      + "; ".join(f"{r['linear_inverse_psnr']:.2f} dB at {label(r['arch'])} {r['layer']} ({r['weights']}), "
                                  f"{r['linear_inverse_psnr'] - r['baseline_thumbnail_psnr']:+.2f} dB against its "
                                  f"{r['layout_grid']}×{r['layout_grid']} thumbnail" for r in read) + ".")

@@ -109,7 +109,8 @@ def photo_path(file: str) -> Path:
     return skimage_dir() / file
 
 
-def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int) -> list[tuple[int, int, int]]:
+def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int,
+                knob: str = "views_per_photo") -> list[tuple[int, int, int]]:
     """`count` distinct square boxes: scales cycle through VIEW_SCALES, positions are seeded per photo."""
     rng = random.Random(seed * 1_000_003 + zlib.crc32(source_key.encode()))
     short = min(width, height)
@@ -118,7 +119,7 @@ def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int)
     while len(boxes) < count:
         attempts += 1
         if attempts > 100 * count:
-            raise DataError(f"could not cut {count} distinct views from {source_key}; lower views_per_photo.")
+            raise DataError(f"could not cut {count} distinct views from {source_key}; lower {knob}.")
         if not boxes:  # the first view is the centred whole photo, then closer crops cycle
             side = int(short * VIEW_SCALES[0])
             box = ((width - side) // 2, (height - side) // 2, side)
@@ -231,7 +232,7 @@ def photo_views(path: str | Path, count: int, seed: int, resize: int = 256, crop
     crop x 3."""
     image = read_rgb(path)
     views = []
-    for x0, y0, side in _view_boxes(Path(path).name, image.width, image.height, count, seed):
+    for x0, y0, side in _view_boxes(Path(path).stem, image.width, image.height, count, seed, knob="VIEWS"):
         view = resize_shorter(image.crop((x0, y0, x0 + side, y0 + side)), resize)
         views.append(center_crop(np.asarray(view, dtype=np.uint8), crop))
     return np.stack(views)

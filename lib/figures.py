@@ -201,7 +201,8 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     ax.set_xticks(x, [f"{arch_label(r['arch'])}{' IN' if r.get('weights') == 'imagenet' else ''}\n{r['layer']}"
                       for r in rows], fontsize=7)
     ax.set_ylabel("PSNR (dB) ↑")
-    ax.set_title(f"Offline benchmark (IN: ImageNet weights, else random): {table['met']} of {table['layers']} layers "
+    title = "Learned-features benchmark" if table.get("settings", {}).get("sweep") == "learned" else "Offline benchmark"
+    ax.set_title(f"{title} (IN: ImageNet weights, else random): {table['met']} of {table['layers']} layers "
                  f"meet their targets", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.tight_layout()

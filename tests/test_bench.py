@@ -104,7 +104,7 @@ def test_quality_with_an_epoch_budget_is_deterministic_and_writes_the_result_sch
                       "--minutes", "1"])
 
 
-def test_views_cut_each_training_photo_as_the_study_cuts_its_photos(tmp_path):
+def test_views_cut_each_training_photo_as_the_study_cuts_its_photos(tmp_path, monkeypatch):
     (tmp_path / "train").mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):  # smooth photos: a view and the centre crop are compared after different resampling
@@ -122,9 +122,20 @@ def test_views_cut_each_training_photo_as_the_study_cuts_its_photos(tmp_path):
     assert np.array_equal(cut, folders.load_folder(tmp_path / "train", views=3, seed=0)[1])  # seeded
     assert not np.array_equal(cut, folders.load_folder(tmp_path / "train", views=3, seed=1)[1])
     # the benchmark trains on every view (and its flip) and counts photos; folds stay whole photos
+    from lib import training
+
+    seen, original = {}, training.fit_decoder
+
+    def fit_decoder(settings, features, images, **kwargs):
+        seen.update(groups=kwargs["groups"].tolist(), images=len(images))
+        return original(settings, features, images, **kwargs)
+
+    monkeypatch.setattr(training, "fit_decoder", fit_decoder)
     result = quality.quality("resnet34", "layer4", tmp_path / "train", tmp_path / "test", "random", epochs=1,
                              width=32, batch_size=4, feedback=0, progress=False, views=3)
     assert (result["train_images"], result["views"], result["test_images"]) == (3, 3, 2)
+    # 3 photos x 3 views, then their flips: a photo's views and flips share its fold
+    assert seen["images"] == 18 and seen["groups"] == [0, 0, 0, 1, 1, 1, 2, 2, 2] * 2
     with pytest.raises(folders.BenchError, match="VIEWS must be at least 1, got 0"):
         quality.quality("resnet34", "layer4", tmp_path / "train", tmp_path / "test", "random", epochs=1, views=0)
     with pytest.raises(folders.BenchError, match="VIEWS cuts the training photos"):
@@ -293,6 +304,12 @@ def test_learned_sweep_measures_lite0_alone_without_matching(tmp_path):
     (out / "efficientnet_lite0-stage1-imagenet.json").write_text(json.dumps(row))
     offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=run, name="learned")
     assert calls[10:] == [("efficientnet_lite0", "stage1", "imagenet", 10, 0)]
+    # the study's layers are not rows of this sweep; a bench-colour run under a row's name is never overwritten
+    with pytest.raises(folders.BenchError, match="resnet34/layer1 for the learned sweep.*efficientnet_lite0/stage0"):
+        offline.offline(out, tmp_path / "train", tmp_path / "test", 10, ["resnet34/layer1"], run=run, name="learned")
+    (out / "efficientnet_lite0-stage4.json").write_text(json.dumps({"arch": "efficientnet_lite0", "flips_psnr": 13.0}))
+    with pytest.raises(folders.BenchError, match="not a bench-quality record.*-colour.json"):
+        offline.offline(out, tmp_path / "train", tmp_path / "test", 10, run=run, name="learned")
 
 
 def test_offline_sweep_runs_from_make(tmp_path):
@@ -442,6 +459,7 @@ def test_layout_readout_tells_layout_that_carries_over_from_layout_that_does_not
 
 def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it():
     mixing = np.random.default_rng(0).normal(size=(16, 3))
+    torch.manual_seed(0)  # layout_case's feature noise
     features, images = layout_case(48, mixing, seed=1)
     groups = torch.arange(48) * 4 // 48
     test_features, test_images = layout_case(8, mixing, seed=2)

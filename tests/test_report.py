@@ -137,9 +137,18 @@ def test_layout_control_reads_the_linear_inverse_against_the_thumbnail(tmp_path)
     (tmp_path / "b5.json").write_text(json.dumps(run))
     (tmp_path / "l1.json").write_text(json.dumps(_colour_run("layer1", 0.79, 0.67, 17.64)))  # before the readout
     table, lines = benchmark_findings.layout_control(tmp_path)
-    assert list(table["linear inverse (dB)"]) == ["—", "16.25"] and list(table["thumbnail (dB)"]) == ["—", "18.50"]
-    assert lines[-1] == ("A linear read of the cells (the default decoder's closed-form start alone) scores 16.25 dB at "
-                         "VGG16 block5 (random), -2.25 dB against its 7×7 thumbnail."), lines
+    assert list(table["linear read (dB)"]) == ["—", "16.25"] and list(table["thumbnail (dB)"]) == ["—", "18.50"]
+    assert lines[-1] == ("A closed-form linear read of the cells (the default decoder's start at grids of 28×28 and "
+                         "coarser) scores 16.25 dB at VGG16 block5 (random), -2.25 dB against its 7×7 thumbnail."), lines
+    # runs before the readout existed: no such columns
+    (tmp_path / "b5.json").unlink()
+    assert "linear read (dB)" not in benchmark_findings.layout_control(tmp_path)[0]
+
+
+def test_photos_clause_names_a_few_photos_and_counts_many():
+    assert benchmark_findings.photos_clause({"test_photos": ["chelsea", "coffee"]}) == " from the photos chelsea, coffee"
+    assert benchmark_findings.photos_clause({"test_photos": [f"p{i}" for i in range(50)]}) == " from 50 photos"
+    assert benchmark_findings.photos_clause({}) == ""
 
 
 def test_layout_control_says_when_a_layer_does_not_hold_the_colour(tmp_path):

@@ -2,7 +2,8 @@
 default decoder's colour path), with and without colour-jittered copies of the training images, against the
 mean-colour baseline (the best any single colour can score); and how much of each image's layout (its thumbnail at
 the layer's grid, less its mean colour) the layer's cells tell, across the training photos and on the test photos;
-and the default decoder's closed-form linear inverse alone on the test photos, beside the thumbnail of the grid:
+and a closed-form linear read of the cells (the default decoder's start at grids of 28x28 and coarser) on the test
+photos, beside the thumbnail of the grid:
 
     python -m lib.bench.colour --arch resnet34 --layer layer4 --train-dir DIR --test-dir DIR --weights random \\
         --copies 8 --out colour.json
@@ -145,9 +146,10 @@ def layout_readout(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
 
 def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Tensor, test_features: torch.Tensor,
                    test_images: np.ndarray) -> dict:
-    """The default decoder's closed-form start alone (`ResShuffleDecoder.fit_linear_start`: each cell's pixel block
-    from its feature neighbourhood, plus the image's colour from its pooled features, ridge, penalty cross-validated
-    over `groups`), scored on the test images, with the thumbnail of the grid beside it. What a linear read of the
+    """A closed-form linear read of the cells, `ResShuffleDecoder.fit_linear_start` (each cell's pixel block from its
+    feature neighbourhood, plus the image's colour from its pooled features, ridge, penalty cross-validated over
+    `groups`; the default decoder starts from it at grids of 28x28 and coarser), scored on the test images, with the
+    thumbnail of the grid beside it. What a linear read of the
     layer recovers: where it falls far short of the thumbnail, a decoder must infer the missing detail and colour
     from content, which a few hundred training photos teach little of."""
     from ..decoders import ResShuffleDecoder

@@ -49,6 +49,8 @@ TABLE_FIELDS = (
 )
 
 
+# Fields records written before they existed lack, with the value those records had: one view per training photo.
+RECORD_DEFAULTS = {"views": 1}
 # Feature-matching steps asked for in each sweep: the learned sweep scores the decoder alone, as its targets are set.
 SWEEPS = {"offline": {"match": MATCH_STEPS}, "learned": {"match": 0}}
 
@@ -143,7 +145,7 @@ def kept_settings(arch: str, layer: str, settings: dict, match: int = MATCH_STEP
     mean, std = get_architecture(arch).input_normalisation("auto")
     normalisation = "imagenet" if (mean, std) == (IMAGENET_MEAN, IMAGENET_STD) else "native"
     return dict(settings, schema_version=SCHEMA_VERSION, colour_copies=OFFLINE_COLOUR_COPIES.get((arch, layer), 0),
-                match_steps=match, match_levels=levels_record(match), normalisation=normalisation)
+                match_steps=match, match_levels=levels_record(match), normalisation=normalisation, views=1)
 
 
 def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run=None, name: str = "offline") -> dict:
@@ -160,8 +162,9 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
     if layers:
         unknown = [name for name in layers if name not in names]
         if unknown:
-            raise BenchError(f"unknown layer(s) {', '.join(unknown)}: name them arch/layer, e.g. resnet34/layer1, or "
-                             f"efficientnet_lite0/stage0/imagenet for a row with ImageNet weights.")
+            raise BenchError(f"unknown layer(s) {', '.join(unknown)} for the {name} sweep: name them arch/layer, "
+                             f"e.g. {next(iter(names))}, with /imagenet for a row with ImageNet weights "
+                             f"(this sweep's rows: {', '.join(names)}).")
         selected = [names[name] for name in layers]
     test_names = [f.name for f in image_files(test_dir)]
     settings = {"minutes": minutes, "train_images": len(image_files(train_dir)), "test_images": len(test_names)}
@@ -171,7 +174,10 @@ def offline(out_dir: Path, train_dir, test_dir, minutes: float, layers=None, run
         path = out_dir / f"{row_name(arch, layer, weights)}.json"
         wanted = kept_settings(arch, layer, dict(settings, weights=weights), options["match"])
         result = json.loads(path.read_text()) if path.exists() else {}
-        kept = bool(result) and all(result.get(k) == v for k, v in wanted.items()) \
+        if result and "psnr_mean" not in result:  # e.g. a bench-colour run saved under a row's name
+            raise BenchError(f"'{path}' is not a bench-quality record, and the sweep would overwrite it: move it "
+                             f"(bench-colour runs beside the sweep are named <row>-colour.json).")
+        kept = bool(result) and all(result.get(k, RECORD_DEFAULTS.get(k)) == v for k, v in wanted.items()) \
             and sorted(result["per_image"]["psnr"]) == test_names  # tested on these very images
         if kept and (arch, layer, weights) in selected:
             print(f"{arch} {layer} ({weights}): kept (same settings; delete {path} to rerun)")
