@@ -198,11 +198,14 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
         ax.annotate("thumbnail target", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
                     xytext=(0, 8), ha="center", fontsize=6, color="tab:green")
-    ax.set_xticks(x, [f"{arch_label(r['arch'])}{' IN' if r.get('weights') == 'imagenet' else ''}\n{r['layer']}"
+    one_network = len({r["arch"] for r in rows}) == 1  # then the ticks name the weights, the title the network
+    ax.set_xticks(x, [(("ImageNet" if r.get("weights") == "imagenet" else "random") if one_network else
+                       f"{arch_label(r['arch'])}{' IN' if r.get('weights') == 'imagenet' else ''}") + f"\n{r['layer']}"
                       for r in rows], fontsize=7)
     ax.set_ylabel("PSNR (dB) ↑")
     title = "Learned-features benchmark" if table.get("settings", {}).get("sweep") == "learned" else "Offline benchmark"
-    ax.set_title(f"{title} (IN: ImageNet weights, else random): {table['met']} of {table['layers']} layers "
+    title += f", {arch_label(rows[0]['arch'])}" if one_network else " (IN: ImageNet weights, else random)"
+    ax.set_title(f"{title}: {table['met']} of {table['layers']} layers "
                  f"meet their targets", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.tight_layout()
