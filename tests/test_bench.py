@@ -136,6 +136,7 @@ def test_views_cut_each_training_photo_as_the_study_cuts_its_photos(tmp_path, mo
     assert (result["train_images"], result["views"], result["test_images"]) == (3, 3, 2)
     # 3 photos x 3 views, then their flips: a photo's views and flips share its fold
     assert seen["images"] == 18 and seen["groups"] == [0, 0, 0, 1, 1, 1, 2, 2, 2] * 2
+    assert "3 train (3 views each) / 2 test images" in quality.summary_line(result, "q.json")
     with pytest.raises(folders.BenchError, match="VIEWS must be at least 1, got 0"):
         quality.quality("resnet34", "layer4", tmp_path / "train", tmp_path / "test", "random", epochs=1, views=0)
     with pytest.raises(folders.BenchError, match="VIEWS cuts the training photos"):

@@ -122,12 +122,13 @@ def summary_line(result: dict, out) -> str:
     trained_on = (f" (in-domain control: {result['train_on_test_copies']} recoloured copies of each test image)"
                   if result["train_on_test_copies"] else "")
     budget = f"{result['minutes']:g} min budget" if result["minutes"] is not None else "epoch budget"
+    views = f" ({result['views']} views each)" if result.get("views", 1) > 1 else ""
     return (
         f"{result['arch']} {result['layer']} ({result['weights']} weights): PSNR {result['psnr_mean']:.2f} ± "
         f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "
         f"{result['baseline_mean_colour_psnr']:.2f} dB, thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | "
         f"margins {margins_label(result, ['mean_colour', 'thumbnail'])} (95% intervals over {result['test_sources']} "
-        f"test photos) | {result['train_images']} train{trained_on} ({result.get('views', 1)} views each) / "
+        f"test photos) | {result['train_images']} train{trained_on}{views} / "
         f"{result['test_images']} test images, "
         f"{result['epochs']} epochs in {result['train_seconds']:.0f}s ({budget}; {result['fit_seconds']:.0f}s "
         f"closed-form start), {result['colour_copies']} colour copies, {result['feedback']} feedback stages, "
