@@ -149,9 +149,8 @@ def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
     """A closed-form linear read of the cells, `ResShuffleDecoder.fit_linear_start` (each cell's pixel block from its
     feature neighbourhood, plus the image's colour from its pooled features, ridge, penalty cross-validated over
     `groups`; the default decoder starts from it at grids of 28x28 and coarser), scored on the test images, with the
-    thumbnail of the grid beside it. What a linear read of the
-    layer recovers: where it falls far short of the thumbnail, a decoder must infer the missing detail and colour
-    from content, which a few hundred training photos teach little of."""
+    thumbnail of the grid beside it. Where it falls far short of the thumbnail, a decoder must infer the missing
+    detail and colour from content, which a few hundred training photos teach little of."""
     from ..decoders import ResShuffleDecoder
     from ..metrics import Pixels, psnr, thumbnail_baseline
 

@@ -40,11 +40,9 @@ def load_folder(folder: str | Path, resize: int = 256, crop: int = 224, views: i
     With `views` > 1, that many views of each image as the study cuts its photos (`data.photo_views`), image by
     image: N * views crops."""
     files = image_files(folder)
-    if views == 1:
-        crops = [datamod.load_centre_crop(f, resize, crop) for f in files]
-    else:
-        crops = [datamod.photo_views(f, views, seed, resize, crop) for f in files]
-    return [f.name for f in files], (np.stack(crops) if views == 1 else np.concatenate(crops))
+    crops = [datamod.load_centre_crop(f, resize, crop)[None] if views == 1
+             else datamod.photo_views(f, views, seed, resize, crop) for f in files]
+    return [f.name for f in files], np.concatenate(crops)
 
 
 def image_sources(folder: str | Path, names: list[str]) -> list[str]:

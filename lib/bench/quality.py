@@ -45,7 +45,8 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     encoded once with them: a few training photos cover few colours, and a decoder only learns how the layer
     encodes the colours it sees. `views` cuts that many views of each training photo, as the study cuts its photos
     (the centred square, then closer crops; `data.photo_views`): more distinct content for deep layers, whose
-    decoders overfit a few hundred images. Test photos are always scored on their one centre crop. `match` feature-matching steps then correct each test reconstruction at 56x56 grids
+    decoders overfit a few hundred images. Test photos are always scored on their one centre crop. `match`
+    feature-matching steps then correct each test reconstruction at 56x56 grids
     (`matching.match_features`): test-time work outside the training budget, timed as `match_seconds`, with the
     decoder's own scores kept as `decoder_psnr_mean` / `decoder_ssim_mean`.
 
@@ -80,9 +81,9 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
     if bool(train_on_test_copies) == (train_dir is not None):
         raise BenchError("give either TRAIN_DIR or TRAIN_ON_TEST_COPIES (the in-domain control trains on copies of "
                          "the test images), not both or neither.")
-    started = time.perf_counter()
     if train_on_test_copies and views > 1:
         raise BenchError("VIEWS cuts the training photos; the in-domain control (TRAIN_ON_TEST_COPIES) has none.")
+    started = time.perf_counter()
     images, test_names, test_images, extractor = images_and_encoder(arch, layer, weights, train_dir, test_dir, seed,
                                                                     train_on_test_copies, views)
     photos = len(images) // (2 * views)
