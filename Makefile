@@ -71,7 +71,7 @@ system-deps: ## install Chromium and poppler-utils with apt-get when missing
 
 # ---- plan: validate the profile and overrides; plan.json (the one resolved settings file) and its slices ----
 # under config/ are rewritten only when they change, plan.mk (ARCHS, LAYERS_<arch>) is generated from it
-STUDY_GOALS := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles deps $(BENCH_GOALS),$(MAKECMDGOALS)),report)
+STUDY_GOALS := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles deps colab $(BENCH_GOALS),$(MAKECMDGOALS)),report)
 ifneq ($(STUDY_GOALS),)
 include $(PLAN)
 else ifneq ($(MAKEOVERRIDES),)
@@ -171,6 +171,11 @@ clean: ## delete this profile's outputs (reports/<profile>/)
 clean-all: clean ## also delete the virtual environment
 	rm -rf $(VENV)
 
+# make colab [REPO=owner/name] [BRANCH=main]: point every notebook's Colab badge and clone cell at a GitHub
+# repository (default: the origin remote, when it is on GitHub), so a fork opens its own code in Colab
+colab: ## point the notebooks' Colab badges and clone cells at REPO=owner/name [BRANCH=main]
+	@python3 -m lib.colab $(if $(REPO),--repo $(REPO)) $(if $(BRANCH),--branch $(BRANCH))
+
 deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
@@ -182,4 +187,4 @@ help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps plan fetch data encode train evaluate figures report test profiles clean clean-all deps help
+.PHONY: FORCE venv system-deps plan fetch data encode train evaluate figures report test profiles clean clean-all deps colab help

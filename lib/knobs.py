@@ -29,6 +29,7 @@ TARGET_VARIABLES = {
     "bench-projection": {"OUT", "TFLOPS"},
     "gpu-check": {"OUT"},
     "bench-photos": set(),
+    "colab": {"REPO", "BRANCH"},
     **{goal: set() for goal in ("help", "venv", "system-deps", "test", "profiles", "clean", "clean-all", "deps")},
 }
 

@@ -47,7 +47,7 @@ def test_colab_badge_and_guarded_setup(path):
     cells = load(path)["cells"]
     badge = "".join(cells[0]["source"])
     assert cells[0]["cell_type"] == "markdown"
-    assert re.search(r"colab\.research\.google\.com/github/.+/blob/main/notebooks/" + re.escape(path.name), badge)
+    assert re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^)]+/notebooks/" + re.escape(path.name), badge)
     assert "colab-badge.svg" in badge
     setup = "".join(cells[1]["source"])
     assert cells[1]["cell_type"] == "code" and 'if "google.colab" in sys.modules:' in setup
@@ -87,3 +87,12 @@ def test_the_notebook_runner_skips_only_the_iri_grammar_and_still_validates(tmp_
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["invalid notebook rejected", "grammar skipped"]
+
+
+def test_every_notebook_points_at_the_same_repository_and_branch():
+    """Badge and clone cell alike (`make colab` rewrites them together): a fork never opens half its notebooks
+    from someone else's repository."""
+    from lib.colab import pointed_at
+
+    targets = {target for path in NOTEBOOKS for target in pointed_at(path).values()}
+    assert len(targets) == 1, targets
