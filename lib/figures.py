@@ -1,4 +1,9 @@
-"""Figures: reconstruction grids, metrics against depth, training curves. Saved as PNG, returned for display."""
+"""Figures: the headline curve, reconstruction and error-map grids, metrics against depth, training curves. Saved as
+PNG, returned for display.
+
+Every figure is drawn to be read on the printed page: one colour per encoder network (its random-weights twin in
+the same colour, dashed and hollow), one marker per baseline, and `save` refuses a figure whose smallest text would
+print under 8 pt once the report fits it to an A4 page."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +19,17 @@ from .io import atomic_path
 
 ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224": "ViT-B/16",
                "efficientnet_lite0": "EfficientNet-Lite0"}
+# one colour per encoder network, in every figure (other timm encoders take the next free colours)
+ENCODER_COLOURS = {"efficientnet_lite0": "#7b3294", "resnet34": "#1f77b4", "vgg16": "#e66101",
+                   "vit_base_patch16_224": "#1b9e77"}
+SPARE_COLOURS = ["#a6761d", "#e7298a", "#666666", "#66a61e", "#d95f02"]
+# one marker per baseline (and for the study's published decoders), in every figure
+BASELINE_STYLE = {"thumbnail": dict(marker="s", ls="--", color="0.35", label="thumbnail at the layer's grid"),
+                  "mean_colour": dict(marker="v", ls=":", color="0.55", label="mean colour"),
+                  "study": dict(marker="x", ls="-", color="black", label="the study's decoders (published)")}
+DPI = 110
+PRINT_WIDTH_IN, PRINT_HEIGHT_IN = 7.32, 9.45  # the report's A4 page less margins, and its image height cap
+MIN_PRINT_PT = 8.0
 
 
 def arch_label(name: str) -> str:
@@ -25,24 +41,66 @@ def arch_label(name: str) -> str:
     return f"{ARCH_LABELS[network]} (random)" if name.endswith("_random") and network in ARCH_LABELS else name
 
 
+def encoder_style(arch: str, networks: list[str] | None = None) -> dict:
+    """Line and marker style of one encoder: its network's colour; a `_random` twin dashed with hollow markers."""
+    network = arch.removesuffix("_random")
+    colour = ENCODER_COLOURS.get(network)
+    if colour is None:
+        others = [n for n in dict.fromkeys(networks or [network]) if n not in ENCODER_COLOURS]
+        colour = SPARE_COLOURS[others.index(network) % len(SPARE_COLOURS)] if network in others else SPARE_COLOURS[0]
+    random = arch.endswith("_random")
+    return dict(color=colour, ls="--" if random else "-", marker="o", mfc="white" if random else colour)
+
+
 def _chart_style() -> None:
-    """Seaborn's theme for charts; imported on first use (it costs ~1.5 s, and image grids don't need it)."""
+    """Seaborn's theme for charts at paper size; imported on first use (it costs ~1.5 s, image grids don't need it)."""
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
+    sns.set_theme(style="whitegrid", context="paper")
+
+
+def print_scale(width_px: int, height_px: int) -> float:
+    """How much a saved figure's points grow or shrink on the printed report: shown at 96 px per inch, at most the
+    page's width and the image height cap."""
+    return min(DPI / 96, PRINT_WIDTH_IN * DPI / width_px, PRINT_HEIGHT_IN * DPI / height_px)
+
+
+def _smallest_text(fig) -> tuple[float, str]:
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    if not texts:
+        return float("inf"), ""
+    small = min(texts, key=lambda t: t.get_fontsize())
+    return small.get_fontsize(), small.get_text()
 
 
 def save(fig, path: Path) -> Path:
+    from PIL import Image
+
+    size, text = _smallest_text(fig)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+        with Image.open(tmp) as png:
+            printed = size * print_scale(*png.size)
+        if printed < MIN_PRINT_PT:  # raised before the rename: no illegible figure is left behind
+            plt.close(fig)
+            raise ValueError(f"{Path(path).name}: the text {text!r} would print at {printed:.1f} pt (under "
+                             f"{MIN_PRINT_PT:g}): draw the figure narrower or its text larger")
     plt.close(fig)
     return path
 
 
+def _blank(ax) -> None:
+    ax.set_xticks([]), ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def reconstruction_figure(samples: dict, title: str, path: Path, psnrs=None) -> Path:
-    """Originals above reconstructions, the same fixed test images for every layer."""
+    """One layer: originals above reconstructions, the same fixed test images for every layer."""
     n = len(samples["original"])
-    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.1), squeeze=False)
+    cell = min(1.6, 7.0 / n)
+    fig, axes = plt.subplots(2, n, figsize=(cell * n, 2 * cell + 0.8), squeeze=False)
     for j in range(n):
         axes[0, j].imshow(samples["original"][j])
         axes[1, j].imshow(samples["reconstruction"][j])
@@ -50,64 +108,127 @@ def reconstruction_figure(samples: dict, title: str, path: Path, psnrs=None) -> 
         if psnrs is not None:
             axes[1, j].set_title(f"{psnrs[j]:.1f} dB", fontsize=8)
     for ax in axes.flat:
-        ax.set_xticks([]), ax.set_yticks([])
-    axes[0, 0].set_ylabel("original")
-    axes[1, 0].set_ylabel("reconstruction")
-    fig.suptitle(title)
+        _blank(ax)
+    axes[0, 0].set_ylabel("original", fontsize=8)
+    axes[1, 0].set_ylabel("decoded", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     return save(fig, path)
 
 
-def image_grid(images: list[np.ndarray], titles: list[str], path: Path, columns: int = 8, title: str = "") -> Path:
-    rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, label in zip(axes.flat, images, titles):
-        ax.imshow(image)
-        ax.set_title(label, fontsize=7)
-    if title:
-        fig.suptitle(title)
+def _layer_columns(samples: dict[str, dict[str, dict]]) -> int:
+    return max(len(layers) for layers in samples.values())
+
+
+def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
+    """One test image through every encoder: a row per encoder, the original and then each layer from shallow to
+    deep, titled with the layer and its PSNR on this image. `samples[arch][layer]` is a layer's samples.npz."""
+    rows, columns = len(samples), _layer_columns(samples) + 1
+    cell = min(1.2, 7.0 / columns, 8.6 / rows)
+    fig, axes = plt.subplots(rows, columns, figsize=(cell * columns, cell * rows + 0.5), squeeze=False)
+    for i, (arch, layers) in enumerate(samples.items()):
+        first = next(iter(layers.values()))
+        axes[i, 0].imshow(first["original"][image])
+        axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
+        for j, (layer, sample) in enumerate(layers.items(), start=1):
+            axes[i, j].imshow(sample["reconstruction"][image])
+            axes[i, j].set_title(f"{layer} {float(sample['psnr'][image]):.1f} dB", fontsize=8)
+        for ax in axes[i]:
+            _blank(ax)
+    axes[0, 0].set_title("original", fontsize=8)
+    name = str(next(iter(next(iter(samples.values())).values()))["names"][image])
+    fig.suptitle(f"Test image {name}, decoded from each layer (shallow to deep)", fontsize=9)
+    fig.tight_layout(pad=0.3)
     return save(fig, path)
 
 
-def depth_grid(samples_by_layer: dict[str, dict], arch: str, path: Path, images: int = 4) -> Path:
-    """Rows: the original, then every layer from shallow to deep; columns: fixed test images."""
-    layers = list(samples_by_layer)
-    first = samples_by_layer[layers[0]]
-    n = min(images, len(first["original"]))
-    fig, axes = plt.subplots(len(layers) + 1, n, figsize=(1.8 * n, 1.8 * (len(layers) + 1)), squeeze=False)
-    for j in range(n):
-        axes[0, j].imshow(first["original"][j])
-        for i, layer in enumerate(layers, start=1):
-            axes[i, j].imshow(samples_by_layer[layer]["reconstruction"][j])
-    for ax in axes.flat:
-        ax.set_xticks([]), ax.set_yticks([])
-    for i, label in enumerate(["original"] + layers):
-        axes[i, 0].set_ylabel(label)
-    fig.suptitle(f"{arch_label(arch)}: reconstructions from shallow to deep")
+def error_maps(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
+    """Where each layer loses the image: |reconstruction - original|, averaged over RGB, one shared colour scale;
+    laid out as `reconstruction_overview`."""
+    rows, columns = len(samples), _layer_columns(samples) + 1
+    cell = min(1.2, 6.6 / columns, 8.4 / rows)
+    fig, axes = plt.subplots(rows, columns, figsize=(cell * columns + 0.6, cell * rows + 0.5), squeeze=False)
+    shown = None
+    for i, (arch, layers) in enumerate(samples.items()):
+        first = next(iter(layers.values()))
+        original = np.asarray(first["original"][image], dtype=np.float32)
+        axes[i, 0].imshow(first["original"][image])
+        axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
+        for j, (layer, sample) in enumerate(layers.items(), start=1):
+            error = np.abs(np.asarray(sample["reconstruction"][image], dtype=np.float32) - original).mean(axis=-1)
+            shown = axes[i, j].imshow(error, cmap="magma", vmin=0, vmax=0.5)
+            axes[i, j].set_title(f"{layer} {error.mean():.3f}", fontsize=8)
+        for ax in axes[i]:
+            _blank(ax)
+    axes[0, 0].set_title("original", fontsize=8)
+    fig.suptitle("Absolute error |decoded - original| per pixel (titles: its mean), same image", fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 0.92, 1))
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        bar.ax.tick_params(labelsize=8)
     return save(fig, path)
 
 
-def metrics_by_depth(summary: pd.DataFrame, path: Path) -> Path:
-    """PSNR / SSIM / LPIPS against depth, one panel per metric, one line per architecture, with baselines."""
+def _panels(count: int, columns: int = 2, height: float = 2.6):
+    rows = int(np.ceil(count / columns))
+    fig, axes = plt.subplots(rows, min(columns, count), figsize=(7.2, height * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:count]
+
+
+def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path:
+    """The result at a glance: PSNR against depth, one panel per network (its random twin beside it), with 95%
+    intervals over test photos, both baselines, and the study's published decoders where it measured the layer."""
     _chart_style()
-    metrics = [("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑")]
-    if summary["lpips_mean"].notna().any():
-        metrics.append(("lpips", "LPIPS ↓"))
-    fig, axes = plt.subplots(len(metrics), len(summary["arch"].unique()), figsize=(4.2 * summary["arch"].nunique(), 3.2 * len(metrics)), squeeze=False)
-    for col, (arch, rows) in enumerate(summary.groupby("arch", sort=False)):
-        x = np.arange(len(rows))
-        for row, (metric, label) in enumerate(metrics):
-            ax = axes[row, col]
-            ax.errorbar(x, rows[f"{metric}_mean"], yerr=rows[f"{metric}_std"], marker="o", capsize=3, label="decoder")
-            if metric in ("psnr", "ssim"):
-                ax.plot(x, rows[f"baseline_thumbnail_{metric}"], "s--", color="tab:green", label="thumbnail at grid")
-                ax.plot(x, rows[f"baseline_mean_colour_{metric}"], "^:", color="tab:red", label="mean colour")
-            ax.set_xticks(x, rows["layer"])
-            ax.set_ylabel(label)
-            if row == 0:
-                ax.set_title(arch_label(arch))
-    axes[0, -1].legend(fontsize=8, loc="best")
+    networks = list(dict.fromkeys(summary["arch"].str.removesuffix("_random")))
+    fig, axes = _panels(len(networks))
+    for ax, network in zip(axes, networks):
+        rows = summary[summary["arch"].str.removesuffix("_random") == network]
+        layers = list(dict.fromkeys(rows["layer"]))
+        x = {layer: i for i, layer in enumerate(layers)}
+        for arch, own in rows.groupby("arch", sort=False):
+            xs = own["layer"].map(x).to_numpy()
+            low = own["psnr_ci_low"] if "psnr_ci_low" in own else own["psnr_mean"] - own["psnr_std"]
+            high = own["psnr_ci_high"] if "psnr_ci_high" in own else own["psnr_mean"] + own["psnr_std"]
+            err = np.stack([own["psnr_mean"] - low, high - own["psnr_mean"]]).clip(0)
+            ax.errorbar(xs, own["psnr_mean"], yerr=err, capsize=2, label=arch_label(arch), **encoder_style(arch, networks))
+        grid = rows.drop_duplicates("layer")
+        for baseline in ("thumbnail", "mean_colour"):
+            ax.plot(grid["layer"].map(x), grid[f"baseline_{baseline}_psnr"], **BASELINE_STYLE[baseline])
+        study = published[published["arch"] == network]
+        study = study[study["layer"].isin(x)]
+        if len(study):
+            ax.plot(study["layer"].map(x), study["psnr_mean"], **BASELINE_STYLE["study"])
+        ax.set_xticks(range(len(layers)), [f"{l}\n{s.split('x', 1)[1]}" for l, s in zip(grid["layer"], grid["feature_shape"])],
+                      fontsize=8)
+        ax.set_title(ARCH_LABELS.get(network, network), fontsize=9)
+        ax.set_ylabel("PSNR (dB)", fontsize=8)
+        ax.legend(fontsize=8, loc="upper right", frameon=True, framealpha=0.8)
+    fig.suptitle("How much survives with depth: decoder PSNR (95% interval over test photos) against both baselines",
+                 fontsize=9)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
+    """Every encoder at matched grids: PSNR against the layer's grid side, with the thumbnail at each grid (the
+    same for every encoder) and the mean colour."""
+    _chart_style()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    networks = list(dict.fromkeys(summary["arch"].str.removesuffix("_random")))
+    side = summary["spatial_locations"].astype(float) ** 0.5
+    for arch, rows in summary.assign(side=side).groupby("arch", sort=False):
+        best = rows.groupby("side")["psnr_mean"].max()  # ViT: its best block at 14x14
+        ax.plot(best.index, best.values, label=arch_label(arch), **encoder_style(arch, networks))
+    grids = summary.assign(side=side).drop_duplicates("side").sort_values("side")
+    for baseline in ("thumbnail", "mean_colour"):
+        ax.plot(grids["side"], grids[f"baseline_{baseline}_psnr"], **BASELINE_STYLE[baseline])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(grids["side"], [f"{int(s)}×{int(s)}" for s in grids["side"]])
+    ax.set_xlabel("the layer's grid (spatial cells per side)", fontsize=9)
+    ax.set_ylabel("PSNR (dB)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title("Across architectures at matched grids (the best layer of each encoder per grid)", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
@@ -117,38 +238,22 @@ def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
     interval clears zero is a margin these test photos support."""
     _chart_style()
     archs = summary["arch"].unique()
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.4), squeeze=False, sharey=True)
-    for ax, arch in zip(axes[0], archs):
+    fig, axes = _panels(len(archs), columns=3, height=2.2)
+    for ax, arch in zip(axes, archs):
         rows = summary[summary["arch"] == arch]
         x = np.arange(len(rows))
-        for offset, (baseline, colour, name) in zip((-0.18, 0.18), (("mean_colour", "tab:red", "− mean colour"),
-                                                                      ("thumbnail", "tab:green", "− thumbnail"))):
+        for offset, baseline in zip((-0.18, 0.18), ("mean_colour", "thumbnail")):
             mid = rows[f"psnr_minus_{baseline}"].to_numpy(float)
             err = np.stack([mid - rows[f"psnr_minus_{baseline}_ci_low"], rows[f"psnr_minus_{baseline}_ci_high"] - mid])
-            ax.bar(x + offset, mid, width=0.34, color=colour, alpha=0.55, label=f"decoder {name}")
-            ax.errorbar(x + offset, mid, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
+            style = BASELINE_STYLE[baseline]
+            ax.bar(x + offset, mid, width=0.34, color=style["color"], alpha=0.7, label=f"− {style['label']}")
+            ax.errorbar(x + offset, mid, yerr=err, fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(x, rows["layer"])
-        ax.set_title(arch_label(arch))
-    axes[0, 0].set_ylabel("PSNR difference (dB), 95% interval")
-    axes[0, -1].legend(fontsize=8, loc="best")
+        ax.set_xticks(x, rows["layer"], fontsize=8)
+        ax.set_title(arch_label(arch), fontsize=9, color=encoder_style(arch)["color"])
+    axes[0].set_ylabel("decoder − baseline (dB)", fontsize=8)
+    axes[0].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return save(fig, path)
-
-
-def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
-    """PSNR against relative depth for all architectures on one axis."""
-    _chart_style()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for arch, rows in summary.groupby("arch", sort=False):
-        depth = np.linspace(0, 1, len(rows)) if len(rows) > 1 else np.zeros(1)
-        ax.errorbar(depth, rows["psnr_mean"], yerr=rows["psnr_std"], marker="o", capsize=3, label=arch_label(arch))
-        for d, (_, r) in zip(depth, rows.iterrows()):
-            ax.annotate(r["layer"], (d, r["psnr_mean"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("relative depth of the layer (0 = shallowest studied, 1 = deepest)")
-    ax.set_ylabel("PSNR (dB) ↑")
-    ax.legend()
-    ax.set_title("Reconstructability across depth and architecture")
     return save(fig, path)
 
 
@@ -157,8 +262,8 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict
     the validation MSE before any gradient step, drawn hollow at epoch 0."""
     _chart_style()
     archs = list(dict.fromkeys(key.split("/")[0] for key in histories))  # the run's order
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.2), squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    fig, axes = _panels(len(archs), columns=3, height=2.3)
+    for ax, arch in zip(axes, archs):
         for key, history in histories.items():
             if key.split("/")[0] != arch:
                 continue
@@ -169,67 +274,31 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict
                 ax.plot([0, history["epoch"].iloc[0]], [start, history["val_loss"].iloc[0]], ls="--", lw=0.8,
                         marker="o", markevery=[0], mfc="white", color=line.get_color())
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("MSE (normalised space)")
-        ax.set_title(f"{arch_label(arch)} (solid: val, dotted: train, hollow: before training)",
-                     fontsize=8)
-        ax.legend(fontsize=7)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_title(arch_label(arch), fontsize=9)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("MSE (normalised space)", fontsize=8)
+    fig.suptitle("Validation (solid) and training (dotted) loss; hollow: before any gradient step", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
 
-def offline_benchmark(table: dict, path: Path) -> Path:
-    """`make bench-offline`'s table.png: each measured layer's decoder PSNR (± std over test images) beside its mean-colour and thumbnail
-    baselines, the decoder's marker filled where the layer meets its target(s) and hollow where it misses."""
-    _chart_style()
-    rows = table["rows"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.62 * len(rows) + 1.5), 4.2))
-    x = np.arange(len(rows))
-    ax.plot(x, [r["baseline_thumbnail_psnr"] for r in rows], "s", color="tab:green",
-            label="thumbnail at the layer's grid")
-    ax.plot(x, [r["baseline_mean_colour_psnr"] for r in rows], "_", color="tab:red", markersize=16, mew=2,
-            label="mean colour")
-    for met in (True, False):
-        chosen = [i for i, r in enumerate(rows) if r["met"] == met]
-        if chosen:
-            ax.errorbar(x[chosen], [rows[i]["psnr_mean"] for i in chosen], yerr=[rows[i]["psnr_std"] for i in chosen],
-                        fmt="o", capsize=3, color="tab:blue", mfc="tab:blue" if met else "white",
-                        label="decoder, target met" if met else "decoder, target missed")
-    for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
-        ax.annotate("thumbnail target", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
-                    xytext=(0, 8), ha="center", fontsize=6, color="tab:green")
-    one_network = len({r["arch"] for r in rows}) == 1  # then the ticks name the weights, the title the network
-    ax.set_xticks(x, [(("ImageNet" if r.get("weights") == "imagenet" else "random") if one_network else
-                       f"{arch_label(r['arch'])}{' IN' if r.get('weights') == 'imagenet' else ''}") + f"\n{r['layer']}"
-                      for r in rows], fontsize=7)
-    ax.set_ylabel("PSNR (dB) ↑")
-    title = "Learned-features benchmark" if table.get("settings", {}).get("sweep") == "learned" else "Offline benchmark"
-    title += f", {arch_label(rows[0]['arch'])}" if one_network else " (IN: ImageNet weights, else random)"
-    ax.set_title(f"{title}: {table['met']} of {table['layers']} layers "
-                 f"meet their targets", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
-    fig.tight_layout()
-    return save(fig, path)
-
-
-def layout_control(table: pd.DataFrame, path: Path) -> Path:
-    """`benchmark_findings.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
-    (hollow) and on the test photos (filled); below zero the readout predicts the test photos worse than no layout."""
-    _chart_style()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.62 * len(table) + 1.5), 3.8))
-    x = np.arange(len(table))
-    architectures = [f"{name.rsplit(' ', 1)[0]} ({weights})" for name, weights in zip(table.index, table["weights"])]
-    for colour, arch in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], dict.fromkeys(architectures)):
-        chosen = [i for i, a in enumerate(architectures) if a == arch]
-        ax.plot(x[chosen], table["layout R² training photos"].iloc[chosen], "o--", mfc="white", color=colour,
-                label=f"{arch}: training photos (cross-validated)")
-        ax.plot(x[chosen], table["layout R² test photos"].iloc[chosen], "o-", color=colour, label=f"{arch}: test photos")
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, [name.replace(" ", "\n", 1) for name in table.index], fontsize=7)
-    ax.set_ylabel("layout R² (thumbnail less mean colour)")
-    ax.set_title("How much layout each layer's cells tell, by ridge regression", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    fig.tight_layout()
+def pipeline_diagram(path: Path) -> Path:
+    """The method in one picture: image -> frozen encoder up to layer l -> features -> trained decoder ->
+    reconstruction, scored against the original beside the two baselines."""
+    fig, ax = plt.subplots(figsize=(7.2, 1.7))
+    ax.set_xlim(0, 100), ax.set_ylim(0, 24), ax.axis("off")
+    boxes = [(1, "image u\n224×224 RGB", "0.92"), (21, "frozen encoder\nup to layer ℓ", "#d9d2e9"),
+             (41, "features f\nC × h × w", "0.92"), (61, "decoder D\n(trained, MSE)", "#cfe2f3"),
+             (81, "reconstruction\nû = D(f)", "0.92")]
+    for x, text, colour in boxes:
+        ax.add_patch(matplotlib.patches.FancyBboxPatch((x, 12), 16, 10, boxstyle="round,pad=0.6", fc=colour, ec="0.3"))
+        ax.text(x + 8, 17, text, ha="center", va="center", fontsize=8)
+    for x in (17.6, 37.6, 57.6, 77.6):
+        ax.annotate("", (x + 3.2, 17), (x, 17), arrowprops=dict(arrowstyle="->", color="0.2"))
+    ax.text(50, 4.5, "scored on held-out images in [0, 1] RGB: PSNR, SSIM, LPIPS, MSE of û against u, beside each "
+                     "image's mean colour\nand its thumbnail at the layer's h × w grid (area-downsampled, bicubic back "
+                     "to 224)", ha="center", va="center", fontsize=8)
     return save(fig, path)
 
 
@@ -237,33 +306,35 @@ def learned_vs_random(comparisons: pd.DataFrame, path: Path) -> Path:
     """What ImageNet training changes: learned minus random PSNR and SSIM per layer, paired by image, with 95%
     intervals over test photos (`weights_comparisons.csv`); one group of bars per learned-random pair."""
     _chart_style()
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), squeeze=False)
     for ax, (metric, label) in zip(axes[0], (("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
         positions, names, start = [], [], 0
         for (learned, random), rows in comparisons.groupby(["learned", "random"], sort=False):
             x = np.arange(start, start + len(rows))
             mid = rows[f"{metric}_gain"].to_numpy(float)
             err = np.stack([mid - rows[f"{metric}_gain_ci_low"], rows[f"{metric}_gain_ci_high"] - mid])
-            ax.bar(x, mid, width=0.6, alpha=0.7, label=f"{arch_label(learned)} − {arch_label(random)}")
-            ax.errorbar(x, mid, yerr=err, fmt="none", ecolor="black", capsize=3, linewidth=1)
+            ax.bar(x, mid, width=0.6, alpha=0.75, color=encoder_style(learned)["color"],
+                   label=f"{arch_label(learned)} − random")
+            ax.errorbar(x, mid, yerr=err, fmt="none", ecolor="black", capsize=2, linewidth=0.8)
             positions += list(x)
             names += list(rows["layer"])
             start += len(rows) + 1
         ax.set_xticks(positions, names, fontsize=8)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_ylabel(f"learned − random {label}", fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="best")
-    fig.suptitle("What ImageNet training changes (95% intervals over test photos)", fontsize=10)
+        ax.set_ylabel(f"learned − random {label}", fontsize=8)
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle("What ImageNet training changes (95% intervals over test photos)", fontsize=9)
     fig.tight_layout()
     return save(fig, path)
 
 
-def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str, path: Path, images: int = 3) -> Path:
+def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str, path: Path, images: int = 2) -> Path:
     """The same test images through the learned and the random encoder, layer by layer: columns are layers,
     rows the original and each weights' reconstruction, one block of rows per image."""
     layers = list(learned)
     n = min(images, len(learned[layers[0]]["original"]))
-    fig, axes = plt.subplots(3 * n, len(layers), figsize=(1.55 * len(layers), 1.6 * 3 * n), squeeze=False)
+    cell = min(1.3, 7.0 / len(layers), 8.4 / (3 * n))
+    fig, axes = plt.subplots(3 * n, len(layers), figsize=(cell * len(layers), cell * 3 * n + 0.4), squeeze=False)
     for j, layer in enumerate(layers):
         axes[0, j].set_title(layer, fontsize=9)
         for i in range(n):
@@ -272,9 +343,66 @@ def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str
                                                 (random[layer]["reconstruction"][i], "random"))):
                 ax = axes[3 * i + k, j]
                 ax.imshow(image)
-                ax.set_xticks([]), ax.set_yticks([])
+                _blank(ax)
                 if j == 0:
                     ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(f"{arch_label(network)}: the same test images, ImageNet vs random weights", fontsize=10)
+    fig.suptitle(f"{arch_label(network)}: the same test images, ImageNet vs random weights", fontsize=9)
+    fig.tight_layout(pad=0.3)
+    return save(fig, path)
+
+
+def offline_benchmark(table: dict, path: Path) -> Path:
+    """`make bench-offline`'s table.png: each measured layer's decoder PSNR (± std over test images) beside its mean-colour and thumbnail
+    baselines, the decoder's marker filled where the layer meets its target(s) and hollow where it misses."""
+    _chart_style()
+    rows = table["rows"]
+    fig, ax = plt.subplots(figsize=(min(7.2, max(5.0, 0.3 * len(rows) + 1.5)), 3.6))
+    x = np.arange(len(rows))
+    for baseline in ("thumbnail", "mean_colour"):
+        ax.plot(x, [r[f"baseline_{baseline}_psnr"] for r in rows], ls="none",
+                **{k: v for k, v in BASELINE_STYLE[baseline].items() if k != "ls"})
+    for met in (True, False):
+        chosen = [i for i, r in enumerate(rows) if r["met"] == met]
+        if chosen:
+            ax.errorbar(x[chosen], [rows[i]["psnr_mean"] for i in chosen], yerr=[rows[i]["psnr_std"] for i in chosen],
+                        fmt="o", capsize=2, color="#1f77b4", mfc="#1f77b4" if met else "white",
+                        label="decoder, target met" if met else "decoder, target missed")
+    for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
+        ax.annotate("T", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=8, color="0.35")
+    one_network = len({r["arch"] for r in rows}) == 1  # then the ticks name the weights, the title the network
+    rotate = len(rows) > 10  # many rows: upright names would overlap
+    ax.set_xticks(x, [(("ImageNet" if r.get("weights") == "imagenet" else "random") if one_network else
+                       f"{arch_label(r['arch'])}{' IN' if r.get('weights') == 'imagenet' else ''}")
+                      + (" " if rotate else "\n") + r["layer"] for r in rows], fontsize=8, rotation=90 if rotate else 0)
+    ax.set_ylabel("PSNR (dB)", fontsize=9)
+    title = "Learned-features benchmark" if table.get("settings", {}).get("sweep") == "learned" else "Offline benchmark"
+    title += f", {arch_label(rows[0]['arch'])}" if one_network else " (IN: ImageNet weights, else random)"
+    note = " (T: held to its thumbnail too)" if any("thumbnail" in r["targets"] for r in rows) else ""
+    ax.set_title(f"{title}: {table['met']} of {table['layers']} layers meet their targets{note}", fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(rows) > 10 else -0.2), ncol=2,
+              frameon=False)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def layout_control(table: pd.DataFrame, path: Path) -> Path:
+    """`benchmark_findings.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
+    (hollow) and on the test photos (filled); below zero the readout predicts the test photos worse than no layout."""
+    _chart_style()
+    fig, ax = plt.subplots(figsize=(min(7.2, max(5.0, 0.4 * len(table) + 1.5)), 3.4))
+    x = np.arange(len(table))
+    architectures = [f"{name.rsplit(' ', 1)[0]} ({weights})" for name, weights in zip(table.index, table["weights"])]
+    for colour, arch in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], dict.fromkeys(architectures)):
+        chosen = [i for i, a in enumerate(architectures) if a == arch]
+        ax.plot(x[chosen], table["layout R² training photos"].iloc[chosen], "o--", mfc="white", color=colour,
+                label=f"{arch}: training photos (cross-validated)")
+        ax.plot(x[chosen], table["layout R² test photos"].iloc[chosen], "o-", color=colour, label=f"{arch}: test photos")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, [name.replace(" ", "\n", 1) for name in table.index], fontsize=8,
+                  rotation=90 if len(table) > 10 else 0)
+    ax.set_ylabel("layout R² (thumbnail less mean colour)", fontsize=8)
+    ax.set_title("How much layout each layer's cells tell, by ridge regression", fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
     fig.tight_layout()
     return save(fig, path)

