@@ -41,15 +41,28 @@ def arch_label(name: str) -> str:
     return f"{ARCH_LABELS[network]} (random)" if name.endswith("_random") and network in ARCH_LABELS else name
 
 
-def encoder_style(arch: str, networks: list[str] | None = None) -> dict:
-    """Line and marker style of one encoder: its network's colour; a `_random` twin dashed with hollow markers."""
+def networks_of(archs) -> list[str]:
+    """The networks behind a run's encoders, in order (a `_random` twin is its network's)."""
+    return list(dict.fromkeys(str(a).removesuffix("_random") for a in archs))
+
+
+def encoder_style(arch: str, networks: list[str] | None = None, random: bool | None = None) -> dict:
+    """Line and marker style of one encoder: its network's colour (`networks`: every network of the figure, so that
+    encoders without a colour of their own get distinct ones); random weights (a `_random` twin, or `random=True`
+    for an encoder that fell back to them) dashed with hollow markers."""
     network = arch.removesuffix("_random")
     colour = ENCODER_COLOURS.get(network)
     if colour is None:
-        others = [n for n in dict.fromkeys(networks or [network]) if n not in ENCODER_COLOURS]
+        others = [n for n in (networks or [network]) if n not in ENCODER_COLOURS]
         colour = SPARE_COLOURS[others.index(network) % len(SPARE_COLOURS)] if network in others else SPARE_COLOURS[0]
-    random = arch.endswith("_random")
+    random = arch.endswith("_random") if random is None else random
     return dict(color=colour, ls="--" if random else "-", marker="o", mfc="white" if random else colour)
+
+
+def series_label(arch: str, weights: str = "imagenet") -> str:
+    """An encoder's name in a legend, saying so where the study's network ran with random weights."""
+    name = arch_label(arch)
+    return f"{name} (random)" if weights == "random" and not arch.endswith("_random") else name
 
 
 def _chart_style() -> None:
@@ -137,7 +150,7 @@ def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, ima
     axes[0, 0].set_title("original", fontsize=8)
     name = str(next(iter(next(iter(samples.values())).values()))["names"][image])
     fig.suptitle(f"Test image {name}, decoded from each layer (shallow to deep)", fontsize=9)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.96))
     return save(fig, path)
 
 
@@ -161,7 +174,7 @@ def error_maps(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) 
             _blank(ax)
     axes[0, 0].set_title("original", fontsize=8)
     fig.suptitle("Absolute error |decoded - original| per pixel (titles: its mean), same image", fontsize=9)
-    fig.tight_layout(pad=0.3, rect=(0, 0, 0.92, 1))
+    fig.tight_layout(pad=0.3, rect=(0, 0, 0.92, 0.96))
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
         bar.ax.tick_params(labelsize=8)
@@ -180,8 +193,9 @@ def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path
     """The result at a glance: PSNR against depth, one panel per network (its random twin beside it), with 95%
     intervals over test photos, both baselines, and the study's published decoders where it measured the layer."""
     _chart_style()
-    networks = list(dict.fromkeys(summary["arch"].str.removesuffix("_random")))
+    networks = networks_of(summary["arch"])
     fig, axes = _panels(len(networks))
+    handles = {}
     for ax, network in zip(axes, networks):
         rows = summary[summary["arch"].str.removesuffix("_random") == network]
         layers = list(dict.fromkeys(rows["layer"]))
@@ -191,22 +205,27 @@ def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path
             low = own["psnr_ci_low"] if "psnr_ci_low" in own else own["psnr_mean"] - own["psnr_std"]
             high = own["psnr_ci_high"] if "psnr_ci_high" in own else own["psnr_mean"] + own["psnr_std"]
             err = np.stack([own["psnr_mean"] - low, high - own["psnr_mean"]]).clip(0)
-            ax.errorbar(xs, own["psnr_mean"], yerr=err, capsize=2, label=arch_label(arch), **encoder_style(arch, networks))
+            random = own["weights"].iloc[0] == "random"
+            handles[series_label(arch, own["weights"].iloc[0])] = ax.errorbar(
+                xs, own["psnr_mean"], yerr=err, capsize=2, **encoder_style(arch, networks, random))
         grid = rows.drop_duplicates("layer")
         for baseline in ("thumbnail", "mean_colour"):
-            ax.plot(grid["layer"].map(x), grid[f"baseline_{baseline}_psnr"], **BASELINE_STYLE[baseline])
+            style = BASELINE_STYLE[baseline]
+            handles[style["label"]] = ax.plot(grid["layer"].map(x), grid[f"baseline_{baseline}_psnr"], **style)[0]
         study = published[published["arch"] == network]
         study = study[study["layer"].isin(x)]
         if len(study):
-            ax.plot(study["layer"].map(x), study["psnr_mean"], **BASELINE_STYLE["study"])
+            handles[BASELINE_STYLE["study"]["label"]] = ax.plot(study["layer"].map(x), study["psnr_mean"],
+                                                                **BASELINE_STYLE["study"])[0]
         ax.set_xticks(range(len(layers)), [f"{l}\n{s.split('x', 1)[1]}" for l, s in zip(grid["layer"], grid["feature_shape"])],
                       fontsize=8)
         ax.set_title(ARCH_LABELS.get(network, network), fontsize=9)
         ax.set_ylabel("PSNR (dB)", fontsize=8)
-        ax.legend(fontsize=8, loc="upper right", frameon=True, framealpha=0.8)
     fig.suptitle("How much survives with depth: decoder PSNR (95% interval over test photos) against both baselines",
                  fontsize=9)
-    fig.tight_layout()
+    rows_of_legend = int(np.ceil(len(handles) / 3))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.045 * rows_of_legend + 0.02, 1, 1))
     return save(fig, path)
 
 
@@ -215,11 +234,13 @@ def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
     same for every encoder) and the mean colour."""
     _chart_style()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    networks = list(dict.fromkeys(summary["arch"].str.removesuffix("_random")))
+    networks = networks_of(summary["arch"])
     side = summary["spatial_locations"].astype(float) ** 0.5
     for arch, rows in summary.assign(side=side).groupby("arch", sort=False):
         best = rows.groupby("side")["psnr_mean"].max()  # ViT: its best block at 14x14
-        ax.plot(best.index, best.values, label=arch_label(arch), **encoder_style(arch, networks))
+        weights = rows["weights"].iloc[0]
+        ax.plot(best.index, best.values, label=series_label(arch, weights),
+                **encoder_style(arch, networks, weights == "random"))
     grids = summary.assign(side=side).drop_duplicates("side").sort_values("side")
     for baseline in ("thumbnail", "mean_colour"):
         ax.plot(grids["side"], grids[f"baseline_{baseline}_psnr"], **BASELINE_STYLE[baseline])
@@ -238,6 +259,7 @@ def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
     interval clears zero is a margin these test photos support."""
     _chart_style()
     archs = summary["arch"].unique()
+    networks = networks_of(archs)
     fig, axes = _panels(len(archs), columns=3, height=2.2)
     for ax, arch in zip(axes, archs):
         rows = summary[summary["arch"] == arch]
@@ -250,7 +272,7 @@ def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
             ax.errorbar(x + offset, mid, yerr=err, fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, rows["layer"], fontsize=8)
-        ax.set_title(arch_label(arch), fontsize=9, color=encoder_style(arch)["color"])
+        ax.set_title(series_label(arch, rows["weights"].iloc[0]), fontsize=9, color=encoder_style(arch, networks)["color"])
     axes[0].set_ylabel("decoder − baseline (dB)", fontsize=8)
     axes[0].legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -307,13 +329,14 @@ def learned_vs_random(comparisons: pd.DataFrame, path: Path) -> Path:
     intervals over test photos (`weights_comparisons.csv`); one group of bars per learned-random pair."""
     _chart_style()
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), squeeze=False)
+    networks = networks_of(comparisons["learned"])
     for ax, (metric, label) in zip(axes[0], (("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
         positions, names, start = [], [], 0
         for (learned, random), rows in comparisons.groupby(["learned", "random"], sort=False):
             x = np.arange(start, start + len(rows))
             mid = rows[f"{metric}_gain"].to_numpy(float)
             err = np.stack([mid - rows[f"{metric}_gain_ci_low"], rows[f"{metric}_gain_ci_high"] - mid])
-            ax.bar(x, mid, width=0.6, alpha=0.75, color=encoder_style(learned)["color"],
+            ax.bar(x, mid, width=0.6, alpha=0.75, color=encoder_style(learned, networks)["color"],
                    label=f"{arch_label(learned)} − random")
             ax.errorbar(x, mid, yerr=err, fmt="none", ecolor="black", capsize=2, linewidth=0.8)
             positions += list(x)
@@ -328,7 +351,7 @@ def learned_vs_random(comparisons: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
-def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str, path: Path, images: int = 2) -> Path:
+def weights_grid(learned: dict[str, dict], random: dict[str, dict], network: str, path: Path, images: int = 1) -> Path:
     """The same test images through the learned and the random encoder, layer by layer: columns are layers,
     rows the original and each weights' reconstruction, one block of rows per image."""
     layers = list(learned)
@@ -361,12 +384,14 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     for baseline in ("thumbnail", "mean_colour"):
         ax.plot(x, [r[f"baseline_{baseline}_psnr"] for r in rows], ls="none",
                 **{k: v for k, v in BASELINE_STYLE[baseline].items() if k != "ls"})
-    for met in (True, False):
-        chosen = [i for i, r in enumerate(rows) if r["met"] == met]
-        if chosen:
-            ax.errorbar(x[chosen], [rows[i]["psnr_mean"] for i in chosen], yerr=[rows[i]["psnr_std"] for i in chosen],
-                        fmt="o", capsize=2, color="#1f77b4", mfc="#1f77b4" if met else "white",
-                        label="decoder, target met" if met else "decoder, target missed")
+    networks = networks_of(r["arch"] for r in rows)
+    for i, r in enumerate(rows):  # each decoder in its network's colour, filled where it meets its target(s)
+        colour = encoder_style(r["arch"], networks)["color"]
+        ax.errorbar(x[i], r["psnr_mean"], yerr=r["psnr_std"], fmt="o", capsize=2, color=colour,
+                    mfc=colour if r["met"] else "white")
+    for met in (True, False):  # the legend's two decoder entries
+        ax.errorbar([], [], fmt="o", color="0.2", mfc="0.2" if met else "white",
+                    label="decoder, target met" if met else "decoder, target missed")
     for i in [i for i, r in enumerate(rows) if "thumbnail" in r["targets"]]:  # held to their thumbnail as well
         ax.annotate("T", (x[i], rows[i]["baseline_thumbnail_psnr"]), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8, color="0.35")
@@ -379,30 +404,8 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     title = "Learned-features benchmark" if table.get("settings", {}).get("sweep") == "learned" else "Offline benchmark"
     title += f", {arch_label(rows[0]['arch'])}" if one_network else " (IN: ImageNet weights, else random)"
     note = " (T: held to its thumbnail too)" if any("thumbnail" in r["targets"] for r in rows) else ""
-    ax.set_title(f"{title}: {table['met']} of {table['layers']} layers meet their targets{note}", fontsize=9)
+    ax.set_title(f"{title}\n{table['met']} of {table['layers']} layers meet their targets{note}", fontsize=9)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(rows) > 10 else -0.2), ncol=2,
               frameon=False)
-    fig.tight_layout()
-    return save(fig, path)
-
-
-def layout_control(table: pd.DataFrame, path: Path) -> Path:
-    """`benchmark_findings.layout_control`'s table: per layer, the R² of the cells' layout readout across the training photos
-    (hollow) and on the test photos (filled); below zero the readout predicts the test photos worse than no layout."""
-    _chart_style()
-    fig, ax = plt.subplots(figsize=(min(7.2, max(5.0, 0.4 * len(table) + 1.5)), 3.4))
-    x = np.arange(len(table))
-    architectures = [f"{name.rsplit(' ', 1)[0]} ({weights})" for name, weights in zip(table.index, table["weights"])]
-    for colour, arch in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], dict.fromkeys(architectures)):
-        chosen = [i for i, a in enumerate(architectures) if a == arch]
-        ax.plot(x[chosen], table["layout R² training photos"].iloc[chosen], "o--", mfc="white", color=colour,
-                label=f"{arch}: training photos (cross-validated)")
-        ax.plot(x[chosen], table["layout R² test photos"].iloc[chosen], "o-", color=colour, label=f"{arch}: test photos")
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, [name.replace(" ", "\n", 1) for name in table.index], fontsize=8,
-                  rotation=90 if len(table) > 10 else 0)
-    ax.set_ylabel("layout R² (thumbnail less mean colour)", fontsize=8)
-    ax.set_title("How much layout each layer's cells tell, by ridge regression", fontsize=9)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
     fig.tight_layout()
     return save(fig, path)

@@ -387,39 +387,53 @@ def _shallow_deep(rows: pd.DataFrame) -> str:
             f"{last['psnr_mean']:.1f} dB at {last['layer']} (thumbnail {last['baseline_thumbnail_psnr']:.1f})")
 
 
-def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str, counts: dict) -> list[str]:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def run_label(arch: str, weights: str) -> str:
+    """An encoder as the text names it, saying so where a network of the study ran with random weights."""
+    return f"{label(arch)} (random weights)" if weights == "random" and not arch.endswith("_random") else label(arch)
+
+
+def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str, counts: dict,
+             photos: int | None = None) -> list[str]:
     """The abstract's sentences, every number read from this run: the question, what ran, the headline per encoder
-    against the study and the baselines, and the most important control."""
-    networks = list(dict.fromkeys(summary["arch"].map(label)))
-    weights = summary.drop_duplicates("arch")["weights"]
-    learned = int((weights == "imagenet").sum())
+    against the study and the baselines, and the most important control. `data` names the images ("views of natural
+    photos"), `photos` how many source photos the training images come from."""
+    encoders = summary.drop_duplicates("arch")
+    learned = int((encoders["weights"] == "imagenet").sum())
     colour = summary["baseline_mean_colour_psnr"].iloc[0]
+    train = f"{counts.get('train', 0)} training images" + (f" ({data}, {photos} photos)" if photos else f" ({data})")
     out = ["How much of a 224×224 image can a decoder recover from one layer of a frozen image classifier, and how "
            "does that change with depth and architecture?",
-           f"We trained one decoder for each of {len(summary)} layers of {len(networks)} encoders ("
-           + ", ".join(networks) + f"; {learned} with ImageNet weights, {len(weights) - learned} randomly initialised) "
-           f"on {counts.get('train', 0)} {data} images and scored them on {counts.get('test', 0)} held-out images "
-           f"from {int(summary['test_sources'].max())} photos, beside each image's mean colour "
-           f"({colour:.1f} dB) and its thumbnail at the layer's grid."]
-    headline = [f"{label(arch)} from {_shallow_deep(rows)}" for arch, rows in summary.groupby("arch", sort=False)]
-    study = PUBLISHED.set_index(["arch", "layer"])["psnr_mean"]
-    out.append("PSNR runs " + "; ".join(headline) + f", where the study reported {study[('resnet34', STUDY_SHALLOW)]:.1f} "
-               f"dB at its shallowest ResNet34 layer and {study[('resnet34', STUDY_DEEP)]:.1f} dB at its deepest.")
+           f"We trained one decoder for each of {len(summary)} layers of {_plural(len(encoders), 'encoder')} ("
+           + ", ".join(map(label, encoders["arch"])) + f"; {learned} with ImageNet weights, {len(encoders) - learned} "
+           f"randomly initialised) on {train} and scored them on {counts.get('test', 0)} held-out images from "
+           f"{_plural(int(summary['test_sources'].max()), 'photo')}, beside each image's mean colour ({colour:.1f} dB) "
+           "and its thumbnail at the layer's grid."]
+    headline = [f"{run_label(arch, rows['weights'].iloc[0])} from {_shallow_deep(rows)}"
+                for arch, rows in summary.groupby("arch", sort=False)]
+    study = [f"{label(arch)} {rows['psnr_mean'].iloc[0]:.1f} to {rows['psnr_mean'].iloc[-1]:.1f} dB"
+             for arch, rows in PUBLISHED.groupby("arch", sort=False) if arch in set(summary["arch"])]
+    out.append("PSNR runs " + "; ".join(headline)
+               + (f"; the study reported {', '.join(study)} with ImageNet weights on DIV2K." if study else "."))
     beat_colour = int((summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]).sum())
     beat_thumb = int((summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]).sum())
     out.append(f"{beat_colour} of {len(summary)} layers beat the mean colour and {beat_thumb} beat the thumbnail of "
                "their own grid.")
     if comparisons is not None and len(comparisons):
-        gains = comparisons.sort_values("psnr_gain")
-        first, last = comparisons.iloc[0], comparisons.iloc[-1]
+        network = comparisons["network"].iloc[0]  # the first learned/random pair of the run (the demo's Lite0)
+        rows = comparisons[comparisons["network"] == network]
+        first, last = rows.iloc[0], rows.iloc[-1]
         out.append(f"The control that matters most, the same network with random weights, shows what ImageNet training "
                    f"changes: learned minus random PSNR is {first['psnr_gain']:+.1f} dB at {first['layer']} and "
-                   f"{last['psnr_gain']:+.1f} dB at {last['layer']} of {label(first['network'])} (from "
-                   f"{gains['psnr_gain'].iloc[0]:+.1f} to {gains['psnr_gain'].iloc[-1]:+.1f} dB across its stages).")
+                   f"{last['psnr_gain']:+.1f} dB at {last['layer']} of {label(network)} (from "
+                   f"{rows['psnr_gain'].min():+.1f} to {rows['psnr_gain'].max():+.1f} dB across its layers).")
     else:
-        random = summary[summary["weights"] == "random"]
+        random = encoders[encoders["weights"] == "random"]
         if len(random):
-            out.append(f"{random['arch'].nunique()} encoders ran with random weights: a control of what the architecture "
+            out.append(f"{_plural(len(random), 'encoder')} ran with random weights: a control of what the architecture "
                        "alone passes on, not the study's trained networks.")
     return out
 
@@ -458,49 +472,56 @@ def matched_grids(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return table.loc[order], lines
 
 
-def study_lines(summary: pd.DataFrame) -> list[str]:
-    """Why our numbers differ from the study's, computed: where its decoders sit against our baselines on the same
-    layers, what differs in weights and data, and what our decoder adds."""
+def study_lines(summary: pd.DataFrame, data_source: str = "") -> list[str]:
+    """Why our numbers differ from the study's, computed: by how much, where its decoders sit against the baselines
+    of our test images on the same layers, and what differs in weights, data and decoder."""
     merged = summary.merge(PUBLISHED, on=["arch", "layer"], suffixes=("", "_study"))
     if not len(merged):
         return []
-    colour = merged["baseline_mean_colour_psnr"]
-    gap = merged["psnr_mean_study"] - colour
     delta = merged["psnr_mean"] - merged["psnr_mean_study"]
-    random = merged[merged["weights"] == "random"]["arch"].map(label).unique().tolist()
+    to_colour = merged["psnr_mean_study"] - merged["baseline_mean_colour_psnr"]
+    to_thumb = merged["psnr_mean_study"] - merged["baseline_thumbnail_psnr"]
     out = [f"On the {len(merged)} layers both measured, our decoders score {delta.mean():+.2f} dB against the study's "
            f"on average ({delta.min():+.2f} to {delta.max():+.2f}).",
-           f"The study's numbers sit {gap.mean():+.2f} dB from the mean-colour baseline of our test images on average "
-           f"({gap.min():+.2f} to {gap.max():+.2f}): its decoders recovered about what each image's mean colour holds, "
-           "while a thumbnail at the layer's own grid holds far more.",
-           "Scoring is the same on both sides (denormalised, clamped [0, 1] RGB at 224×224); our metrics accept only "
-           "denormalised pixels, so a decoder scored in the ImageNet-normalised space, which costs several dB, cannot "
-           "happen here. The decoders differ: ours starts from a closed-form linear inverse of each layer and adds a "
-           "trained deep path."]
-    if random:
-        out.append(f"The comparison is context, not a replication: in this run {', '.join(random)} had random weights, "
-                   "and the data are not DIV2K unless the profile is `paper`.")
+           f"Against the baselines of our test images, the study's numbers sit {to_colour.mean():+.2f} dB from the mean "
+           f"colour ({to_colour.min():+.2f} to {to_colour.max():+.2f}) and {to_thumb.mean():+.2f} dB from the thumbnail "
+           f"of each layer's grid ({to_thumb.min():+.2f} to {to_thumb.max():+.2f}); ours sit "
+           f"{(merged['psnr_mean'] - merged['baseline_mean_colour_psnr']).mean():+.2f} and "
+           f"{(merged['psnr_mean'] - merged['baseline_thumbnail_psnr']).mean():+.2f} dB from them."]
+    differences = []
+    random = merged[merged["weights"] == "random"]["arch"].unique()
+    if len(random):
+        differences.append(f"weights ({', '.join(map(label, random))} random here, ImageNet in the study)")
+    if data_source and not data_source.startswith("DIV2K"):
+        differences.append("data (not DIV2K)")
+    ours = sorted(set(merged["decoder"]))
+    if ours != ["attention"]:
+        differences.append(f"decoder ({', '.join(ours)} here, the study's attention decoder there)")
+    if differences:
+        out.append("What differs: " + "; ".join(differences) + ". Scoring does not: both score denormalised, clamped "
+                   "[0, 1] RGB at 224×224, and our metrics accept only denormalised pixels.")
     return out
 
 
-def limitations(summary: pd.DataFrame, counts: dict, data_source: str) -> list[str]:
+def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: str = "") -> list[str]:
     """What this run cannot claim, computed from it: random weights, data size, test photos, what is unmeasured."""
     out = []
-    random = summary[summary["weights"] == "random"].drop_duplicates("arch")
-    missing = [label(a) for a, d in zip(random["arch"], random["weights_detail"]) if "weights policy: random" not in str(d)]
-    if missing:
-        out.append(f"{', '.join(missing)} ran with random weights because their ImageNet weights were not found "
-                   "offline: their rows show what the architecture alone passes on, not what ImageNet training keeps.")
+    encoders = summary.drop_duplicates("arch")
+    fallback = encoders[(encoders["weights"] == "random") & ~encoders["arch"].str.endswith("_random")]
+    for arch, row in zip(fallback["arch"], fallback.to_dict("records")):
+        out.append(f"{label(arch)}: {weights_origin(row)}; its rows show what the architecture alone passes on, not "
+                   "what ImageNet training keeps.")
     sources = int(summary["test_sources"].max())
-    out.append(f"{counts.get('train', 0)} training and {counts.get('test', 0)} test images ({sources} test photos"
-               + (", so intervals are wide" if sources < 10 else "") + f"); data: {data_source}.")
-    epochs = summary["epochs"]
-    out.append(f"Decoders trained {int(epochs.min())}–{int(epochs.max())} epochs "
-               f"({summary['train_seconds'].sum() / 60:.0f} minutes in all on {summary['device'].iloc[0]}); one seed per "
-               "layer, so seed-to-seed spread is unmeasured.")
+    out.append(f"{counts.get('train', 0)} training and {counts.get('test', 0)} test images "
+               f"({_plural(sources, 'test photo')}" + (", so intervals are wide" if sources < 10 else "")
+               + f"); data: {data_source}.")
+    low, high = int(summary["epochs"].min()), int(summary["epochs"].max())
+    out.append(f"Decoders trained {low if low == high else f'{low}–{high}'} {'epoch' if high == 1 else 'epochs'} "
+               f"({summary['train_seconds'].sum() / 60:.0f} minutes in all on {summary['device'].iloc[0]}), one seed per "
+               "layer: seed-to-seed spread is unmeasured.")
     if summary["lpips_mean"].isna().all():
-        out.append("LPIPS is unmeasured: AlexNet's weights were not available.")
-    if len(summary.merge(PUBLISHED, on=["arch", "layer"])) and (summary["weights"] == "random").any():
-        out.append("The study's protocol at its own scale (DIV2K, ImageNet weights, a GPU) is the `paper` profile; "
-                   "this run does not reproduce its numbers.")
+        out.append("LPIPS is unmeasured in this run (appendix D says why).")
+    if profile != "paper" and len(summary.merge(PUBLISHED, on=["arch", "layer"])):
+        out.append("The study's protocol at its own scale (DIV2K, ImageNet weights, a GPU) is the `paper` profile, "
+                   "not this run.")
     return out

@@ -36,17 +36,22 @@ def _comparisons():
 
 
 def test_abstract_is_computed_from_the_summary():
-    lines = findings.abstract(_summary(), _comparisons(), "natural photos", {"train": 100, "test": 24})
+    lines = findings.abstract(_summary(), _comparisons(), "views of natural photos", {"train": 100, "test": 24}, 12)
     assert lines[0].startswith("How much of a 224×224 image")
     assert lines[1] == ("We trained one decoder for each of 6 layers of 3 encoders (EfficientNet-Lite0, EfficientNet-Lite0 "
-                        "(random), ResNet34; 1 with ImageNet weights, 2 randomly initialised) on 100 natural photos images "
-                        "and scored them on 24 held-out images from 3 photos, beside each image's mean colour (13.0 dB) "
-                        "and its thumbnail at the layer's grid.")
+                        "(random), ResNet34; 1 with ImageNet weights, 2 randomly initialised) on 100 training images "
+                        "(views of natural photos, 12 photos) and scored them on 24 held-out images from 3 photos, beside "
+                        "each image's mean colour (13.0 dB) and its thumbnail at the layer's grid.")
     assert "EfficientNet-Lite0 from 30.0 dB at stage0 (thumbnail 33.0) to 12.0 dB at stage4 (thumbnail 17.5)" in lines[2]
-    assert "the study reported 14.3 dB at its shallowest ResNet34 layer and 12.7 dB at its deepest" in lines[2]
+    # a study network that fell back to random weights says so; the study's own numbers for the networks that ran
+    assert "ResNet34 (random weights) from 25.0 dB at layer1" in lines[2]
+    assert lines[2].endswith("the study reported ResNet34 14.3 to 12.7 dB with ImageNet weights on DIV2K.")
     # 30, 26, 25, 13.5 beat 13.0; 12.0 and 13.0 do not; no layer beats its thumbnail
     assert lines[3] == "4 of 6 layers beat the mean colour and 0 beat the thumbnail of their own grid."
-    assert "+4.0 dB at stage0 and -1.5 dB at stage4 of EfficientNet-Lite0" in lines[4]
+    assert "+4.0 dB at stage0 and -1.5 dB at stage4 of EfficientNet-Lite0 (from -1.5 to +4.0 dB" in lines[4]
+    # two learned/random pairs: the sentence stays with the first network
+    two = pd.concat([_comparisons(), _comparisons().assign(network="vgg16", psnr_gain=[9.0, 8.0])])
+    assert "of EfficientNet-Lite0 (from -1.5 to +4.0 dB" in findings.abstract(_summary(), two, "x", {})[4]
     without = findings.abstract(_summary(), None, "natural photos", {"train": 100, "test": 24})
     assert without[-1].startswith("2 encoders ran with random weights")
 
@@ -77,17 +82,25 @@ def test_compact_table_and_matched_grids():
 
 
 def test_study_comparison_and_limitations_are_computed():
-    lines = findings.study_lines(_summary())
+    summary = _summary().assign(decoder="resshuffle")
+    lines = findings.study_lines(summary, "natural photos")
     # ours 25.0 / 13.0 against the study's 14.32 / 12.72: +10.68 and +0.28
     assert lines[0] == "On the 2 layers both measured, our decoders score +5.48 dB against the study's on average (+0.28 to +10.68)."
-    assert lines[1].startswith("The study's numbers sit +0.52 dB from the mean-colour baseline of our test images on average "
-                               "(-0.28 to +1.32)")
-    assert "ResNet34 had random weights" in lines[-1]
-    limits = findings.limitations(_summary(), {"train": 100, "test": 24}, "photos")
-    assert limits[0].startswith("ResNet34 ran with random weights because their ImageNet weights were not found offline")
+    # the study's 14.32 / 12.72 against our mean colour 13.0 (+1.32, -0.28) and thumbnails 27.0 / 17.5 (-12.68, -4.78)
+    assert lines[1].startswith("Against the baselines of our test images, the study's numbers sit +0.52 dB from the mean "
+                               "colour (-0.28 to +1.32) and -8.73 dB from the thumbnail of each layer's grid (-12.68 to -4.78)")
+    assert lines[2].startswith("What differs: weights (ResNet34 random here, ImageNet in the study); data (not DIV2K); "
+                               "decoder (resshuffle here, the study's attention decoder there).")
+    assert findings.study_lines(summary.assign(decoder="attention"), "DIV2K: …")[-1].startswith("What differs: weights")
+    limits = findings.limitations(summary, {"train": 100, "test": 24}, "photos", "demo")
+    assert limits[0] == ("ResNet34: random initialisation: ImageNet weights not found offline; its rows show what the "
+                         "architecture alone passes on, not what ImageNet training keeps.")
     assert "100 training and 24 test images (3 test photos, so intervals are wide)" in limits[1]
-    assert "one seed per layer" in limits[2] and any(line.startswith("LPIPS is unmeasured") for line in limits)
-    assert findings.study_lines(_summary()[lambda f: f["arch"] != "resnet34"]) == []
+    assert limits[2].startswith("Decoders trained 10 epochs (6 minutes in all on cpu), one seed per layer")
+    assert "LPIPS is unmeasured in this run (appendix D says why)." in limits
+    assert limits[-1].startswith("The study's protocol at its own scale")
+    assert not findings.limitations(summary, {}, "DIV2K", "paper")[-1].startswith("The study's protocol")
+    assert findings.study_lines(summary[lambda f: f["arch"] != "resnet34"]) == []
 
 
 def test_every_encoder_keeps_its_colour_and_its_twin_is_dashed():
@@ -97,6 +110,16 @@ def test_every_encoder_keeps_its_colour_and_its_twin_is_dashed():
     others = figures.encoder_style("convnext_atto", ["convnext_atto", "resnet18"])["color"], \
         figures.encoder_style("resnet18", ["convnext_atto", "resnet18"])["color"]
     assert others[0] != others[1] and not set(others) & set(figures.ENCODER_COLOURS.values())
+
+
+def _offline_table(n):
+    """A bench-offline table.json of n rows over several networks, some held to their thumbnail."""
+    archs = ["resnet34", "vgg16", "vit_base_patch16_224", "efficientnet_lite0"]
+    rows = [{"arch": archs[i % 4], "layer": f"layer{i}", "weights": "imagenet" if i % 3 else "random",
+             "psnr_mean": 20.0 + i % 5, "psnr_std": 2.0, "baseline_mean_colour_psnr": 17.9,
+             "baseline_thumbnail_psnr": 25.0 - i % 4, "met": bool(i % 2),
+             "targets": {"mean_colour": 0.0, **({"thumbnail": 0.0} if i % 5 == 0 else {})}} for i in range(n)]
+    return {"rows": rows, "met": sum(r["met"] for r in rows), "layers": n, "settings": {}}
 
 
 def test_report_figures_print_at_eight_points_or_more(tmp_path):
@@ -110,7 +133,8 @@ def test_report_figures_print_at_eight_points_or_more(tmp_path):
              figures.cross_architecture(summary, tmp_path / "cross.png"),
              figures.reconstruction_overview(samples, tmp_path / "overview.png"),
              figures.error_maps(samples, tmp_path / "errors.png"),
-             figures.pipeline_diagram(tmp_path / "pipeline.png")]
+             figures.pipeline_diagram(tmp_path / "pipeline.png"),
+             figures.offline_benchmark(_offline_table(24), tmp_path / "offline.png")]
     for path in drawn:  # save() refuses text under 8 pt at print size; these are drawn to print at full size or larger
         with Image.open(path) as png:
             assert figures.print_scale(*png.size) >= 1, (path.name, png.size)

@@ -112,12 +112,6 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
     # measured by one run of the layer, shown on its row; "—" where no run measured it
     assert list(table["fitted on the test photos recoloured (dB)"]) == ["—", "17.79"]
     assert list(table["decoder trained on them (dB)"]) == ["—", "18.17"]
-    from PIL import Image
-
-    from lib import figures
-
-    with Image.open(figures.layout_control(table, tmp_path / "figures" / "layout.png")) as png:
-        assert png.format == "PNG" and png.width > png.height > 200  # one wide chart, written where asked
     assert lines == ["ResNet34 (random weights): layout R² on the test photos 0.67 at layer1 to -0.17 at layer4; at layer4 "
                      "the cells' layout, learnt from the training photos (R² 0.25 across them), predicts the test photos "
                      "worse than none, so a decoder can pass the mean colour there only through colour, which the pooled "
