@@ -274,7 +274,7 @@ def published_comparison(summary: pd.DataFrame) -> pd.DataFrame:
             "study SSIM": merged["ssim_mean_study"].round(3),
             "ours SSIM": merged["ssim_mean"].round(3),
             "study LPIPS": merged["lpips_mean_study"].round(3),
-            "ours LPIPS": merged["lpips_mean"].round(3),
+            "ours LPIPS": merged["lpips_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
             "study min": merged["train_minutes"],
             "ours min": (merged["train_seconds"] / 60).round(2),
         }
@@ -439,8 +439,8 @@ def matched_grids(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Every encoder at each grid it has (its best layer there), beside the thumbnail of that grid, and a sentence
     per grid shared by several encoders: which keeps the most."""
     grid = summary.assign(grid=summary["feature_shape"].map(_grid), encoder=summary["arch"].map(label))
-    table = grid.pivot_table(index="grid", columns="encoder", values="psnr_mean", aggfunc="max", sort=False).round(2)
-    table["thumbnail"] = grid.groupby("grid", sort=False)["baseline_thumbnail_psnr"].first().round(2)
+    table = grid.pivot_table(index="grid", columns="encoder", values="psnr_mean", aggfunc="max", sort=False)
+    table["thumbnail"] = grid.groupby("grid", sort=False)["baseline_thumbnail_psnr"].first()
     order = sorted(table.index, key=lambda g: -int(g.split("×")[0]))
     lines = []
     for g in order:
@@ -448,7 +448,7 @@ def matched_grids(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         if len(present) > 1:
             lines.append(f"At {g}, {present.idxmax()} keeps the most ({present.max():.2f} dB) and {present.idxmin()} the "
                          f"least ({present.min():.2f} dB); the thumbnail of that grid scores {table.loc[g, 'thumbnail']:.2f}.")
-    return table.loc[order], lines
+    return table.loc[order].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"), lines  # "—": no layer at that grid
 
 
 def study_lines(summary: pd.DataFrame, data_source: str = "") -> list[str]:

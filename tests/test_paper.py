@@ -74,7 +74,8 @@ def test_compact_table_and_matched_grids():
     assert table.loc["layer1", "LPIPS"] == "—"
     matched, lines = findings.matched_grids(_summary())
     assert list(matched.index) == ["112×112", "56×56", "7×7"]
-    assert matched.loc["7×7", "ResNet34"] == 13.0 and matched.loc["7×7", "thumbnail"] == 17.5
+    assert matched.loc["7×7", "ResNet34"] == "13.00" and matched.loc["7×7", "thumbnail"] == "17.50"
+    assert matched.loc["56×56", "EfficientNet-Lite0"] == "—"  # no layer of it at that grid
     assert lines == ["At 112×112, EfficientNet-Lite0 keeps the most (30.00 dB) and EfficientNet-Lite0 (random) the least "
                      "(26.00 dB); the thumbnail of that grid scores 33.00.",
                      "At 7×7, EfficientNet-Lite0 (random) keeps the most (13.50 dB) and EfficientNet-Lite0 the least "
