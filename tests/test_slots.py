@@ -1,0 +1,68 @@
+"""Many GPUs and many machines: the slot allocator under concurrency, and LAUNCH= through a stand-in `srun`."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from lib import PARAMETERS_DIR, ROOT, slots
+
+RECORD = ("import os, sys, time; start = time.time(); time.sleep(float(sys.argv[2])); "
+          "open(sys.argv[1], 'a').write(f\"{os.environ.get('CUDA_VISIBLE_DEVICES', '-')} {start} {time.time()}\\n\")")
+
+
+def test_concurrent_jobs_never_share_a_slot_and_use_every_slot(tmp_path):
+    log = tmp_path / "log.txt"
+    jobs = [subprocess.Popen([sys.executable, "-m", "lib.slots", "--gpus", "3", "--locks", str(tmp_path / "locks"), "--",
+                              sys.executable, "-c", RECORD, str(log), "0.6"], cwd=ROOT) for _ in range(7)]
+    assert [job.wait(timeout=120) for job in jobs] == [0] * 7
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert len(runs) == 7 and {slot for slot, _, _ in runs} == {"0", "1", "2"}
+    for slot in "012":
+        spans = sorted((float(a), float(b)) for s, a, b in runs if s == slot)
+        assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), (slot, spans)
+
+
+def test_a_slot_is_freed_however_its_job_ends(tmp_path):
+    locks = tmp_path / "locks"
+    assert slots.main(["--gpus", "1", "--locks", str(locks), "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    slot, handle = slots.acquire(1, locks)  # free again after the failure
+    assert slot == 0
+    handle.close()
+
+
+def test_without_gpus_the_command_runs_as_it_is(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    out = tmp_path / "env.txt"
+    code = f"import os; open({str(out)!r}, 'w').write(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
+    assert slots.main(["--gpus", "0", "--locks", str(tmp_path), "--", sys.executable, "-c", code]) == 0
+    assert out.read_text() == "unset" and not list(tmp_path.glob("gpu*.lock"))
+
+
+def test_launch_runs_every_expensive_step_through_the_clusters_scheduler(tmp_path):
+    """LAUNCH="srun ...": a stand-in srun records its calls and runs the command; make's DAG does the rest."""
+    calls = tmp_path / "srun_calls.txt"
+    srun = tmp_path / "srun"
+    srun.write_text(f'#!/bin/bash\necho "$*" >> {calls}\nwhile [[ "$1" == --* ]]; do shift; done\nexec "$@"\n')
+    srun.chmod(0o755)
+    profile = tmp_path / "tiny.yaml"
+    shutil.copy(PARAMETERS_DIR / "tiny.yaml", profile)
+    args = [f"PROFILE={profile}", f"REPORTS={tmp_path / 'reports'}", "ARCH=resnet34", "LAYERS=layer4",
+            f"LAUNCH={srun} --gres=gpu:1 --time=60", "GPUS=4"]
+    done = subprocess.run(["make", "--no-print-directory", "evaluate", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "MAKEFLAGS": ""})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 3 and all(line.startswith("--gres=gpu:1 --time=60 env ") for line in lines)
+    assert "lib.steps.encode" in lines[0] and "02_train.ipynb" in lines[1] and "03_evaluate.ipynb" in lines[2]
+    assert "lib.slots" not in calls.read_text()  # the scheduler hands out GPUs, not the local allocator
+    root = tmp_path / "reports" / "tiny" / "resnet34" / "layer4"
+    assert len(pd.read_csv(root / "metrics.csv")) > 0 and (root / "evaluate.ipynb").is_file()
+    assert not list(root.glob("*.tmp.*"))  # written to temporary names and renamed
+    started = time.perf_counter()
+    again = subprocess.run(["make", "--no-print-directory", "evaluate", *args], cwd=ROOT, capture_output=True,
+                           text=True, env={**os.environ, "MAKEFLAGS": ""})
+    assert again.returncode == 0 and len(calls.read_text().splitlines()) == 3  # nothing re-launched
+    assert time.perf_counter() - started < 60
