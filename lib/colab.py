@@ -41,9 +41,11 @@ def default_repo(root: Path = ROOT) -> str | None:
     return github_repo(done.stdout) if done.returncode == 0 else None
 
 
-def pointed_at(path: Path) -> dict:
-    """What one notebook's badge and clone cell point at: {'badge': (repo, branch), 'clone': (repo, branch)}."""
-    cells = json.loads(Path(path).read_text())["cells"]
+def pointed_at(path: Path, cells: list | None = None) -> dict:
+    """What one notebook's badge and clone cell point at: {'badge': (repo, branch), 'clone': (repo, branch)}
+    (`cells`: the notebook's cells when already read)."""
+    path = Path(path)
+    cells = json.loads(path.read_text())["cells"] if cells is None else cells
     badge = BADGE.search("".join(cells[0]["source"])) if cells else None
     clone = CLONE.search("".join(cells[1]["source"])) if len(cells) > 1 else None
     if not badge or not clone:
@@ -57,7 +59,7 @@ def point(path: Path, repo: str, branch: str) -> bool:
     path = Path(path)
     text = path.read_text()
     book = json.loads(text)
-    pointed_at(path)  # both cells must be there before anything is rewritten
+    pointed_at(path, book["cells"])  # both cells must be there before anything is rewritten
     folder = repo.split("/")[1]
     badge_url = f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{path.name}"
     clone = f"!git clone --depth 1 --branch {branch} https://github.com/{repo} /content/{folder}"

@@ -59,10 +59,11 @@ def encoder_style(arch: str, networks: list[str] | None = None, random: bool | N
     return dict(color=colour, ls="--" if random else "-", marker="o", mfc="white" if random else colour)
 
 
-def series_label(arch: str, weights: str = "imagenet") -> str:
-    """An encoder's name in a legend, saying so where the study's network ran with random weights."""
+def series_label(arch: str, weights: str = "imagenet", random: str = "random") -> str:
+    """An encoder's name, saying so (`random`: the words, "random" in a legend) where a network that is not a
+    `_random` control ran with random weights."""
     name = arch_label(arch)
-    return f"{name} (random)" if weights == "random" and not arch.endswith("_random") else name
+    return f"{name} ({random})" if weights == "random" and not arch.endswith("_random") else name
 
 
 def _chart_style() -> None:
@@ -128,26 +129,34 @@ def reconstruction_figure(samples: dict, title: str, path: Path, psnrs=None) -> 
     return save(fig, path)
 
 
-def _layer_columns(samples: dict[str, dict[str, dict]]) -> int:
-    return max(len(layers) for layers in samples.values())
+def _encoder_grid(samples: dict[str, dict[str, dict]], image: int, width: float, height: float, extra: float = 0.0):
+    """The layout `reconstruction_overview` and `error_maps` share: a row per encoder (named on the left), the
+    original first, then one cell per layer; yields each layer's (axes, layer, sample, original) to draw in."""
+    rows, columns = len(samples), max(len(layers) for layers in samples.values()) + 1
+    cell = min(1.0, width / columns, height / rows)
+    fig, axes = plt.subplots(rows, columns, figsize=(cell * columns + extra, cell * rows + 0.5), squeeze=False)
+
+    def cells():
+        for i, (arch, layers) in enumerate(samples.items()):
+            original = next(iter(layers.values()))["original"][image]
+            axes[i, 0].imshow(original)
+            axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
+            for j, (layer, sample) in enumerate(layers.items(), start=1):
+                yield axes[i, j], layer, sample, original
+            for ax in axes[i]:
+                _blank(ax)
+        axes[0, 0].set_title("original", fontsize=8)
+
+    return fig, axes, cells()
 
 
 def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
     """One test image through every encoder: a row per encoder, the original and then each layer from shallow to
     deep, titled with the layer and its PSNR on this image. `samples[arch][layer]` is a layer's samples.npz."""
-    rows, columns = len(samples), _layer_columns(samples) + 1
-    cell = min(1.0, 7.0 / columns, 8.6 / rows)
-    fig, axes = plt.subplots(rows, columns, figsize=(cell * columns, cell * rows + 0.5), squeeze=False)
-    for i, (arch, layers) in enumerate(samples.items()):
-        first = next(iter(layers.values()))
-        axes[i, 0].imshow(first["original"][image])
-        axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
-        for j, (layer, sample) in enumerate(layers.items(), start=1):
-            axes[i, j].imshow(sample["reconstruction"][image])
-            axes[i, j].set_title(f"{layer} {float(sample['psnr'][image]):.1f} dB", fontsize=8)
-        for ax in axes[i]:
-            _blank(ax)
-    axes[0, 0].set_title("original", fontsize=8)
+    fig, _, cells = _encoder_grid(samples, image, width=7.0, height=8.6)
+    for ax, layer, sample, _ in cells:
+        ax.imshow(sample["reconstruction"][image])
+        ax.set_title(f"{layer} {float(sample['psnr'][image]):.1f} dB", fontsize=8)
     name = str(next(iter(next(iter(samples.values())).values()))["names"][image])
     fig.suptitle(f"Test image {name}, decoded from each layer (shallow to deep)", fontsize=9)
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.96))
@@ -163,22 +172,12 @@ def _unit(image) -> np.ndarray:
 def error_maps(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
     """Where each layer loses the image: |reconstruction - original|, averaged over RGB, one shared colour scale;
     laid out as `reconstruction_overview`."""
-    rows, columns = len(samples), _layer_columns(samples) + 1
-    cell = min(1.0, 6.6 / columns, 8.4 / rows)
-    fig, axes = plt.subplots(rows, columns, figsize=(cell * columns + 0.6, cell * rows + 0.5), squeeze=False)
+    fig, axes, cells = _encoder_grid(samples, image, width=6.6, height=8.4, extra=0.6)
     shown = None
-    for i, (arch, layers) in enumerate(samples.items()):
-        first = next(iter(layers.values()))
-        original = _unit(first["original"][image])
-        axes[i, 0].imshow(first["original"][image])
-        axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
-        for j, (layer, sample) in enumerate(layers.items(), start=1):
-            error = np.abs(_unit(sample["reconstruction"][image]) - original).mean(axis=-1)
-            shown = axes[i, j].imshow(error, cmap="magma", vmin=0, vmax=0.5)
-            axes[i, j].set_title(f"{layer} {error.mean():.3f}", fontsize=8)
-        for ax in axes[i]:
-            _blank(ax)
-    axes[0, 0].set_title("original", fontsize=8)
+    for ax, layer, sample, original in cells:
+        error = np.abs(_unit(sample["reconstruction"][image]) - _unit(original)).mean(axis=-1)
+        shown = ax.imshow(error, cmap="magma", vmin=0, vmax=0.5)
+        ax.set_title(f"{layer} {error.mean():.3f}", fontsize=8)
     fig.suptitle("Absolute error |decoded - original| per pixel (titles: its mean), same image", fontsize=9)
     fig.tight_layout(pad=0.3, rect=(0, 0, 0.92, 0.96))
     if shown is not None:

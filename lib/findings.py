@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .figures import arch_label
+from .figures import arch_label, series_label
 from .published import PUBLISHED
 
 
@@ -321,9 +321,6 @@ def learned_vs_random(comparisons: pd.DataFrame | None) -> tuple[pd.DataFrame | 
 
 # ---- the report as a paper: abstract, setup, compact tables, the study's numbers, limitations -------------------
 
-STUDY_SHALLOW, STUDY_DEEP = "layer1", "layer4"  # the study's headline: its shallowest and deepest ResNet34 layers
-
-
 def weights_origin(row) -> str:
     """Which weights an encoder had, in plain words: no exception text, no paths (those go to the provenance)."""
     detail = str(row.get("weights_detail", ""))
@@ -370,11 +367,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def run_label(arch: str, weights: str) -> str:
-    """An encoder as the text names it, saying so where a network of the study ran with random weights."""
-    return f"{label(arch)} (random weights)" if weights == "random" and not arch.endswith("_random") else label(arch)
-
-
 def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str, counts: dict,
              photos: int | None = None) -> list[str]:
     """The abstract's sentences, every number read from this run: the question, what ran, the headline per encoder
@@ -391,7 +383,7 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
            f"randomly initialised) on {train} and scored them on {counts.get('test', 0)} held-out images from "
            f"{_plural(int(summary['test_sources'].max()), 'photo')}, beside each image's mean colour ({colour:.1f} dB) "
            "and its thumbnail at the layer's grid."]
-    headline = [f"{run_label(arch, rows['weights'].iloc[0])} from {_shallow_deep(rows)}"
+    headline = [f"{series_label(arch, rows['weights'].iloc[0], 'random weights')} from {_shallow_deep(rows)}"
                 for arch, rows in summary.groupby("arch", sort=False)]
     study = [f"{label(arch)} {rows['psnr_mean'].iloc[0]:.1f} to {rows['psnr_mean'].iloc[-1]:.1f} dB"
              for arch, rows in PUBLISHED.groupby("arch", sort=False) if arch in set(summary["arch"])]
