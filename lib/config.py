@@ -40,6 +40,7 @@ class Field:
     comment: str
     choices: tuple | None = None
     minimum: float | None = None
+    default: Any = None  # a profile may leave out a setting with a default
 
 
 TRAINING_KEYS: dict[str, Field] = {
@@ -57,6 +58,10 @@ TRAINING_KEYS: dict[str, Field] = {
     "perceptual_weight": Field(float, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option", minimum=0),
     "feedback": Field(int, "feedback stages after the decoder, each fed the encoder's residual of the last output (0: none)", minimum=0),
     "feedback_epochs": Field(int, "epochs of each feedback stage, on the cached training features", minimum=1),
+    "seeds": Field(int, "decoders trained per layer, from seeds seed, seed+1, ... (data, split and encoder fixed)",
+                   minimum=1, default=1),
+    "decoder_params": Field(int, "0: the decoder at `width`; n: its width (then depth) scaled to n parameters ± 10%",
+                            minimum=0, default=0),
 }
 DATA_KEYS: dict[str, Field] = {
     "source": Field(str, "scikit-image's shipped photos, or DIV2K", ("skimage", "div2k")),
@@ -81,6 +86,8 @@ TOP_KEYS: dict[str, Field] = {
     "lpips": Field(str, "LPIPS needs real AlexNet weights: auto (if available) | required", ("auto", "required", "off")),
     "match_steps": Field(int, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)", minimum=0),
 }
+# capacity_sweep: every listed layer trained once more with a decoder of `decoder_params` parameters (± 10%)
+SWEEP_KEYS = {"decoder_params", "layers"}
 # an entry of `architectures` is a name for one encoder of the run; `arch:` names its network when they
 # differ (the same network twice, e.g. with ImageNet and with random weights)
 ARCH_KEYS = {"arch", "layers", "per_layer", "weights", "weights_file", "normalisation"}
@@ -166,13 +173,15 @@ def load_profile(profile: str) -> dict:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ProfileError(f"{where} is not valid YAML: {error}") from None
-    top = _check_keys(where, raw or {}, {**TOP_KEYS, **TRAINING_KEYS}, extra={"data", "architectures"})
+    top = _check_keys(where, raw or {}, {**TOP_KEYS, **TRAINING_KEYS}, extra={"data", "architectures", "capacity_sweep"})
     for required in ("data", "architectures", "weights", "seed"):
         if required not in top:
             raise ProfileError(f"{where}: missing required parameter '{required}'.")
-    missing = [k for k in TRAINING_KEYS if k not in top]
+    missing = [k for k, field in TRAINING_KEYS.items() if k not in top and field.default is None]
     if missing:
         raise ProfileError(f"{where}: missing top-level training defaults: {', '.join(missing)}.")
+    for key, field in TRAINING_KEYS.items():
+        top.setdefault(key, field.default)
     top["data"] = _check_keys(f"{where} data", top["data"], DATA_KEYS)
     archs = top["architectures"]
     if not isinstance(archs, dict) or not archs:
@@ -209,13 +218,35 @@ def load_profile(profile: str) -> dict:
             per_layer[layer] = _check_keys(f"{where} {name} per_layer {layer}", values or {}, TRAINING_KEYS)
         settings["per_layer"] = per_layer
         archs[name] = settings
+    if "capacity_sweep" in top:
+        top["capacity_sweep"] = _check_sweep(f"{where} capacity_sweep", top["capacity_sweep"], archs)
     return top
 
 
-def parse_overrides(pairs: dict[str, str]) -> dict[str, Any]:
-    """Turn the study's make-style KNOB=value strings into typed overrides, with errors naming the knob."""
+def _check_sweep(where: str, sweep: Any, archs: dict) -> dict:
+    """capacity_sweep: {decoder_params: n, layers: {architecture: [layer, ...]}}; layers left out: every layer."""
+    sweep = _check_keys(where, sweep, {"decoder_params": Field(int, "the sweep's parameter budget", minimum=1)},
+                        extra={"layers"})
+    if "decoder_params" not in sweep:
+        raise ProfileError(f"{where}: missing 'decoder_params' (the parameter count every layer's decoder is given).")
+    layers = sweep.get("layers") or {name: settings["layers"] for name, settings in archs.items()}
+    if not isinstance(layers, dict):
+        raise ProfileError(f"{where}: 'layers' must map architectures of the profile to lists of their layers.")
+    for name, names in layers.items():
+        if name not in archs:
+            raise ProfileError(f"{where}: '{name}' is not an architecture of the profile.{did_you_mean(name, archs)} "
+                               f"Its architectures: {', '.join(archs)}.")
+        if not isinstance(names, list) or not all(layer in archs[name]["layers"] for layer in names):
+            raise ProfileError(f"{where}: {name} must list layers of the profile's {name}: "
+                               f"{', '.join(archs[name]['layers'])}; got {names!r}.")
+    return {"decoder_params": sweep["decoder_params"], "layers": layers}
+
+
+def parse_overrides(pairs: dict[str, str], goals: list[str] | None = None) -> dict[str, Any]:
+    """Turn the study's make-style KNOB=value strings into typed overrides, with errors naming the knob (or a
+    variable none of `goals`, default `report`, takes)."""
     try:
-        check_make_variables(["report"], list(pairs))
+        check_make_variables(goals or ["report"], list(pairs))
     except MakeVariableError as error:
         raise ProfileError(str(error)) from None
     out: dict[str, Any] = {}
@@ -273,7 +304,8 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
                     f"LAYERS: unknown layer '{layer}' for {', '.join(wanted_archs)}.{did_you_mean(layer, valid)} "
                     f"Valid layers: {', '.join(valid)}."
                 )
-    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder", "width") if k in overrides}
+    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder", "width", "seeds", "decoder_params")
+                   if k in overrides}
     resolved_archs = {}
     for arch in wanted_archs:
         settings = archs[arch]
@@ -296,7 +328,7 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
         }
     if not resolved_archs:
         raise ProfileError(f"LAYERS: none of {', '.join(wanted_layers)} belongs to {', '.join(wanted_archs)}.")
-    return {
+    study = {
         "profile": name,
         "description": raw.get("description", ""),
         "seed": raw["seed"],
@@ -305,6 +337,55 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
         "data": data,
         "architectures": resolved_archs,
     }
+    plan_runs(study, raw.get("capacity_sweep"), "DECODER_PARAMS" if "decoder_params" in overrides else "decoder_params")
+    return study
+
+
+def _capacity(arch: str, network: str, layer: str, settings: dict, target: int, knob: str) -> dict:
+    """`settings` with the width and depth that give `target` decoder parameters, or one error naming the layer."""
+    from .decoders import CapacityError, match_capacity  # torch: only for a capacity-matched run
+
+    channels, grid, _ = get_architecture(network).layers[layer]
+    try:
+        width, depth, _ = match_capacity(settings["decoder"], channels, grid, target, width=settings["width"],
+                                         feedback=settings["feedback"])
+    except CapacityError as error:
+        stages = settings["feedback"]
+        raise ProfileError(f"{knob}={target}: {arch} {layer} ({channels}x{grid}x{grid} features, {settings['decoder']} "
+                           f"decoder, {stages} feedback stage{'s' * (stages != 1)}): {error}. Choose a count nearer "
+                           f"{error.nearest:,}, or leave this layer out (ARCH=, LAYERS=).") from None
+    return {**settings, "width": width, "depth": depth, "decoder_params": target}
+
+
+def plan_runs(study: dict, sweep: dict | None, knob: str) -> None:
+    """Expand the study into runs: each layer's main run (its settings in `layers`, seed `seed`, capacity-matched
+    where `decoder_params` asks), its seed repeats (`seeds` > 1: seeds seed+1, ...; data, split and encoder stay
+    fixed) and its capacity-sweep run, in `runs`: layer -> {run name: settings}, where a run's files live
+    (`<arch>/<layer>/<run>/`). A sweep run whose decoder is the main run's (a default decoder already within the
+    tolerance) is the main run: `capacity_sweep.runs` names, per layer, the run that answers the sweep ("" main)."""
+    seed = study["seed"]
+    sweep_runs = {}
+    for arch, settings in study["architectures"].items():
+        runs = {}
+        for layer, values in settings["layers"].items():
+            # `seeds` is how many runs there are, not how one trains: it becomes the runs, never a run's setting
+            seeds = values.pop("seeds")
+            values = {**values, "seed": seed, "depth": None}
+            if values["decoder_params"]:
+                values = _capacity(arch, settings["arch"], layer, values, values["decoder_params"], knob)
+            settings["layers"][layer] = values
+            runs[layer] = {f"seed{seed + k}": {**values, "seed": seed + k} for k in range(1, seeds)}
+            if sweep and layer in sweep["layers"].get(arch, []):
+                target = sweep["decoder_params"]
+                matched = _capacity(arch, settings["arch"], layer, values, target, "capacity_sweep decoder_params")
+                same = (matched["width"], matched["depth"]) == (values["width"], values["depth"])
+                name = "" if same else f"params{target}"
+                if not same:
+                    runs[layer][name] = matched
+                sweep_runs.setdefault(arch, {})[layer] = name
+        settings["runs"] = runs
+    if sweep:
+        study["capacity_sweep"] = {"decoder_params": sweep["decoder_params"], "runs": sweep_runs}
 
 
 def _dump(obj: Any) -> str:
@@ -328,7 +409,9 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
                                                  "weights_file": settings["weights_file"],
                                                  "normalisation": settings["normalisation"], "seed": study["seed"]}
         for layer, values in settings["layers"].items():
-            files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, "seed": study["seed"], **values}
+            files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, **values}
+            for run, run_values in settings["runs"][layer].items():
+                files[config / arch / layer / f"{run}.json"] = {"arch": arch, "layer": layer, **run_values}
     for path, obj in files.items():
         if write_if_changed(path, _dump(obj)):
             changed.append(str(path))
@@ -338,6 +421,8 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
              f"ARCHS := {' '.join(study['architectures'])}"]
     for arch, settings in study["architectures"].items():
         lines.append(f"LAYERS_{arch} := {' '.join(settings['layers'])}")
+        # each layer's runs beyond its main one: seed repeats, a capacity-matched decoder
+        lines += [f"RUNS_{arch}_{layer} := {' '.join(runs)}" for layer, runs in settings["runs"].items() if runs]
     write_if_changed(out_dir / "plan.mk", "\n".join(lines) + "\n")
     return changed
 
@@ -349,13 +434,14 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--profile", required=True)
     plan.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
     plan.add_argument("--overrides", default="", help="make's $(MAKEOVERRIDES): NAME=value words")
+    plan.add_argument("--goals", default="", help="make's $(MAKECMDGOALS): which variables apply")
     sub.add_parser("profiles", help="list the profiles")
     args = parser.parse_args(argv)
     if args.command == "profiles":
         print("\n".join(available_profiles()))
         return 0
     try:
-        overrides = parse_overrides(parse_make_overrides(args.overrides))
+        overrides = parse_overrides(parse_make_overrides(args.overrides), args.goals.split())
         study = resolve(args.profile, overrides)
         changed = write_plan(study, Path(args.root))
     except (ProfileError, UnknownNameError) as error:

@@ -120,9 +120,11 @@ class ResShuffleDecoder(nn.Module):
         if stages <= 2:
             # Fine grids (56x56, 112x112): a pointwise MLP at the grid straight to each cell's pixel block.
             # 3x3 convolutions at full width there cost several times more per image and learnt less per second.
+            # `blocks` hidden pointwise layers: the depth knob here, as residual blocks are at coarse grids.
             factor, hidden = 1 << stages, max(32, min(width, width * 28 // grid))
             layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 3, padding=1), nn.GELU()]
-            layers += [nn.Conv2d(hidden, hidden, 1), nn.GELU(), nn.Conv2d(hidden, hidden, 1), nn.GELU()]
+            for _ in range(blocks):
+                layers += [nn.Conv2d(hidden, hidden, 1), nn.GELU()]
             layers += [nn.Conv2d(hidden, 3 * factor * factor, 1), nn.PixelShuffle(factor)]
         else:
             widths = [width_at(grid << k, width, min_width) for k in range(stages)]
@@ -364,16 +366,74 @@ class AttentionDecoder(nn.Module):
         return self.up(tokens.transpose(1, 2).reshape(n, c, h, w))
 
 
-def build_decoder(name: str, channels: int, grid: int, width: int) -> nn.Module:
+DEFAULT_DEPTH = {"resshuffle": 2, "attention": 4}  # residual blocks (or hidden layers) / transformer blocks
+
+
+def build_decoder(name: str, channels: int, grid: int, width: int, depth: int | None = None) -> nn.Module:
+    """A decoder by name; `depth` (None: the decoder's default) is resshuffle's residual blocks at the grid (its
+    hidden pointwise layers at 56x56 and 112x112) or the attention decoder's transformer blocks."""
     if name == "resshuffle":
-        return ResShuffleDecoder(channels, grid, width)
+        return ResShuffleDecoder(channels, grid, width, blocks=depth or DEFAULT_DEPTH[name])
     if name == "simple":
         return SimpleDecoder(channels, grid, width)
     if name == "attention":
-        return AttentionDecoder(channels, grid, width)
+        return AttentionDecoder(channels, grid, width, depth=depth or DEFAULT_DEPTH[name])
     raise ValueError(f"unknown decoder '{name}'. Valid decoders: resshuffle, simple, attention.")
 
 
 def count_parameters(module: nn.Module) -> int:
     """All of a decoder's weights: learnt by gradient steps or fitted in closed form."""
     return sum(p.numel() for p in module.parameters())
+
+
+def decoder_size(name: str, channels: int, grid: int, width: int, depth: int | None = None, feedback: int = 0) -> int:
+    """The parameter count of a decoder and its feedback stages, built on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        decoder = build_decoder(name, channels, grid, width, depth)
+        if feedback:
+            decoder = FeedbackDecoder(decoder, channels, grid, feedback)
+    return count_parameters(decoder)
+
+
+class CapacityError(ValueError):
+    """No width and depth give a layer's decoder the asked-for parameter count within the tolerance."""
+
+    def __init__(self, message: str, nearest: int):
+        super().__init__(message)
+        self.nearest = nearest
+
+
+CAPACITY_TOLERANCE = 0.10
+MAX_WIDTH = 8192
+
+
+def match_capacity(name: str, channels: int, grid: int, target: int, *, width: int, feedback: int = 0,
+                   tolerance: float = CAPACITY_TOLERANCE) -> tuple[int, int | None, int]:
+    """(width, depth, count): the decoder `name` scaled to `target` parameters ± `tolerance` (its feedback stages,
+    which keep their size, counted in). The default decoder (`width`, default depth) is kept when it is already
+    within the tolerance; else the width closest to the target at the default depth, then at other depths (a
+    budget the width alone cannot reach: the floor of a few channels, or widths beyond `MAX_WIDTH`).
+    Raises CapacityError with the nearest count when nothing is within the tolerance."""
+    def size(w, d):
+        return decoder_size(name, channels, grid, w, d, feedback)
+
+    default_depth = DEFAULT_DEPTH.get(name)
+    if abs(size(width, None) - target) <= tolerance * target:
+        return width, None, size(width, None)
+    depths = [None] if default_depth is None else \
+        [None] + [d for d in (1, 3, 4, 6, 8, 12) if d != default_depth]
+    step = 4 if name == "attention" else 1  # attention's width splits into its 4 heads
+    nearest = None
+    for depth in depths:
+        low, high = 1, MAX_WIDTH // step  # the count never falls as the width grows: bisect for the first >= target
+        while low < high:
+            mid = (low + high) // 2
+            low, high = (mid + 1, high) if size(mid * step, depth) < target else (low, mid)
+        for w in {max(1, low - 1) * step, low * step}:
+            count = size(w, depth)
+            if nearest is None or abs(count - target) < abs(nearest[2] - target):
+                nearest = (w, depth, count)
+        if abs(nearest[2] - target) <= tolerance * target:
+            return nearest
+    raise CapacityError(f"no decoder width or depth gives {target:,} parameters ± {tolerance:.0%}: the nearest is "
+                        f"{nearest[2]:,} (width {nearest[0]}, depth {nearest[1] or default_depth or '-'})", nearest[2])

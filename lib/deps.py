@@ -25,6 +25,7 @@ STEPS = {
     "FIGURES": "notebooks/04_figures.ipynb",
     "REPORT": "notebooks/05_report.ipynb",
     "RENDER": "lib.render",
+    "INVERT": "notebooks/06_invert.ipynb",
 }
 
 

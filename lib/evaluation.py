@@ -100,8 +100,11 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
         "arch": arch, "layer": layer, "feature_shape": f"{c}x{h}x{w}", "spatial_locations": h * w,
         "network": encoder.get("network", arch), "weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
         "normalisation": encoder["normalisation"],
-        "decoder": settings["decoder"], "width": settings["width"], "loss": training_loss_label(settings.get("perceptual_weight", 0.0)),
-        "decoder_params": fit["decoder_params"], "closed_form_paths": fit["closed_form_paths"],
+        "decoder": settings["decoder"], "width": settings["width"], "depth": settings.get("depth"),
+        "loss": training_loss_label(settings.get("perceptual_weight", 0.0)),
+        "decoder_params": fit["decoder_params"],
+        "decoder_params_target": settings.get("decoder_params", 0),  # 0: the decoder at `width`, not matched
+        "seed": settings.get("seed"), "closed_form_paths": fit["closed_form_paths"],
         "train_images": fit["train_images"], "colour_copies": settings.get("colour_copies", 0),
         "batch_size": fit["batch_size"],
         "checkpoint": settings.get("checkpoint", "last"),

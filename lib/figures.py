@@ -129,22 +129,27 @@ def reconstruction_figure(samples: dict, title: str, path: Path, psnrs=None) -> 
     return save(fig, path)
 
 
-def _encoder_grid(samples: dict[str, dict[str, dict]], image: int, width: float, height: float, extra: float = 0.0):
-    """The layout `reconstruction_overview` and `error_maps` share: a row per encoder (named on the left), the
-    original first, then one cell per layer; yields each layer's (axes, layer, sample, original) to draw in."""
-    rows, columns = len(samples), max(len(layers) for layers in samples.values()) + 1
+def _encoder_grid(samples: dict[str, dict[str, dict]], images: list[int], width: float, height: float,
+                  extra: float = 0.0):
+    """The layout `reconstruction_overview`, `error_maps` and `inversion_grid` share: for each of `images`, a row per
+    encoder (named on the left), the original first, then one cell per layer; yields each layer's (axes, layer,
+    sample, image, original) to draw in."""
+    encoders, columns = len(samples), max(len(layers) for layers in samples.values()) + 1
+    rows = encoders * len(images)
     cell = min(1.0, width / columns, height / rows)
     fig, axes = plt.subplots(rows, columns, figsize=(cell * columns + extra, cell * rows + 0.5), squeeze=False)
 
     def cells():
-        for i, (arch, layers) in enumerate(samples.items()):
-            original = next(iter(layers.values()))["original"][image]
-            axes[i, 0].imshow(original)
-            axes[i, 0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
-            for j, (layer, sample) in enumerate(layers.items(), start=1):
-                yield axes[i, j], layer, sample, original
-            for ax in axes[i]:
-                _blank(ax)
+        for k, image in enumerate(images):
+            for i, (arch, layers) in enumerate(samples.items()):
+                row = axes[k * encoders + i]
+                original = next(iter(layers.values()))["original"][image]
+                row[0].imshow(original)
+                row[0].set_ylabel(arch_label(arch).replace(" (", "\n("), fontsize=8)
+                for j, (layer, sample) in enumerate(layers.items(), start=1):
+                    yield row[j], layer, sample, image, original
+                for ax in row:
+                    _blank(ax)
         axes[0, 0].set_title("original", fontsize=8)
 
     return fig, axes, cells()
@@ -153,13 +158,31 @@ def _encoder_grid(samples: dict[str, dict[str, dict]], image: int, width: float,
 def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
     """One test image through every encoder: a row per encoder, the original and then each layer from shallow to
     deep, titled with the layer and its PSNR on this image. `samples[arch][layer]` is a layer's samples.npz."""
-    fig, _, cells = _encoder_grid(samples, image, width=7.0, height=8.6)
-    for ax, layer, sample, _ in cells:
+    fig, _, cells = _encoder_grid(samples, [image], width=7.0, height=8.6)
+    for ax, layer, sample, _, _ in cells:
         ax.imshow(sample["reconstruction"][image])
         ax.set_title(f"{layer} {float(sample['psnr'][image]):.1f} dB", fontsize=8)
     name = str(next(iter(next(iter(samples.values())).values()))["names"][image])
     fig.suptitle(f"Test image {name}, decoded from each layer (shallow to deep)", fontsize=9)
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.96))
+    return save(fig, path)
+
+
+def inversion_grid(samples: dict[str, dict[str, dict]], path: Path, longest_name: int = 12) -> Path:
+    """Your own images through every layer (`make invert`): for each image a row per encoder, the image (titled with
+    its file name, cut to `longest_name` characters) and then each layer from shallow to deep, titled with the layer
+    and its PSNR on that image. `samples[arch][layer]` holds every image's original, reconstruction, names and psnr,
+    as a layer's samples.npz does for its test images. The grid fits a page: many images shrink its cells."""
+    names = [str(name) for name in next(iter(next(iter(samples.values())).values()))["names"]]
+    fig, axes, cells = _encoder_grid(samples, list(range(len(names))), width=7.0, height=8.6)
+    for ax, layer, sample, image, _ in cells:
+        ax.imshow(sample["reconstruction"][image])
+        ax.set_title(f"{layer} {float(sample['psnr'][image]):.1f} dB", fontsize=8)
+    for k, name in enumerate(names):
+        cut = name if len(name) <= longest_name else name[:longest_name - 1] + "…"
+        axes[k * len(samples), 0].set_title(cut, fontsize=8)
+    fig.suptitle("Your images (left), decoded from each layer (shallow to deep)", fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))  # a quarter inch for the title
     return save(fig, path)
 
 
@@ -172,9 +195,9 @@ def _unit(image) -> np.ndarray:
 def error_maps(samples: dict[str, dict[str, dict]], path: Path, image: int = 0) -> Path:
     """Where each layer loses the image: |reconstruction - original|, averaged over RGB, one shared colour scale;
     laid out as `reconstruction_overview`."""
-    fig, axes, cells = _encoder_grid(samples, image, width=6.6, height=8.4, extra=0.6)
+    fig, axes, cells = _encoder_grid(samples, [image], width=6.6, height=8.4, extra=0.6)
     shown = None
-    for ax, layer, sample, original in cells:
+    for ax, layer, sample, _, original in cells:
         error = np.abs(_unit(sample["reconstruction"][image]) - _unit(original)).mean(axis=-1)
         shown = ax.imshow(error, cmap="magma", vmin=0, vmax=0.5)
         ax.set_title(f"{layer} {error.mean():.3f}", fontsize=8)

@@ -424,7 +424,99 @@ def compact_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
         "mean colour": rows["baseline_mean_colour_psnr"].map(lambda v: f"{v:.2f}"),
         "thumbnail": rows["baseline_thumbnail_psnr"].map(lambda v: f"{v:.2f}"),
         "params": rows["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M"),
+        **_seed_column(rows),
     }).set_index("layer")
+
+
+def _seed_column(rows: pd.DataFrame) -> dict:
+    """Where a layer was trained from several seeds: the seed-to-seed sd of its mean PSNR, and how many seeds."""
+    if "seeds" not in rows or not (rows["seeds"] > 1).any():
+        return {}
+    return {"seed sd (n)": [f"{sd:.2f} ({n})" if n > 1 else "—" for sd, n in zip(rows["psnr_seed_sd"], rows["seeds"])]}
+
+
+def seed_spread(summary: pd.DataFrame, depth: pd.DataFrame | None, versus: pd.DataFrame | None) -> list[str]:
+    """Seed-to-seed spread beside image-to-image spread, and which layer differences exceed it: each deeper step
+    (depth_comparisons.csv) and each learned-minus-random gap (weights_comparisons.csv) whose two layers both
+    have several seeds (`stats.exceeds_seed_spread`)."""
+    from .stats import exceeds_seed_spread
+
+    seeded = summary[summary["seeds"] > 1] if "seeds" in summary else summary.iloc[:0]
+    if not len(seeded):
+        return []
+    sd = seeded.set_index(["arch", "layer"])["psnr_seed_sd"]
+    names = ", ".join(f"{label(a)} {l}" for a, l in sd.index)
+    lines = [f"Retraining from another seed ({_plural(int(seeded['seeds'].max()), 'seed')} at {names}; data, split and "
+             f"encoder fixed) moves a layer's mean PSNR by a seed-to-seed sd of {sd.median():.2f} dB (median; "
+             f"{sd.min():.2f} to {sd.max():.2f}), against {seeded['psnr_std'].median():.2f} dB between test images."]
+    gaps = []
+    for row in (depth if depth is not None else pd.DataFrame()).itertuples():
+        if (row.arch, row.shallower) in sd and (row.arch, row.deeper) in sd:
+            gaps.append((f"{label(row.arch)} {row.shallower} → {row.deeper}", row.psnr_drop,
+                         sd[(row.arch, row.shallower)], sd[(row.arch, row.deeper)]))
+    for row in (versus if versus is not None else pd.DataFrame()).itertuples():
+        if (row.learned, row.layer) in sd and (row.random, row.layer) in sd:
+            gaps.append((f"{label(row.learned)} − random {row.layer}", row.psnr_gain,
+                         sd[(row.learned, row.layer)], sd[(row.random, row.layer)]))
+    if gaps:
+        told = lambda keep: ", ".join(f"{name} ({diff:+.2f} dB)" for name, diff, a, b in gaps  # noqa: E731
+                                      if exceeds_seed_spread(diff, a, b) == keep) or "none"
+        lines.append(f"Differences larger than twice their seed-to-seed sd: {told(True)}. Within it: {told(False)}.")
+    return lines
+
+
+def capacity(table: pd.DataFrame, pairs: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[str]]:
+    """Equal decoder capacity: each sweep layer's default decoder beside one scaled to the sweep's parameter count;
+    the rank correlation of the two PSNR columns; and the study's networks against each other at shared grids,
+    with both decoders (capacity_comparisons.csv). Nothing where the profile has no capacity sweep."""
+    from .stats import interval_label, verdict
+
+    if "row" not in table or not (table["row"] == "capacity").any():
+        return None, None, []
+    matched = table[table["row"] == "capacity"].set_index(["arch", "layer"])
+    default = table[table["row"] == "layer"].set_index(["arch", "layer"]).loc[matched.index]
+    # the sweep is one seed, so the default it is compared with is that seed's run, not a seed aggregate
+    first = table[(table["row"] == "seed") & (table["run"].fillna("") == "")].set_index(["arch", "layer"])
+    default_psnr = pd.Series({k: first.loc[k, "psnr_mean"] if k in first.index else default.loc[k, "psnr_mean"]
+                              for k in matched.index})
+    target = int(matched["decoder_params_target"].iloc[0])
+    sweep = pd.DataFrame({
+        "encoder": [label(a) for a, _ in matched.index], "layer": [l for _, l in matched.index],
+        "grid": matched["feature_shape"].map(_grid).to_numpy(),
+        "params (default)": default["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M").to_numpy(),
+        "PSNR (default)": default_psnr.map(lambda v: f"{v:.2f}").to_numpy(),
+        "params (matched)": matched["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M").to_numpy(),
+        "PSNR (matched)": matched["psnr_mean"].map(lambda v: f"{v:.2f}").to_numpy(),
+        "change": (matched["psnr_mean"].to_numpy() - default_psnr.to_numpy()),
+    }).set_index(["encoder", "layer"])
+    sweep["change"] = sweep["change"].map(lambda v: f"{v:+.2f}")
+    rho = _spearman(default_psnr.to_numpy(), matched["psnr_mean"].to_numpy())
+    params = matched["decoder_params"]
+    span = lambda v: f"{v.min():,}" if v.min() == v.max() else f"{v.min():,} to {v.max():,}"  # noqa: E731
+    lines = [f"Every decoder of the sweep scaled to {target:,} parameters (± 10%; {span(params)} as built), against "
+             f"its default ({span(default['decoder_params'])})."]
+    if not np.isnan(rho):
+        lines.append(f"The ranking of the {len(matched)} layers survives equal capacity with a Spearman rank correlation "
+                     f"of {rho:.2f} between default and matched PSNR.")
+    versus = None
+    if pairs is not None and len(pairs):
+        names = [f"{label(r.arch_a)} {r.layer_a} − {label(r.arch_b)} {r.layer_b}" for r in pairs.itertuples()]
+        grids = [matched.loc[(r.arch_a, r.layer_a), "feature_shape"] for r in pairs.itertuples()]
+        versus = pd.DataFrame({
+            "pair": names, "grid": [_grid(g) for g in grids],
+            "default decoders [95%]": [interval_label(*v) for v in pairs[["default_diff", "default_ci_low", "default_ci_high"]].itertuples(index=False)],
+            "equal capacity [95%]": [interval_label(*v) for v in pairs[["matched_diff", "matched_ci_low", "matched_ci_high"]].itertuples(index=False)],
+        }).set_index("pair")
+        for name, r in zip(names, pairs.itertuples()):
+            before, after = verdict(r.default_ci_low, r.default_ci_high), verdict(r.matched_ci_low, r.matched_ci_high)
+            kept = "keeps its sign" if np.sign(r.default_diff) == np.sign(r.matched_diff) else "changes sign"
+            lines.append(f"{name}: {r.default_diff:+.2f} dB with default decoders ({_clear(before)}), "
+                         f"{r.matched_diff:+.2f} dB at equal capacity ({_clear(after)}); the difference {kept}.")
+    return sweep, versus, lines
+
+
+def _clear(v: str) -> str:
+    return {"above": "interval above zero", "below": "interval below zero", "unclear": "interval spans zero"}[v]
 
 
 def matched_grids(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -15,7 +15,7 @@ class MakeVariableError(ValueError):
 # Command-line knobs of the study (make variables) and the setting each overrides; ARCH and LAYERS narrow the run.
 KNOBS = {"EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "DECODER": "decoder", "WIDTH": "width", "LIMIT": "limit",
          "MATCH": "match_steps", "ARCH": "arch", "LAYERS": "layers", "DIV2K_DIR": "div2k_dir",
-         "NORMALISATION": "normalisation"}
+         "NORMALISATION": "normalisation", "SEEDS": "seeds", "DECODER_PARAMS": "decoder_params"}
 # make variables every goal takes
 COMMON_MAKE_VARIABLES = {"PROFILE", "REPORTS", "VENV", "JOBS", "GPUS", "LAUNCH"}
 # make variables each target takes besides COMMON_MAKE_VARIABLES; a target not listed is a study target (KNOBS)
@@ -30,6 +30,7 @@ TARGET_VARIABLES = {
     "gpu-check": {"OUT"},
     "bench-photos": set(),
     "colab": {"REPO", "BRANCH"},
+    "invert": {*KNOBS, "IMAGES"},
     **{goal: set() for goal in ("help", "venv", "system-deps", "test", "profiles", "clean", "clean-all", "deps")},
 }
 

@@ -5,7 +5,8 @@
     split.csv, data/images.pt   split manifest, decoded + resized uint8 images (data)
     features/<arch>/<layer>.pt, done.json   frozen-encoder features (encode, once per architecture)
     <arch>/<layer>/          decoder.pt, history.csv (train); metrics.csv, summary.json, samples.npz (evaluate)
-    summary.csv, depth_comparisons.csv, weights_comparisons.csv, figures/ (figures); report.html, report.pdf (report)
+    <arch>/<layer>/<run>/    the same for a layer's seed repeat (seed<k>) or capacity-matched run (params<n>)
+    summary.csv, depth_, weights_ and capacity_comparisons.csv, figures/ (figures); report.html, report.pdf (report)
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class StudyPaths:
         self.summary = self.root / "summary.csv"
         self.depth_comparisons = self.root / "depth_comparisons.csv"
         self.weights_comparisons = self.root / "weights_comparisons.csv"
+        self.capacity_comparisons = self.root / "capacity_comparisons.csv"
         self.figures = self.root / "figures"
 
     def features(self, arch: str, layer: str) -> Path:
@@ -37,5 +39,6 @@ class StudyPaths:
     def features_done(self, arch: str) -> Path:
         return self.root / "features" / arch / "done.json"
 
-    def layer_dir(self, arch: str, layer: str) -> Path:
-        return self.root / arch / layer
+    def layer_dir(self, arch: str, layer: str, run: str = "") -> Path:
+        """A layer's main run; a named run (seed repeat `seed<k>`, capacity-matched `params<n>`) in a folder inside."""
+        return self.root / arch / layer / run if run else self.root / arch / layer

@@ -51,14 +51,22 @@ class Plan:
                 "weights_file": settings["weights_file"], "normalisation": settings["normalisation"],
                 "seed": self.study["seed"]}
 
-    def layer(self, arch: str, layer: str) -> dict:
-        """The training settings of one layer, with arch, layer and seed."""
+    def layer(self, arch: str, layer: str, run: str = "") -> dict:
+        """The training settings of one layer's run ("" its main run; `runs`), with arch, layer and seed."""
         self.encoder(arch)  # one error for an architecture not in this run
         layers = self.architectures[arch]["layers"]
         if layer not in layers:
             raise ValueError(f"layer '{layer}' of {arch} is not in this run of profile '{self.profile}' "
                              f"(its layers: {', '.join(layers)}).")
-        return {"arch": arch, "layer": layer, "seed": self.study["seed"], **layers[layer]}
+        runs = self.runs(arch, layer)
+        if run and run not in runs:
+            raise ValueError(f"run '{run}' of {arch} {layer} is not in this run of profile '{self.profile}' "
+                             f"(its runs: {', '.join(runs) or 'none beyond the main one'}).")
+        return {"arch": arch, "layer": layer, "seed": self.study["seed"], **(runs[run] if run else layers[layer])}
+
+    def runs(self, arch: str, layer: str) -> dict:
+        """A layer's runs beyond its main one (seed repeats, a capacity-matched decoder): name -> settings."""
+        return self.architectures[arch].get("runs", {}).get(layer, {})
 
 
 def load(root: str | Path) -> Plan:

@@ -131,3 +131,31 @@ def weights_comparisons(per_image: dict[tuple[str, str], pd.DataFrame], networks
                "psnr_gain_ci_high", "ssim_learned", "ssim_random", "ssim_gain", "ssim_gain_ci_low", "ssim_gain_ci_high",
                "images_better", "test_sources"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def capacity_comparisons(default: dict, matched: dict, pairs: list[tuple], sources: dict, seed: int = 0) -> pd.DataFrame:
+    """Does a cross-architecture difference survive equal decoder capacity? For each pair of layers at one grid
+    ((arch, layer), (arch, layer)), the first minus the second in PSNR, paired by image, with its interval over
+    source photos: with each layer's default decoder (`default`: (arch, layer) -> per-image metrics) and with both
+    decoders scaled to the same parameter count (`matched`)."""
+    rows = []
+    for a, b in pairs:
+        row = {"arch_a": a[0], "layer_a": a[1], "arch_b": b[0], "layer_b": b[1]}
+        for name, tables in (("default", default), ("matched", matched)):
+            x, y = tables[a].set_index("image")["psnr"], tables[b].set_index("image")["psnr"]
+            common = x.index.intersection(y.index)
+            interval = cluster_bootstrap((x[common] - y[common]).to_numpy(float), [sources[i] for i in common], seed=seed)
+            row.update({f"{name}_diff": interval["mean"], f"{name}_ci_low": interval["low"],
+                        f"{name}_ci_high": interval["high"]})
+        row["test_sources"] = interval["clusters"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["arch_a", "layer_a", "arch_b", "layer_b", "default_diff", "default_ci_low",
+                                       "default_ci_high", "matched_diff", "matched_ci_low", "matched_ci_high",
+                                       "test_sources"])
+
+
+def exceeds_seed_spread(difference: float, sd_a: float, sd_b: float, factor: float = 2.0) -> bool:
+    """Whether a difference between two layers' mean PSNR is larger than retraining alone moves it: |difference| >
+    `factor` x the seed-to-seed standard deviation of a difference, sqrt(sd_a^2 + sd_b^2), each sd over one
+    layer's seeds (with 2 or 3 seeds a rough estimate, hence the factor)."""
+    return bool(abs(difference) > factor * np.hypot(sd_a, sd_b))

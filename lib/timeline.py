@@ -16,8 +16,8 @@ def step_durations(profile_dir: Path) -> pd.DataFrame:
     """Wall time of every executed pipeline notebook, read from papermill's own metadata."""
     rows = []
     for path in sorted(Path(profile_dir).rglob("*.ipynb")):
-        if path.name.endswith((".tmp.ipynb", ".failed.ipynb")):
-            continue
+        if path.name.endswith((".tmp.ipynb", ".failed.ipynb")) or path.relative_to(profile_dir).parts[0] == "invert":
+            continue  # unfinished runs; and your own images (`make invert`), which are not a step of the study
         meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
         if meta.get("duration") is not None:
             rows.append({"step": str(path.relative_to(profile_dir)), "seconds": round(meta["duration"], 1),

@@ -296,7 +296,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     device = pick_device(settings["device"])
     seed_everything(settings["seed"])
     channels, grid = train_features.shape[1], train_features.shape[2]
-    base = build_decoder(settings["decoder"], channels, grid, settings["width"])
+    base = build_decoder(settings["decoder"], channels, grid, settings["width"], settings.get("depth"))
     fit_to_training_data(base, train_features, train_images,
                          contiguous_groups(len(train_features)) if groups is None else groups)
     fit_seconds = time.perf_counter() - started

@@ -236,3 +236,92 @@ def test_profile_fields_carry_their_own_bounds(tmp_path):
         path.write_text(yaml.safe_dump({**raw, key: value}))
         with pytest.raises(ProfileError, match=message):
             config.load_profile(str(path))
+
+
+def _built(study, arch, layer, settings):
+    """The parameter count of the decoder a run's settings build (meta device: nothing allocated)."""
+    from lib.decoders import decoder_size
+    from lib.registry import get_architecture
+
+    channels, grid, _ = get_architecture(study["architectures"][arch]["arch"]).layers[layer]
+    return decoder_size(settings["decoder"], channels, grid, settings["width"], settings["depth"], settings["feedback"])
+
+
+def test_decoder_params_scales_every_layers_decoder_to_the_count():
+    study = config.resolve("tiny", config.parse_overrides({"DECODER_PARAMS": "1500000"}))
+    counts = {}
+    for arch, settings in study["architectures"].items():
+        for layer, values in settings["layers"].items():
+            counts[(arch, layer)] = _built(study, arch, layer, values)
+            assert values["decoder_params"] == 1_500_000
+    assert all(abs(n - 1_500_000) <= 150_000 for n in counts.values()), counts
+    # the defaults differ by layer (0.47M to 1.0M on tiny): matching changed their widths
+    default = config.resolve("tiny")
+    widths = {(a, l): v["width"] for a, s in study["architectures"].items() for l, v in s["layers"].items()}
+    assert len(set(widths.values())) > 1 and all(v["width"] == 32 for s in default["architectures"].values()
+                                                 for v in s["layers"].values())
+
+
+def test_a_decoder_params_no_width_can_meet_names_the_layer_and_the_nearest_count():
+    # tiny's decoders carry a feedback stage of fixed size: no width brings EfficientNet-Lite0 stage4 to 100,000
+    with pytest.raises(ProfileError, match=r"DECODER_PARAMS=100000: efficientnet_lite0 stage4 \(320x7x7 features.*"
+                                           r"the nearest is [\d,]+.*Choose a count nearer [\d,]+"):
+        config.resolve("tiny", config.parse_overrides({"DECODER_PARAMS": "100000"}))
+    with pytest.raises(ProfileError, match="DECODER_PARAMS must be non-negative"):
+        config.resolve("tiny", config.parse_overrides({"DECODER_PARAMS": "-5"}))
+
+
+@pytest.mark.parametrize("value,expected", [("0", "SEEDS must be a positive integer, got 0"),
+                                            ("two", "SEEDS must be an integer, got 'two'")])
+def test_seeds_below_one_is_one_clear_error(value, expected):
+    with pytest.raises(ProfileError, match=expected):
+        config.resolve("tiny", config.parse_overrides({"SEEDS": value}))
+
+
+def test_seeds_become_runs_whose_slices_differ_only_by_seed(tmp_path):
+    from lib import plan
+
+    out = tmp_path / "tiny"
+    config.write_plan(config.resolve("tiny", config.parse_overrides({"SEEDS": "1"})), out)
+    main = {p: p.read_bytes() for p in (out / "config").glob("*/*.json")}
+    changed = config.write_plan(config.resolve("tiny", config.parse_overrides({"SEEDS": "3"})), out)
+    # more seeds add runs; the main runs' settings (and so their decoders) stay as they were
+    assert {p: p.read_bytes() for p in (out / "config").glob("*/*.json")} == main
+    assert all("/seed4" in p for p in changed) and len(changed) == 2 * len(plan.load(out).layers())
+    loaded = plan.load(out)
+    for arch, layer in loaded.layers():
+        runs = loaded.runs(arch, layer)
+        assert [r for r in runs if r.startswith("seed")] == ["seed43", "seed44"]
+        for run in ("seed43", "seed44"):
+            settings = loaded.layer(arch, layer, run)
+            assert settings == {**loaded.layer(arch, layer), "seed": int(run[4:])}
+            assert json.loads((out / "config" / arch / layer / f"{run}.json").read_text()) == settings
+    assert "RUNS_vgg16_block5 := seed43 seed44 params900000" in (out / "plan.mk").read_text()
+    with pytest.raises(ValueError, match="run 'seed45' of vgg16 block5 is not in this run"):
+        loaded.layer("vgg16", "block5", "seed45")
+
+
+def test_capacity_sweep_retrains_only_layers_whose_default_is_not_already_that_size(tmp_path):
+    def sweep(raw, n):
+        raw["capacity_sweep"] = {"decoder_params": n, "layers": {"resnet34": ["layer1", "layer4"]}}
+    # layer4's default decoder (660,550 parameters) is within 10% of 700,000: its main run serves the sweep
+    study = config.resolve(write_profile(tmp_path, lambda raw: sweep(raw, 700_000)))
+    assert study["capacity_sweep"] == {"decoder_params": 700_000,
+                                       "runs": {"resnet34": {"layer1": "params700000", "layer4": ""}}}
+    matched = study["architectures"]["resnet34"]["runs"]["layer1"]["params700000"]
+    assert abs(_built(study, "resnet34", "layer1", matched) - 700_000) <= 70_000
+    assert "params700000" not in study["architectures"]["resnet34"]["runs"]["layer4"]
+
+
+@pytest.mark.parametrize(
+    "sweep,expected",
+    [({"layers": {"resnet34": ["layer1"]}}, "missing 'decoder_params'"),
+     ({"decoder_params": 10**6, "layers": {"resnet35": ["layer1"]}}, "'resnet35' is not an architecture of the profile"),
+     ({"decoder_params": 10**6, "layers": {"resnet34": ["layer2"]}}, "resnet34 must list layers of the profile's resnet34"),
+     ({"decoder_params": "many"}, "'decoder_params' must be an integer"),
+     ({"decoder_params": 10**6, "budget": 3}, "unknown parameter 'budget'")],
+)
+def test_bad_capacity_sweep_is_one_clear_error(tmp_path, sweep, expected):
+    path = write_profile(tmp_path, lambda raw: raw.update(capacity_sweep=sweep))
+    with pytest.raises(ProfileError, match=expected):
+        config.resolve(path)

@@ -190,3 +190,36 @@ def test_a_feedback_stage_learns_to_correct_its_base():
         after = float(torch.nn.functional.mse_loss(decoder(features), smooth))
     assert loop.steps == 20 and loop.epochs == 5 and not refiner.training
     assert after < 0.5 * before, (before, after)
+
+
+def test_default_depth_builds_the_decoder_as_before():
+    """`depth` left at its default builds the same decoder: the demo's recorded counts (resnet34 layer1 and layer4,
+    EfficientNet-Lite0 stage0 at width 128) still hold, and a deeper decoder has more parameters."""
+    assert decoders.decoder_size("resshuffle", 64, 56, 128) == 125_411
+    assert decoders.decoder_size("resshuffle", 512, 7, 128) == 2_020_598
+    assert decoders.decoder_size("resshuffle", 16, 112, 128) == 8_939
+    for channels, grid in [(64, 56), (512, 7)]:
+        assert decoders.decoder_size("resshuffle", channels, grid, 128, 3) > decoders.decoder_size("resshuffle", channels, grid, 128)
+    deeper = decoders.build_decoder("attention", 512, 7, 32, depth=2)
+    assert len(deeper.transformer.layers) == 2
+
+
+@pytest.mark.parametrize("name", ["resshuffle", "simple", "attention"])
+@pytest.mark.parametrize("target", [300_000, 3_000_000])
+def test_match_capacity_meets_the_count_within_ten_percent(name, target):
+    for channels, grid in [(64, 56), (128, 28), (512, 7), (768, 14), (16, 112)]:
+        try:
+            width, depth, count = decoders.match_capacity(name, channels, grid, target, width=64)
+        except decoders.CapacityError as error:  # a fixed part larger than the budget: the nearest is above it
+            assert error.nearest > 1.1 * target and name == "resshuffle", (channels, grid)
+            continue
+        assert abs(count - target) <= 0.1 * target
+        assert count == decoders.count_parameters(decoders.build_decoder(name, channels, grid, width, depth))
+        assert name != "attention" or width % 4 == 0
+
+
+def test_match_capacity_keeps_a_default_already_within_the_tolerance():
+    assert decoders.match_capacity("resshuffle", 128, 56, 240_000, width=128) == (128, None, 239_267)
+    with pytest.raises(decoders.CapacityError, match="the nearest is") as error:
+        decoders.match_capacity("resshuffle", 768, 14, 50_000, width=128)
+    assert error.value.nearest > 300_000  # the linear path alone: 768 channels x 3x3 -> 4x4 RGB blocks

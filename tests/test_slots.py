@@ -1,5 +1,6 @@
 """Many GPUs and many machines: the slot allocator under concurrency, and LAUNCH= through a stand-in `srun`."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,8 +56,13 @@ def test_launch_runs_every_expensive_step_through_the_clusters_scheduler(tmp_pat
                           env={**os.environ, "MAKEFLAGS": ""})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = calls.read_text().splitlines()
-    assert len(lines) == 3 and all(line.startswith("--gres=gpu:1 --time=60 env ") for line in lines)
-    assert "lib.steps.encode" in lines[0] and "02_train.ipynb" in lines[1] and "03_evaluate.ipynb" in lines[2]
+    # tiny's layer4 has three runs (the main one, a second seed, a capacity-matched decoder): each its own job
+    assert len(lines) == 7 and all(line.startswith("--gres=gpu:1 --time=60 env ") for line in lines)
+    assert "lib.steps.encode" in lines[0]
+    for notebook in ("02_train.ipynb", "03_evaluate.ipynb"):
+        launched = sorted(re.search(r"-r run (\S+)", line).group(1) if "-r run" in line else ""
+                          for line in lines if notebook in line)
+        assert launched == ["", "params900000", "seed43"], lines
     assert "lib.slots" not in calls.read_text()  # the scheduler hands out GPUs, not the local allocator
     root = tmp_path / "reports" / "tiny" / "resnet34" / "layer4"
     assert len(pd.read_csv(root / "metrics.csv")) > 0 and (root / "evaluate.ipynb").is_file()
@@ -64,5 +70,5 @@ def test_launch_runs_every_expensive_step_through_the_clusters_scheduler(tmp_pat
     started = time.perf_counter()
     again = subprocess.run(["make", "--no-print-directory", "evaluate", *args], cwd=ROOT, capture_output=True,
                            text=True, env={**os.environ, "MAKEFLAGS": ""})
-    assert again.returncode == 0 and len(calls.read_text().splitlines()) == 3  # nothing re-launched
+    assert again.returncode == 0 and len(calls.read_text().splitlines()) == 7  # nothing re-launched
     assert time.perf_counter() - started < 60

@@ -41,7 +41,8 @@ def load_decoder(path, extractor=None, layer: str = ""):
     """A trained decoder and its checkpoint; one with feedback stages queries `extractor` at `layer`."""
     checkpoint = torch.load(path, weights_only=False)
     channels, grid = checkpoint["feature_shape"][0], checkpoint["feature_shape"][1]
-    decoder = build_decoder(checkpoint["settings"]["decoder"], channels, grid, checkpoint["settings"]["width"])
+    settings = checkpoint["settings"]
+    decoder = build_decoder(settings["decoder"], channels, grid, settings["width"], settings.get("depth"))
     if checkpoint["feedback"]:
         if extractor is None:
             raise ValueError(f"{path}: the decoder has feedback stages; load it with the layer's extractor.")
@@ -51,7 +52,8 @@ def load_decoder(path, extractor=None, layer: str = ""):
     return decoder.eval(), checkpoint
 
 
-def run(root, arch: str, layer: str, progress: bool = True) -> dict:
+def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> dict:
+    """Evaluate one layer's run ("" its main run; a seed repeat or capacity-matched run by name)."""
     started = time.perf_counter()
     plan = planmod.load(root)
     store = load_store(plan.paths)
@@ -60,7 +62,8 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     if extractor.weights.kind != encoder["weights"]:
         raise RuntimeError(f"{arch} weights are {extractor.weights.kind} now but the cached features were encoded with "
                            f"{encoder['weights']} weights: delete {plan.paths.features_done(arch)} and rerun make.")
-    out = plan.paths.layer_dir(arch, layer)
+    plan.layer(arch, layer, run)  # one error for a run not in the plan
+    out = plan.paths.layer_dir(arch, layer, run)
     decoder, checkpoint = load_decoder(planmod.require(out / "decoder.pt", "train"), extractor, layer)
     test_i = split_indices(store, "test")
     names = [store["names"][i] for i in test_i]
@@ -78,11 +81,11 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     summary = result_record(arch, layer, checkpoint["settings"], checkpoint,
                             {"weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
                              "encode_seconds": encoder["seconds"], "network": encoder["network"],
-                             "normalisation": encoder["normalisation"]}, evaluation, lpips_note=lpips_note)
+                             "normalisation": encoder["normalisation"]}, evaluation, lpips_note=lpips_note, run=run)
     summary["eval_seconds"] = round(time.perf_counter() - started, 2)
     summary["provenance"] = record()
     write_json(out / "summary.json", summary)
-    print(f"{arch} {layer}: PSNR {summary['psnr_mean']:.2f} ± {summary['psnr_std']:.2f} dB, "
+    print(f"{arch} {layer}{' ' + run if run else ''}: PSNR {summary['psnr_mean']:.2f} ± {summary['psnr_std']:.2f} dB, "
           f"SSIM {summary['ssim_mean']:.3f} (mean colour {summary['baseline_mean_colour_psnr']:.2f} dB, "
           f"thumbnail {summary['baseline_thumbnail_psnr']:.2f} dB) on {len(test_i)} test images")
     return {"summary": summary, "per_image": per_image}

@@ -1,25 +1,39 @@
 """Step summarise: one row per evaluated layer, in network order, with 95% intervals (`lib.stats`), written to
-summary.csv; the PSNR lost from each layer to the next deeper one to depth_comparisons.csv; and where a network
-runs with ImageNet and with random weights, learned minus random per layer to weights_comparisons.csv. Cheap:
-reads the evaluate step's files, never trains or evaluates."""
+summary.csv; the PSNR lost from each layer to the next deeper one to depth_comparisons.csv; where a network runs
+with ImageNet and with random weights, learned minus random per layer to weights_comparisons.csv; and where the
+profile has a capacity sweep, the study's networks compared at each shared grid at their default and at equal
+decoder capacity to capacity_comparisons.csv. Cheap: reads the evaluate step's files, never trains or evaluates.
+
+summary.csv's `row` column says what a row is:
+- `layer`: the layer's result, the row every table and figure reads. With several seeds (`seeds` > 1) it is their
+  aggregate: each test image's metrics averaged over the seeds, intervals over test photos from those, and the
+  seed-to-seed spread of the mean (`psnr_seed_sd`, min, max) beside the image-to-image one (`psnr_std`);
+- `seed`: one seed's own result (only when `seeds` > 1), next to its layer's row;
+- `capacity`: the layer with its decoder scaled to the sweep's parameter count (`decoder_params_target`).
+"""
 from __future__ import annotations
 
 import json
+from itertools import combinations
 
+import numpy as np
 import pandas as pd
 
 from .. import data as datamod
 from .. import plan as planmod
+from ..evaluation import METRICS
 from ..io import write_bytes
-from ..stats import baseline_comparisons, depth_comparisons, weights_comparisons
+from ..registry import STUDY
+from ..stats import baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
 
 SUMMARY_COLUMNS = [
-    "arch", "network", "layer", "feature_shape", "spatial_locations", "decoder", "loss", "decoder_params", "weights",
-    "normalisation", "epochs",
+    "row", "arch", "network", "layer", "run", "seed", "seeds", "feature_shape", "spatial_locations", "decoder", "loss",
+    "width", "depth", "decoder_params", "decoder_params_target", "weights", "normalisation", "epochs",
     "batch_size", "checkpoint", "colour_copies", "feedback", "match_steps", "best_epoch", "start_val_loss", "best_val_loss",
     "train_seconds", "encode_seconds",
     "eval_seconds", "test_images", "psnr_mean", "psnr_std", "decoder_psnr_mean", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "feature_error_mean", "feature_error_std",
+    "psnr_seed_sd", "psnr_seed_min", "psnr_seed_max", "ssim_seed_sd",
     "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
     "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error",
     # lib.stats: 95% intervals by bootstrap over test source photos; differences paired by image
@@ -30,26 +44,94 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def layer_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-layer rows of summary.csv (what every table and figure reads), one per layer, in network order."""
+    return table[table["row"] == "layer"].reset_index(drop=True)
+
+
+def _aggregate(records: list[dict], images: list[pd.DataFrame]) -> tuple[dict, pd.DataFrame]:
+    """Several seeds of one layer as one row: each image's metrics averaged over the seeds, the first seed's record
+    for everything else, training time summed, and the seed-to-seed spread of the means."""
+    mean_images = pd.concat(images).groupby("image", sort=False).mean(numeric_only=True).reset_index()
+    row = dict(records[0])
+    for metric in METRICS:
+        values = mean_images[metric].to_numpy(float)
+        empty = np.isnan(values).all()
+        row[f"{metric}_mean"] = None if empty else float(values.mean())
+        row[f"{metric}_std"] = None if empty else float(values.std())
+    psnr = np.array([r["psnr_mean"] for r in records])
+    row.update(seed=None, run="", train_seconds=sum(r["train_seconds"] for r in records),
+               eval_seconds=sum(r["eval_seconds"] for r in records), psnr_seed_sd=float(psnr.std(ddof=1)),
+               psnr_seed_min=float(psnr.min()), psnr_seed_max=float(psnr.max()),
+               ssim_seed_sd=float(np.std([r["ssim_mean"] for r in records], ddof=1)))
+    return row, mean_images
+
+
+def _read(folder):
+    images = pd.read_csv(planmod.require(folder / "metrics.csv", "evaluate"))
+    return json.loads(planmod.require(folder / "summary.json", "evaluate").read_text()), images
+
+
+def capacity_pairs(sweep_layers: list[tuple[str, str]], networks: dict[str, str], shapes: dict) -> list[tuple]:
+    """The study's networks against each other at every grid they share in the sweep, each by its shallowest
+    layer there: ((arch, layer), (arch, layer)) pairs, as the study compared its networks."""
+    first = {}
+    for arch, layer in sweep_layers:
+        if networks[arch] in STUDY:
+            first.setdefault((shapes[(arch, layer)][1], arch), (arch, layer))
+    grids = sorted({grid for grid, _ in first}, reverse=True)
+    return [(a, b) for grid in grids for a, b in combinations([v for (g, _), v in first.items() if g == grid], 2)]
+
+
 def run(root) -> pd.DataFrame:
     plan = planmod.load(root)
     paths = plan.paths
+    seed = plan.study["seed"]
     sources = {e.image: e.source for e in datamod.read_manifest(planmod.require(paths.manifest, "data"))}
-    rows, per_image = [], {}
+    rows, per_image, main_images = [], {}, {}
     for arch, layer in plan.layers():
-        folder = paths.layer_dir(arch, layer)
-        images = pd.read_csv(planmod.require(folder / "metrics.csv", "evaluate"))
-        per_image[(arch, layer)] = images
-        row = json.loads(planmod.require(folder / "summary.json", "evaluate").read_text())
-        row.update(baseline_comparisons(images, [sources[i] for i in images["image"]], seed=plan.study["seed"]))
-        rows.append(row)
-    table = pd.DataFrame(rows)[SUMMARY_COLUMNS]
+        seed_runs = [""] + [run for run in plan.runs(arch, layer) if run.startswith("seed")]
+        records, images = zip(*(_read(paths.layer_dir(arch, layer, run)) for run in seed_runs))
+        main_images[(arch, layer)] = images[0]
+        seeded = []
+        for run, record, table in zip(seed_runs, records, images):
+            seeded.append({**record, "row": "seed", "run": run, "seeds": len(seed_runs),
+                           **baseline_comparisons(table, [sources[i] for i in table["image"]], seed=seed)})
+        if len(seed_runs) > 1:
+            row, per_image[(arch, layer)] = _aggregate(records, images)
+        else:
+            row, per_image[(arch, layer)] = dict(records[0]), images[0]
+        table = per_image[(arch, layer)]
+        rows.append({**row, "row": "layer", "seeds": len(seed_runs),
+                     **baseline_comparisons(table, [sources[i] for i in table["image"]], seed=seed)})
+        if len(seed_runs) > 1:
+            rows += seeded
+    sweep = plan.study.get("capacity_sweep")
+    capacity = pd.DataFrame()
+    if sweep:
+        matched_images = {}
+        for arch, layers in sweep["runs"].items():
+            for layer, run in layers.items():
+                record, images = _read(paths.layer_dir(arch, layer, run))
+                matched_images[(arch, layer)] = images
+                rows.append({**record, "row": "capacity", "run": run, "seeds": 1,
+                             "decoder_params_target": sweep["decoder_params"],
+                             **baseline_comparisons(images, [sources[i] for i in images["image"]], seed=seed)})
+        networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
+        shapes = {(r["arch"], r["layer"]): tuple(int(v) for v in r["feature_shape"].split("x"))
+                  for r in rows if r["row"] == "capacity"}
+        pairs = capacity_pairs(list(matched_images), networks, shapes)
+        capacity = capacity_comparisons(main_images, matched_images, pairs, sources, seed=seed)
+    table = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
     write_bytes(paths.summary, table.to_csv(index=False).encode())
+    write_bytes(paths.capacity_comparisons, capacity.to_csv(index=False).encode())
     layers = {arch: list(settings["layers"]) for arch, settings in plan.architectures.items()}
-    depth = depth_comparisons(per_image, layers, sources, seed=plan.study["seed"])
+    depth = depth_comparisons(per_image, layers, sources, seed=seed)
     write_bytes(paths.depth_comparisons, depth.to_csv(index=False).encode())
     networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
-    kinds = dict(zip(table["arch"], table["weights"]))  # what each encoder really had (auto may have fallen back)
-    fed = dict(zip(table["arch"], table["normalisation"]))  # and the input normalisation it was fed
-    versus = weights_comparisons(per_image, networks, kinds, fed, sources, seed=plan.study["seed"])
+    main = layer_rows(table)
+    kinds = dict(zip(main["arch"], main["weights"]))  # what each encoder really had (auto may have fallen back)
+    fed = dict(zip(main["arch"], main["normalisation"]))  # and the input normalisation it was fed
+    versus = weights_comparisons(per_image, networks, kinds, fed, sources, seed=seed)
     write_bytes(paths.weights_comparisons, versus.to_csv(index=False).encode())
     return table

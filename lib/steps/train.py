@@ -27,15 +27,16 @@ def perceptual_loss():
     return PerceptualLoss(state)
 
 
-def run(root, arch: str, layer: str, progress: bool = True) -> dict:
+def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> dict:
+    """Train one layer's run ("" its main run; a seed repeat or capacity-matched run by name: its settings differ)."""
     plan = planmod.load(root)
-    settings = plan.layer(arch, layer)
+    settings = plan.layer(arch, layer, run)
     store = load_store(plan.paths)
     feats, encoder = load_features(plan.paths, arch, layer)
     train_i, val_i = split_indices(store, "train"), split_indices(store, "val")
     crops = datamod.centre_crops(store, store["crop"])
     x = feats["features"]
-    out = plan.paths.layer_dir(arch, layer)
+    out = plan.paths.layer_dir(arch, layer, run)
     augmentation, extractor = None, None
     if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
         extractor = plan_extractor(plan.encoder(arch), [layer], settings["seed"])
@@ -58,7 +59,7 @@ def run(root, arch: str, layer: str, progress: bool = True) -> dict:
     save_torch(checkpoint, out / "decoder.pt")
     write_bytes(out / "history.csv", fit.history.to_csv(index=False).encode())
     resume_file.unlink(missing_ok=True)  # finished: the checkpoint above is the result
-    print(f"{arch} {layer}: {settings['decoder']} decoder, {info['decoder_params']:,} params, "
+    print(f"{arch} {layer}{' ' + run if run else ''}: {settings['decoder']} decoder, {info['decoder_params']:,} params, "
           f"{len(fit.history)} epochs in {info['train_seconds']:.0f}s, kept epoch {info['best_epoch']} "
           f"({settings['checkpoint']}: val MSE {info['best_val_loss']:.4f}), {encoder['weights']} weights")
     return {"decoder": fit.decoder, "history": fit.history, "settings": settings, **info}
