@@ -368,10 +368,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str, counts: dict,
-             photos: int | None = None) -> list[str]:
+             photos: int | None = None, table: pd.DataFrame | None = None) -> list[str]:
     """The abstract's sentences, every number read from this run: the question, what ran, the headline per encoder
     against the study and the baselines, and the most important control. `data` names the images ("views of natural
-    photos"), `photos` how many source photos the training images come from."""
+    photos"), `photos` how many source photos the training images come from, `table` all of summary.csv (its seed
+    and capacity rows)."""
     encoders = summary.drop_duplicates("arch")
     learned = int((encoders["weights"] == "imagenet").sum())
     colour = summary["baseline_mean_colour_psnr"].iloc[0]
@@ -383,6 +384,13 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
            f"randomly initialised) on {train} and scored them on {counts.get('test', 0)} held-out images from "
            f"{_plural(int(summary['test_sources'].max()), 'photo')}, beside each image's mean colour ({colour:.1f} dB) "
            "and its thumbnail at the layer's grid."]
+    seeded = summary[summary["seeds"] > 1] if "seeds" in summary else summary.iloc[:0]
+    matched = table[table["row"] == "capacity"] if table is not None and "row" in table else summary.iloc[:0]
+    repeats = ([f"{_plural(len(seeded), 'layer')} from {int(seeded['seeds'].max())} seeds each"] if len(seeded) else []) \
+        + ([f"{_plural(len(matched), 'layer')} with every decoder at "
+            f"{int(matched['decoder_params_target'].iloc[0]):,} parameters"] if len(matched) else [])
+    if repeats:
+        out.append("We also trained " + " and ".join(repeats) + " (section 3.6).")
     headline = [f"{series_label(arch, rows['weights'].iloc[0], 'random weights')} from {_shallow_deep(rows)}"
                 for arch, rows in summary.groupby("arch", sort=False)]
     study = [f"{label(arch)} {rows['psnr_mean'].iloc[0]:.1f} to {rows['psnr_mean'].iloc[-1]:.1f} dB"
