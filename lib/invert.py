@@ -8,6 +8,7 @@ before anything is computed; `python -m lib.invert FOLDER` only checks, which ma
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -108,7 +109,8 @@ def run(root, folder, out_dir=None, progress: bool = True):
     from .steps.evaluate import load_decoder, lpips_scorer
 
     folder = Path(folder).expanduser()
-    out = Path(out_dir) if out_dir else Path(root) / "invert" / folder.resolve().name
+    # named as make names it (abspath: `..` resolved, links kept), so the executed notebook lies beside the results
+    out = Path(out_dir) if out_dir else Path(root) / "invert" / Path(os.path.abspath(folder)).name
     for stale in (out / "metrics.csv", out / "grid.png"):  # no earlier run's result passes for this one's
         stale.unlink(missing_ok=True)
     try:
@@ -137,7 +139,7 @@ def run(root, folder, out_dir=None, progress: bool = True):
     metrics = pd.concat(rows, ignore_index=True)
     grid = figures.inversion_grid(samples, out / "grid.png")
     write_bytes(out / "metrics.csv", metrics.to_csv(index=False).encode())
-    print(f"{len(names)} images through {len(decoders)} layers -> {out}. {lpips_note}")
+    print(f"{len(names)} images through the {len(decoders)} planned layer(s) -> {out}. {lpips_note}")
     return metrics, grid
 
 

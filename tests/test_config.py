@@ -325,3 +325,15 @@ def test_bad_capacity_sweep_is_one_clear_error(tmp_path, sweep, expected):
     path = write_profile(tmp_path, lambda raw: raw.update(capacity_sweep=sweep))
     with pytest.raises(ProfileError, match=expected):
         config.resolve(path)
+
+
+def test_narrowing_layers_leaves_the_encoder_slice_as_it_is(tmp_path):
+    """Every layer of the profile is encoded whatever LAYERS= narrows to, so a narrow run followed by a wider one
+    (`make invert LAYERS=layer4`, then `LAYERS=layer1`) finds its features without a re-encode."""
+    out = tmp_path / "tiny"
+    config.write_plan(config.resolve("tiny"), out)
+    encoder = (out / "config" / "resnet34" / "encoder.json").read_bytes()
+    assert json.loads(encoder)["layers"] == ["layer1", "layer4"]
+    changed = config.write_plan(config.resolve("tiny", config.parse_overrides({"ARCH": "resnet34", "LAYERS": "layer4"})), out)
+    assert str(out / "config" / "resnet34" / "encoder.json") not in changed
+    assert (out / "config" / "resnet34" / "encoder.json").read_bytes() == encoder

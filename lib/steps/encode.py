@@ -20,7 +20,7 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
 
     plan = planmod.load(root)
     encoder = plan.encoder(arch)
-    layers = list(plan.architectures[arch]["layers"])
+    layers = plan.architectures[arch]["encode_layers"]  # the profile's, not narrowed by LAYERS=
     store = load_store(plan.paths)
     extractor = plan_extractor(encoder, layers)
     crop = store["crop"]
