@@ -6,7 +6,8 @@
 #   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
 #   02_train.ipynb     -> <arch>/<layer>[/<run>]/decoder.pt, history.csv  (per layer and run: seeds, capacity)
 #   03_evaluate.ipynb  -> <arch>/<layer>[/<run>]/metrics.csv, summary.json, samples.npz
-#   04_figures.ipynb   -> summary.csv (+ 95% intervals), depth_ and weights_comparisons.csv, figures/*.png
+#   04_figures.ipynb   -> summary.csv (+ 95% intervals; rows per layer, seed, capacity run), depth_, weights_ and
+#                         capacity_comparisons.csv, figures/*.png
 #                                                                     (plots and statistics: never retrains)
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
 #   06_invert.ipynb    -> invert/<folder>/grid.png, metrics.csv        (make invert IMAGES=folder: your own images)

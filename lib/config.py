@@ -12,6 +12,7 @@ architectures and layers to build, generated from it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -86,8 +87,6 @@ TOP_KEYS: dict[str, Field] = {
     "lpips": Field(str, "LPIPS needs real AlexNet weights: auto (if available) | required", ("auto", "required", "off")),
     "match_steps": Field(int, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)", minimum=0),
 }
-# capacity_sweep: every listed layer trained once more with a decoder of `decoder_params` parameters (± 10%)
-SWEEP_KEYS = {"decoder_params", "layers"}
 # an entry of `architectures` is a name for one encoder of the run; `arch:` names its network when they
 # differ (the same network twice, e.g. with ImageNet and with random weights)
 ARCH_KEYS = {"arch", "layers", "per_layer", "weights", "weights_file", "normalisation"}
@@ -275,8 +274,9 @@ def parse_overrides(pairs: dict[str, str], goals: list[str] | None = None) -> di
     return out
 
 
-def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
-    """The fully resolved study: data settings and, per architecture, per-layer training settings."""
+def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cache: dict | None = None) -> dict:
+    """The fully resolved study: data settings and, per architecture, per-layer training settings and runs.
+    `capacity_cache`: decoder sizes already matched (`_matched`), updated in place."""
     overrides = dict(overrides or {})
     raw = load_profile(profile)
     name = profile_path(profile).stem
@@ -325,8 +325,8 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
             "weights_file": settings.get("weights_file", ""),
             "normalisation": overrides.get("normalisation") or settings.get("normalisation", raw.get("normalisation", "auto")),
             "layers": per_layer,
-            # every layer of the profile's entry is encoded, whatever LAYERS= narrows the run to: the features then
-            # serve a later, wider run (and `make invert`) without a re-encode that would date every decoder
+            # every layer of the profile's entry is encoded, whatever LAYERS= narrows the run to, so a later, wider
+            # run finds its features. Not in the encoder's slice: narrowing must not re-encode (and so retrain) it
             "encode_layers": list(settings["layers"]),
         }
     if not resolved_archs:
@@ -340,48 +340,65 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None) -> dict:
         "data": data,
         "architectures": resolved_archs,
     }
-    plan_runs(study, raw.get("capacity_sweep"), "DECODER_PARAMS" if "decoder_params" in overrides else "decoder_params")
+    plan_runs(study, raw.get("capacity_sweep"), "DECODER_PARAMS" if "decoder_params" in overrides else "decoder_params",
+              capacity_cache)
     return study
 
 
-def _capacity(arch: str, network: str, layer: str, settings: dict, target: int, knob: str) -> dict:
-    """`settings` with the width and depth that give `target` decoder parameters, or one error naming the layer."""
-    from .decoders import CapacityError, match_capacity  # torch: only for a capacity-matched run
+def _matched(decoder: str, channels: int, grid: int, target: int, width: int, feedback: int, cache: dict) -> dict:
+    """`decoders.match_capacity`, remembered in `cache` (the plan step keeps it in config/capacity.json, keyed by
+    the decoders' source too): the plan runs on every make call, and this saves it importing torch each time."""
+    source = hashlib.sha256((Path(__file__).parent / "decoders.py").read_bytes()).hexdigest()[:16]
+    key = f"{source} {decoder} {channels} {grid} {target} {width} {feedback}"
+    if key not in cache:
+        from .decoders import CapacityError, match_capacity  # torch: only when a count is new
 
+        try:
+            found = match_capacity(decoder, channels, grid, target, width=width, feedback=feedback)
+            cache[key] = dict(zip(("width", "depth", "count"), found))
+        except CapacityError as error:
+            cache[key] = {"error": str(error), "nearest": error.nearest}
+    return cache[key]
+
+
+def _capacity(arch: str, network: str, layer: str, settings: dict, target: int, knob: str, cache: dict) -> dict:
+    """`settings` with the width and depth that give `target` decoder parameters, or one error naming the layer."""
     channels, grid, _ = get_architecture(network).layers[layer]
-    try:
-        width, depth, _ = match_capacity(settings["decoder"], channels, grid, target, width=settings["width"],
-                                         feedback=settings["feedback"])
-    except CapacityError as error:
+    found = _matched(settings["decoder"], channels, grid, target, settings["width"], settings["feedback"], cache)
+    if "error" in found:
         stages = settings["feedback"]
         raise ProfileError(f"{knob}={target}: {arch} {layer} ({channels}x{grid}x{grid} features, {settings['decoder']} "
-                           f"decoder, {stages} feedback stage{'s' * (stages != 1)}): {error}. Choose a count nearer "
-                           f"{error.nearest:,}, or leave this layer out (ARCH=, LAYERS=).") from None
-    return {**settings, "width": width, "depth": depth, "decoder_params": target}
+                           f"decoder, {stages} feedback stage{'s' * (stages != 1)}): {found['error']}. Choose a count "
+                           f"nearer {found['nearest']:,}, or leave this layer out (ARCH=, LAYERS=).")
+    width, depth = found["width"], found["depth"]
+    # depth only where it is not the decoder's default: a default run's settings (and so its slice) stay as they were
+    return {**settings, "width": width, **({"depth": depth} if depth else {}), "decoder_params": target}
 
 
-def plan_runs(study: dict, sweep: dict | None, knob: str) -> None:
+def plan_runs(study: dict, sweep: dict | None, knob: str, cache: dict | None = None) -> None:
     """Expand the study into runs: each layer's main run (its settings in `layers`, seed `seed`, capacity-matched
     where `decoder_params` asks), its seed repeats (`seeds` > 1: seeds seed+1, ...; data, split and encoder stay
     fixed) and its capacity-sweep run, in `runs`: layer -> {run name: settings}, where a run's files live
     (`<arch>/<layer>/<run>/`). A sweep run whose decoder is the main run's (a default decoder already within the
     tolerance) is the main run: `capacity_sweep.runs` names, per layer, the run that answers the sweep ("" main)."""
-    seed = study["seed"]
+    seed, cache = study["seed"], {} if cache is None else cache
     sweep_runs = {}
     for arch, settings in study["architectures"].items():
         runs = {}
         for layer, values in settings["layers"].items():
             # `seeds` is how many runs there are, not how one trains: it becomes the runs, never a run's setting
             seeds = values.pop("seeds")
-            values = {**values, "seed": seed, "depth": None}
+            values = {**values, "seed": seed}
             if values["decoder_params"]:
-                values = _capacity(arch, settings["arch"], layer, values, values["decoder_params"], knob)
+                values = _capacity(arch, settings["arch"], layer, values, values["decoder_params"], knob, cache)
+            else:  # the default decoder: its settings as they were before capacity matching existed
+                del values["decoder_params"]
             settings["layers"][layer] = values
             runs[layer] = {f"seed{seed + k}": {**values, "seed": seed + k} for k in range(1, seeds)}
             if sweep and layer in sweep["layers"].get(arch, []):
                 target = sweep["decoder_params"]
-                matched = _capacity(arch, settings["arch"], layer, values, target, "capacity_sweep decoder_params")
-                same = (matched["width"], matched["depth"]) == (values["width"], values["depth"])
+                matched = _capacity(arch, settings["arch"], layer, values, target, "capacity_sweep decoder_params", cache)
+                same = (matched["width"], matched.get("depth")) == (values["width"], values.get("depth"))
                 name = "" if same else f"params{target}"
                 if not same:
                     runs[layer][name] = matched
@@ -410,8 +427,7 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
         # Encoding depends on the weights only; training on the per-layer settings only.
         files[config / arch / "encoder.json"] = {"name": arch, "arch": settings["arch"], "weights": settings["weights"],
                                                  "weights_file": settings["weights_file"],
-                                                 "normalisation": settings["normalisation"], "seed": study["seed"],
-                                                 "layers": settings["encode_layers"]}
+                                                 "normalisation": settings["normalisation"], "seed": study["seed"]}
         for layer, values in settings["layers"].items():
             files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, **values}
             for run, run_values in settings["runs"][layer].items():
@@ -446,8 +462,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         overrides = parse_overrides(parse_make_overrides(args.overrides), args.goals.split())
-        study = resolve(args.profile, overrides)
+        cache_file = Path(args.root) / "config" / "capacity.json"
+        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        study = resolve(args.profile, overrides, cache)
         changed = write_plan(study, Path(args.root))
+        write_if_changed(cache_file, _dump(cache))
     except (ProfileError, UnknownNameError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -367,10 +367,11 @@ def build_extractor(arch: str, layers: list[str], weights: str = "auto", seed: i
     return TimmStagesExtractor(_create_timm(spec, file, features_only=True, out_indices=indices), layers, info, **kwargs)
 
 
-def plan_extractor(encoder: dict, layers: list[str], seed: int | None = None) -> FrozenExtractor:
-    """The frozen encoder a run's plan describes (`Plan.encoder(name)`), giving `layers`."""
-    return build_extractor(encoder["arch"], layers, encoder["weights"], encoder["seed"] if seed is None else seed,
-                           encoder["weights_file"], encoder["normalisation"])
+def plan_extractor(encoder: dict, layers: list[str]) -> FrozenExtractor:
+    """The frozen encoder a run's plan describes (`Plan.encoder(name)`, random weights drawn from its seed), giving
+    `layers`."""
+    return build_extractor(encoder["arch"], layers, encoder["weights"], encoder["seed"], encoder["weights_file"],
+                           encoder["normalisation"])
 
 
 def layer_encoder(extractor, layer: str, differentiable: bool = False):

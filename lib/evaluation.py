@@ -28,6 +28,17 @@ BASELINES = ("baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline
              "baseline_thumbnail_ssim", "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error")
 
 
+def metric_summary(per_image: pd.DataFrame) -> dict:
+    """<metric>_mean and <metric>_std over images of each of METRICS (None where a metric is unmeasured)."""
+    out = {}
+    for metric in METRICS:
+        values = per_image[metric].to_numpy(dtype=float)
+        empty = np.isnan(values).all()
+        out[f"{metric}_mean"] = None if empty else float(np.mean(values))
+        out[f"{metric}_std"] = None if empty else float(np.std(values))
+    return out
+
+
 @dataclass
 class Evaluation:
     per_image: pd.DataFrame  # one row per image: image, the METRICS and the BASELINES
@@ -37,12 +48,7 @@ class Evaluation:
     match_seconds: float
 
     def summary(self) -> dict:
-        out = {}
-        for metric in METRICS:
-            values = self.per_image[metric].to_numpy(dtype=float)
-            empty = np.isnan(values).all()
-            out[f"{metric}_mean"] = None if empty else float(np.mean(values))
-            out[f"{metric}_std"] = None if empty else float(np.std(values))
+        out = metric_summary(self.per_image)
         for name in BASELINES:
             out[name] = float(np.mean(self.per_image[name].to_numpy(dtype=float)))
         out.update(test_images=len(self.per_image), match_steps=self.match_steps,

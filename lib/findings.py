@@ -386,7 +386,9 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
            "and its thumbnail at the layer's grid."]
     seeded = summary[summary["seeds"] > 1] if "seeds" in summary else summary.iloc[:0]
     matched = table[table["row"] == "capacity"] if table is not None and "row" in table else summary.iloc[:0]
-    repeats = ([f"{_plural(len(seeded), 'layer')} from {int(seeded['seeds'].max())} seeds each"] if len(seeded) else []) \
+    low, high = (int(seeded["seeds"].min()), int(seeded["seeds"].max())) if len(seeded) else (0, 0)
+    repeats = ([f"{_plural(len(seeded), 'layer')} from {low if low == high else f'{low}–{high}'} seeds each"]
+               if len(seeded) else []) \
         + ([f"{_plural(len(matched), 'layer')} with every decoder at "
             f"{int(matched['decoder_params_target'].iloc[0]):,} parameters"] if len(matched) else [])
     if repeats:
@@ -447,29 +449,35 @@ def seed_spread(summary: pd.DataFrame, depth: pd.DataFrame | None, versus: pd.Da
     """Seed-to-seed spread beside image-to-image spread, and which layer differences exceed it: each deeper step
     (depth_comparisons.csv) and each learned-minus-random gap (weights_comparisons.csv) whose two layers both
     have several seeds (`stats.exceeds_seed_spread`)."""
-    from .stats import exceeds_seed_spread
+    from .stats import exceeds_seed_spread, seed_noise
 
     seeded = summary[summary["seeds"] > 1] if "seeds" in summary else summary.iloc[:0]
     if not len(seeded):
         return []
-    sd = seeded.set_index(["arch", "layer"])["psnr_seed_sd"]
+    rows = seeded.set_index(["arch", "layer"])
+    sd, k = rows["psnr_seed_sd"], rows["seeds"].astype(int)
     names = ", ".join(f"{label(a)} {l}" for a, l in sd.index)
-    lines = [f"Retraining from another seed ({_plural(int(seeded['seeds'].max()), 'seed')} at {names}; data, split and "
-             f"encoder fixed) moves a layer's mean PSNR by a seed-to-seed sd of {sd.median():.2f} dB (median; "
-             f"{sd.min():.2f} to {sd.max():.2f}), against {seeded['psnr_std'].median():.2f} dB between test images."]
+    counts = f"{k.min()}" if k.min() == k.max() else f"{k.min()}–{k.max()}"
+    half = ((rows["psnr_ci_high"] - rows["psnr_ci_low"]) / 2).median()
+    lines = [f"Retraining from another seed ({counts} seeds at {names}; data, split and encoder fixed) moves a layer's "
+             f"mean PSNR with a seed-to-seed sd of {sd.median():.2f} dB (median; {sd.min():.2f} to {sd.max():.2f}). "
+             f"Between test images the sd is {rows['psnr_std'].median():.2f} dB, and the 95% interval of a layer's mean "
+             f"over test photos is ± {half:.2f} dB (medians)."]
     gaps = []
     for row in (depth if depth is not None else pd.DataFrame()).itertuples():
-        if (row.arch, row.shallower) in sd and (row.arch, row.deeper) in sd:
-            gaps.append((f"{label(row.arch)} {row.shallower} → {row.deeper}", row.psnr_drop,
-                         sd[(row.arch, row.shallower)], sd[(row.arch, row.deeper)]))
+        a, b = (row.arch, row.shallower), (row.arch, row.deeper)
+        if a in sd and b in sd:
+            gaps.append((f"{label(row.arch)} {row.shallower} → {row.deeper}", row.psnr_drop, a, b))
     for row in (versus if versus is not None else pd.DataFrame()).itertuples():
-        if (row.learned, row.layer) in sd and (row.random, row.layer) in sd:
-            gaps.append((f"{label(row.learned)} − random {row.layer}", row.psnr_gain,
-                         sd[(row.learned, row.layer)], sd[(row.random, row.layer)]))
+        a, b = (row.learned, row.layer), (row.random, row.layer)
+        if a in sd and b in sd:
+            gaps.append((f"{label(row.learned)} − random {row.layer}", row.psnr_gain, a, b))
     if gaps:
-        told = lambda keep: ", ".join(f"{name} ({diff:+.2f} dB)" for name, diff, a, b in gaps  # noqa: E731
-                                      if exceeds_seed_spread(diff, a, b) == keep) or "none"
-        lines.append(f"Differences larger than twice their seed-to-seed sd: {told(True)}. Within it: {told(False)}.")
+        beyond = {name: exceeds_seed_spread(diff, seed_noise(sd[a], sd[b], k[a], k[b])) for name, diff, a, b in gaps}
+        told = lambda keep: ", ".join(f"{name} ({diff:+.2f} dB)" for name, diff, _, _ in gaps  # noqa: E731
+                                      if beyond[name] == keep) or "none"
+        lines.append(f"Between layers that both have several seeds, differences larger than twice the seed-to-seed sd of "
+                     f"the difference of their seed means: {told(True)}; within it: {told(False)}.")
     return lines
 
 
@@ -492,20 +500,22 @@ def capacity(table: pd.DataFrame, pairs: pd.DataFrame | None) -> tuple[pd.DataFr
         "encoder": [label(a) for a, _ in matched.index], "layer": [l for _, l in matched.index],
         "grid": matched["feature_shape"].map(_grid).to_numpy(),
         "params (default)": default["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M").to_numpy(),
-        "PSNR (default)": default_psnr.map(lambda v: f"{v:.2f}").to_numpy(),
+        f"PSNR (default, seed {int(matched['seed'].iloc[0])})": default_psnr.map(lambda v: f"{v:.2f}").to_numpy(),
         "params (matched)": matched["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M").to_numpy(),
         "PSNR (matched)": matched["psnr_mean"].map(lambda v: f"{v:.2f}").to_numpy(),
         "change": (matched["psnr_mean"].to_numpy() - default_psnr.to_numpy()),
     }).set_index(["encoder", "layer"])
     sweep["change"] = sweep["change"].map(lambda v: f"{v:+.2f}")
     rho = _spearman(default_psnr.to_numpy(), matched["psnr_mean"].to_numpy())
+    grids = matched["feature_shape"].map(_grid).nunique()
     params = matched["decoder_params"]
     span = lambda v: f"{v.min():,}" if v.min() == v.max() else f"{v.min():,} to {v.max():,}"  # noqa: E731
     lines = [f"Every decoder of the sweep scaled to {target:,} parameters (± 10%; {span(params)} as built), against "
              f"its default ({span(default['decoder_params'])})."]
     if not np.isnan(rho):
-        lines.append(f"The ranking of the {len(matched)} layers survives equal capacity with a Spearman rank correlation "
-                     f"of {rho:.2f} between default and matched PSNR.")
+        lines.append(f"Spearman rank correlation of the {len(matched)} layers' PSNR, default decoders against equal "
+                     f"capacity: {rho:.2f}" + (f" (across {grids} grids, so grid size weighs in it; the pairs below "
+                                                "compare networks at one grid)." if grids > 1 else "."))
     versus = None
     if pairs is not None and len(pairs):
         names = [f"{label(r.arch_a)} {r.layer_a} − {label(r.arch_b)} {r.layer_b}" for r in pairs.itertuples()]
@@ -574,8 +584,10 @@ def study_lines(summary: pd.DataFrame, data_source: str = "") -> list[str]:
     return out
 
 
-def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: str = "") -> list[str]:
-    """What this run cannot claim, computed from it: random weights, data size, test photos, what is unmeasured."""
+def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: str = "",
+                table: pd.DataFrame | None = None) -> list[str]:
+    """What this run cannot claim, computed from it: random weights, data size, test photos, what is unmeasured.
+    `table`: all of summary.csv, whose seed and capacity rows count in the training time."""
     out = []
     encoders = summary.drop_duplicates("arch")
     fallback = encoders[(encoders["weights"] == "random") & ~encoders["arch"].str.endswith("_random")]
@@ -587,9 +599,16 @@ def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: 
                f"({_plural(sources, 'test photo')}" + (", so intervals are wide" if sources < 10 else "")
                + f"); data: {data_source}.")
     low, high = int(summary["epochs"].min()), int(summary["epochs"].max())
+    # every decoder trained: each layer's row sums its seeds; capacity-matched runs that were retrained add theirs
+    retrained = table[(table["row"] == "capacity") & table["run"].notna()] if table is not None and "row" in table \
+        else summary.iloc[:0]
+    minutes = (summary["train_seconds"].sum() + retrained["train_seconds"].sum()) / 60
+    seeds = summary["seeds"] if "seeds" in summary else pd.Series([1] * len(summary))
+    spread = ("one seed per layer: seed-to-seed spread is unmeasured" if (seeds == 1).all() else
+              f"one seed at {int((seeds == 1).sum())} of {len(summary)} layers, whose seed-to-seed spread is unmeasured"
+              if (seeds == 1).any() else f"{int(seeds.min())} or more seeds per layer")
     out.append(f"Decoders trained {low if low == high else f'{low}–{high}'} {'epoch' if high == 1 else 'epochs'} "
-               f"({summary['train_seconds'].sum() / 60:.0f} minutes in all on {summary['device'].iloc[0]}), one seed per "
-               "layer: seed-to-seed spread is unmeasured.")
+               f"({minutes:.0f} minutes in all on {summary['device'].iloc[0]}); {spread}.")
     if summary["lpips_mean"].isna().all():
         out.append("LPIPS is unmeasured in this run (appendix D says why).")
     if profile != "paper" and len(summary.merge(PUBLISHED, on=["arch", "layer"])):

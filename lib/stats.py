@@ -154,8 +154,13 @@ def capacity_comparisons(default: dict, matched: dict, pairs: list[tuple], sourc
                                        "test_sources"])
 
 
-def exceeds_seed_spread(difference: float, sd_a: float, sd_b: float, factor: float = 2.0) -> bool:
-    """Whether a difference between two layers' mean PSNR is larger than retraining alone moves it: |difference| >
-    `factor` x the seed-to-seed standard deviation of a difference, sqrt(sd_a^2 + sd_b^2), each sd over one
-    layer's seeds (with 2 or 3 seeds a rough estimate, hence the factor)."""
-    return bool(abs(difference) > factor * np.hypot(sd_a, sd_b))
+def seed_noise(sd_a: float, sd_b: float, seeds_a: int, seeds_b: int) -> float:
+    """The seed-to-seed sd of a difference between two layers' results, each the mean over its seeds: sd_a and sd_b
+    are single runs' sds over the seeds, so each mean's is sd / sqrt(seeds)."""
+    return float(np.hypot(sd_a / np.sqrt(seeds_a), sd_b / np.sqrt(seeds_b)))
+
+
+def exceeds_seed_spread(difference: float, noise: float, factor: float = 2.0) -> bool:
+    """Whether a difference is larger than retraining alone moves it: |difference| > `factor` x its seed noise
+    (`seed_noise`). With 2 or 3 seeds an sd is a rough estimate, hence the factor: a screen, not a test."""
+    return bool(abs(difference) > factor * noise)

@@ -244,7 +244,7 @@ def _built(study, arch, layer, settings):
     from lib.registry import get_architecture
 
     channels, grid, _ = get_architecture(study["architectures"][arch]["arch"]).layers[layer]
-    return decoder_size(settings["decoder"], channels, grid, settings["width"], settings["depth"], settings["feedback"])
+    return decoder_size(settings["decoder"], channels, grid, settings["width"], settings.get("depth"), settings["feedback"])
 
 
 def test_decoder_params_scales_every_layers_decoder_to_the_count():
@@ -330,10 +330,14 @@ def test_bad_capacity_sweep_is_one_clear_error(tmp_path, sweep, expected):
 def test_narrowing_layers_leaves_the_encoder_slice_as_it_is(tmp_path):
     """Every layer of the profile is encoded whatever LAYERS= narrows to, so a narrow run followed by a wider one
     (`make invert LAYERS=layer4`, then `LAYERS=layer1`) finds its features without a re-encode."""
+    from lib import plan
+
     out = tmp_path / "tiny"
     config.write_plan(config.resolve("tiny"), out)
     encoder = (out / "config" / "resnet34" / "encoder.json").read_bytes()
-    assert json.loads(encoder)["layers"] == ["layer1", "layer4"]
     changed = config.write_plan(config.resolve("tiny", config.parse_overrides({"ARCH": "resnet34", "LAYERS": "layer4"})), out)
     assert str(out / "config" / "resnet34" / "encoder.json") not in changed
     assert (out / "config" / "resnet34" / "encoder.json").read_bytes() == encoder
+    narrowed = plan.load(out)
+    assert narrowed.layers() == [("resnet34", "layer4")]
+    assert narrowed.architectures["resnet34"]["encode_layers"] == ["layer1", "layer4"]  # what the encode step writes

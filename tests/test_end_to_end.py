@@ -184,9 +184,30 @@ def test_two_seeds_give_two_rows_and_their_spread(study):
     # the report's computed sentence compares the seed spread with the layer1 -> layer4 step
     from lib import findings
 
-    lines = findings.seed_spread(layers.reset_index(), pd.read_csv(study["root"] / "depth_comparisons.csv"), None)
+    from lib.stats import exceeds_seed_spread, seed_noise
+
+    depth = pd.read_csv(study["root"] / "depth_comparisons.csv")
+    lines = findings.seed_spread(layers.reset_index(), depth, None)
     assert lines[0].startswith("Retraining from another seed (2 seeds at ResNet34 layer1, ResNet34 layer4")
-    assert "ResNet34 layer1 → layer4" in lines[1]
+    a, b = layers.loc[("resnet34", "layer1")], layers.loc[("resnet34", "layer4")]
+    beyond = exceeds_seed_spread(depth["psnr_drop"].iloc[0], seed_noise(a["psnr_seed_sd"], b["psnr_seed_sd"], 2, 2))
+    larger, within = lines[1].split("; within it: ")
+    assert ("ResNet34 layer1 → layer4" in larger) == beyond and ("ResNet34 layer1 → layer4" in within) != beyond
+
+
+def test_a_seed_repeat_trains_against_the_encoder_the_features_came_from(study, monkeypatch):
+    """A random encoder is drawn from the study's seed: a seed repeat changes its decoder's seed, never the encoder
+    its feedback stage queries (tiny trains one)."""
+    from lib.steps import train
+
+    seeds = []
+    def capture(encoder, layers):
+        seeds.append(encoder["seed"])
+        raise RuntimeError("extractor built")
+    monkeypatch.setattr(train, "plan_extractor", capture)
+    with pytest.raises(RuntimeError, match="extractor built"):
+        train.run(study["root"], "resnet34", "layer1", "seed43", progress=False)
+    assert seeds == [42]
 
 
 def test_capacity_matched_runs_hold_the_asked_parameter_count(study):
@@ -203,7 +224,7 @@ def test_capacity_matched_runs_hold_the_asked_parameter_count(study):
         checkpoint = torch.load(study["root"] / arch / layer / "params900000" / "decoder.pt", weights_only=False)
         settings = checkpoint["settings"]
         assert checkpoint["decoder_params"] == row["decoder_params"] == decoder_size(
-            settings["decoder"], 512, 7, settings["width"], settings["depth"], settings["feedback"])
+            settings["decoder"], 512, 7, settings["width"], settings.get("depth"), settings["feedback"])
     layers = summary_of(study["root"]).set_index(["arch", "layer"])
     assert (layers.loc[list(matched.index), "decoder_params"] == 660_550).all()
     pairs = pd.read_csv(study["root"] / "capacity_comparisons.csv")

@@ -97,7 +97,14 @@ def test_study_comparison_and_limitations_are_computed():
     assert limits[0] == ("ResNet34: random initialisation: ImageNet weights not found offline; its rows show what the "
                          "architecture alone passes on, not what ImageNet training keeps.")
     assert "100 training and 24 test images (3 test photos, so intervals are wide)" in limits[1]
-    assert limits[2].startswith("Decoders trained 10 epochs (6 minutes in all on cpu), one seed per layer")
+    assert limits[2] == "Decoders trained 10 epochs (6 minutes in all on cpu); one seed per layer: seed-to-seed spread is unmeasured."
+    # with seeds at some layers the sentence says where the spread is unmeasured, and capacity runs count in the time
+    seeded = summary.assign(seeds=[2] + [1] * (len(summary) - 1))
+    table = pd.concat([seeded.assign(row="layer", run=np.nan),
+                       seeded.iloc[:1].assign(row="capacity", run="params240000", train_seconds=60.0)])
+    limits = findings.limitations(seeded, {"train": 100, "test": 24}, "photos", "demo", table)
+    assert limits[2].endswith(f"(7 minutes in all on cpu); one seed at {len(summary) - 1} of {len(summary)} layers, "
+                              "whose seed-to-seed spread is unmeasured.")
     assert "LPIPS is unmeasured in this run (appendix D says why)." in limits
     assert limits[-1].startswith("The study's protocol at its own scale")
     assert not findings.limitations(summary, {}, "DIV2K", "paper")[-1].startswith("The study's protocol")

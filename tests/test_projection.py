@@ -27,7 +27,13 @@ def test_memory_grows_with_batch_and_depth_costs_more_encoder():
 
 def test_projection_counts_the_profiles_work(tmp_path):
     result = projection.project("tiny", [10.0, 40.0], step_ms=5.0)
-    rows = {(r["arch"], r["layer"]): r for r in result["layers"]}
+    # every run is projected: tiny's second seeds and capacity-matched decoders as well as each layer's main run
+    runs = {(r["arch"], r["layer"], r["run"]): r for r in result["layers"]}
+    assert {k for k in runs if k[2]} == {("resnet34", "layer1", "seed43"), ("resnet34", "layer4", "seed43"),
+                                         ("resnet34", "layer4", "params900000"), ("vgg16", "block5", "params900000")}
+    assert runs["resnet34", "layer4", "seed43"]["total_pflop"] == runs["resnet34", "layer4", ""]["total_pflop"]
+    assert runs["vgg16", "block5", "params900000"]["width"] > runs["vgg16", "block5", ""]["width"]
+    rows = {(a, l): r for (a, l, run), r in runs.items() if not run}
     assert set(rows) == {("efficientnet_lite0", "stage4"), ("efficientnet_lite0_random", "stage4"), ("resnet34", "layer1"),
                          ("resnet34", "layer4"), ("vgg16", "block5"), ("vit_base_patch16_224", "block0")}
     images = sum(result["images"].values())
@@ -46,7 +52,8 @@ def test_projection_counts_the_profiles_work(tmp_path):
     # with the study's augmentation every training view is encoded, every epoch, for every layer
     augmenting = tmp_path / "augmenting.yaml"
     augmenting.write_text((ROOT / "parameters" / "tiny.yaml").read_text().replace("augment: false", "augment: true"))
-    rows = {(r["arch"], r["layer"]): r for r in projection.project(str(augmenting), [10.0], 5.0, {"epochs": 3})["layers"]}
+    rows = {(r["arch"], r["layer"]): r for r in projection.project(str(augmenting), [10.0], 5.0, {"epochs": 3})["layers"]
+            if not r["run"]}
     assert rows["resnet34", "layer4"]["encoder_images"] == 3 * result["images"]["train"] + result["images"]["val"] + result["images"]["test"]
 
 
@@ -65,9 +72,12 @@ def test_feedback_stages_are_counted_with_their_encoder_passes(tmp_path):
 
     def project(feedback, epochs):
         path = tmp_path / f"feedback{feedback}.yaml"
-        path.write_text(tiny.replace("feedback: 1 ", f"feedback: {feedback} ").replace("feedback_epochs: 1\n", f"feedback_epochs: {epochs}\n"))
+        # (without tiny's capacity sweep, whose budget two fixed-size feedback stages would exceed)
+        sweep = tiny[tiny.index("capacity_sweep:"):tiny.index("architectures:")]
+        path.write_text(tiny.replace(sweep, "").replace("feedback: 1 ", f"feedback: {feedback} ")
+                        .replace("feedback_epochs: 1\n", f"feedback_epochs: {epochs}\n"))
         result = projection.project(str(path), [10.0], 5.0)
-        return result, {(r["arch"], r["layer"]): r for r in result["layers"]}["resnet34", "layer1"]
+        return result, {(r["arch"], r["layer"]): r for r in result["layers"] if not r["run"]}["resnet34", "layer1"]
 
     (plain, plain_row), (one, row), (two, row2) = project(0, 1), project(1, 1), project(2, 3)
     train, val, test = (one["images"][k] for k in ("train", "val", "test"))

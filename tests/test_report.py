@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 
 from lib import benchmark_findings, findings
@@ -219,3 +220,40 @@ def test_benchmark_results_are_read_as_files_without_the_benchmark_code():
         assert shown["ε decoder / thumbnail / colour"] == row["feature_errors_label"]
         assert shown["matching steps (decoder alone)"] == row["matching_label"]
         assert shown["held to"] == row["targets_label"]
+
+
+def _row(kind, arch, layer, psnr, params, run=np.nan, seed=42, target=0, seeds=1, sd=np.nan):
+    return {"row": kind, "arch": arch, "layer": layer, "run": run, "seed": seed, "seeds": seeds, "psnr_mean": psnr,
+            "psnr_std": 2.0, "psnr_ci_low": psnr - 1, "psnr_ci_high": psnr + 1, "psnr_seed_sd": sd,
+            "decoder_params": params, "decoder_params_target": target,
+            "feature_shape": {"layer1": "64x56x56", "block2": "128x56x56", "layer4": "512x7x7", "block5": "512x7x7"}[layer]}
+
+
+def test_capacity_section_reads_main_runs_that_serve_the_sweep_and_seed_42_defaults():
+    """A sweep layer whose default decoder is already the size (run "" becomes NaN in the CSV) is compared with
+    itself; a seeded layer's default is its seed-42 run, not the seed mean, and the column says so."""
+    table = pd.DataFrame([
+        _row("layer", "resnet34", "layer1", 21.0, 125_411, seed=np.nan, seeds=2, sd=0.5),
+        _row("seed", "resnet34", "layer1", 21.3, 125_411, seeds=2), _row("seed", "resnet34", "layer1", 20.7, 125_411, "seed43", 43, seeds=2),
+        _row("layer", "vgg16", "block2", 23.5, 239_267), _row("layer", "resnet34", "layer4", 13.7, 2_020_598),
+        _row("layer", "vgg16", "block5", 16.0, 2_020_598),
+        _row("capacity", "resnet34", "layer1", 22.0, 240_176, "params240000", target=240_000),
+        _row("capacity", "vgg16", "block2", 23.5, 239_267, target=240_000),  # served by its main run
+        _row("capacity", "resnet34", "layer4", 13.0, 236_081, "params240000", target=240_000),
+        _row("capacity", "vgg16", "block5", 15.0, 236_081, "params240000", target=240_000),
+    ])
+    pairs = pd.DataFrame([{"arch_a": "resnet34", "layer_a": "layer1", "arch_b": "vgg16", "layer_b": "block2",
+                           "default_diff": -2.2, "default_ci_low": -3.0, "default_ci_high": -1.0,
+                           "matched_diff": -1.5, "matched_ci_low": -2.5, "matched_ci_high": 0.5, "test_sources": 3}])
+    sweep, versus, lines = findings.capacity(table, pairs)
+    assert list(sweep.columns) == ["grid", "params (default)", "PSNR (default, seed 42)", "params (matched)",
+                                   "PSNR (matched)", "change"]
+    assert sweep.loc[("ResNet34", "layer1"), "PSNR (default, seed 42)"] == "21.30"  # seed 42's, not the 21.0 mean
+    assert sweep.loc[("VGG16", "block2"), "change"] == "+0.00"
+    assert lines[0].startswith("Every decoder of the sweep scaled to 240,000 parameters (± 10%; 236,081 to 240,176 as built)")
+    assert "Spearman rank correlation of the 4 layers' PSNR" in lines[1] and "across 2 grids" in lines[1]
+    assert lines[2] == ("ResNet34 layer1 − VGG16 block2: -2.20 dB with default decoders (interval below zero), -1.50 dB "
+                        "at equal capacity (interval spans zero); the difference keeps its sign.")
+    assert list(versus.index) == ["ResNet34 layer1 − VGG16 block2"]
+    # a profile without a sweep: no section, and no error
+    assert findings.capacity(table[table["row"] != "capacity"], None) == (None, None, [])

@@ -100,3 +100,31 @@ def test_weights_comparisons_pair_learned_and_random_twins_of_one_network_and_no
                                 {"resnet": "random"}, {"resnet": "imagenet"}, sources)
     assert empty.empty and "psnr_gain" in empty.columns
     assert findings.learned_vs_random(empty) == (None, [])
+
+
+def test_seed_noise_is_the_sd_of_a_difference_of_seed_means():
+    from lib.stats import exceeds_seed_spread, seed_noise
+
+    # two layers of 2 seeds each, sd 0.4 and 0.3 over single runs: their means' sds are 0.4/sqrt2 and 0.3/sqrt2
+    noise = seed_noise(0.4, 0.3, 2, 2)
+    assert noise == pytest.approx(0.5 / np.sqrt(2))
+    assert exceeds_seed_spread(0.8, noise) and not exceeds_seed_spread(-0.7, noise)  # 2 x 0.354 = 0.707
+    assert seed_noise(0.4, 0.3, 1, 1) == pytest.approx(0.5)
+
+
+def test_capacity_pairs_compare_the_studys_networks_at_each_shared_grid():
+    from lib.steps.summarise import capacity_pairs
+
+    layers = [("resnet34", "layer1"), ("resnet34", "layer4"), ("vgg16", "block2"), ("vgg16", "block5"),
+              ("vit_base_patch16_224", "block0"), ("vit_base_patch16_224", "block5"), ("resnet34", "layer3"),
+              ("efficientnet_lite0", "stage1")]
+    networks = {"resnet34": "resnet34", "vgg16": "vgg16", "vit_base_patch16_224": "vit_base_patch16_224",
+                "efficientnet_lite0": "efficientnet_lite0"}
+    shapes = {("resnet34", "layer1"): (64, 56, 56), ("resnet34", "layer4"): (512, 7, 7), ("vgg16", "block2"): (128, 56, 56),
+              ("vgg16", "block5"): (512, 7, 7), ("vit_base_patch16_224", "block0"): (768, 14, 14),
+              ("vit_base_patch16_224", "block5"): (768, 14, 14), ("resnet34", "layer3"): (256, 14, 14),
+              ("efficientnet_lite0", "stage1"): (24, 56, 56)}
+    # finest grid first; each network by its shallowest layer at a grid (ViT block0, not block5); Lite0 is not the study's
+    assert capacity_pairs(layers, networks, shapes) == [
+        (("resnet34", "layer1"), ("vgg16", "block2")), (("vit_base_patch16_224", "block0"), ("resnet34", "layer3")),
+        (("resnet34", "layer4"), ("vgg16", "block5"))]

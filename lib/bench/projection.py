@@ -57,7 +57,7 @@ def layer_cost(arch: str, layer: str, settings: dict, crop: int = 224) -> dict:
     batch = settings["batch_size"]
     with torch.device("meta"):
         extractor = build_extractor(arch, [layer], weights="random")
-        decoder = build_decoder(settings["decoder"], channels, grid, settings["width"])
+        decoder = build_decoder(settings["decoder"], channels, grid, settings["width"], settings.get("depth"))
         image = torch.empty(1, 3, crop, crop)
         encoder_flops = _flops(lambda: extractor(image))
         features = torch.empty(batch, channels, grid, grid)
@@ -136,7 +136,7 @@ def matching_work(match_steps: int, grid: int, sizes: dict, batch_size: int = 16
 
 def project(profile: str, tflops: list[float], step_ms: float, overrides: dict | None = None,
             sizes: dict[str, int] | None = None) -> dict:
-    """Each planned layer's counted work, split by the step that does it (`encode_pflop`: the cached features'
+    """Each planned layer's (and run's) counted work, split by the step that does it (`encode_pflop`: the cached features'
     one pass, `train_pflop`: what the train step's `train_seconds` covers, `evaluate_pflop`: test reconstruction,
     its baselines' encoder passes aside, and matching), and minutes at each assumed throughput. `sizes` replaces
     the images per split the profile's data would give (e.g. a run on fewer synthetic images)."""
@@ -144,10 +144,12 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
 
     study = config.resolve(profile, overrides)
     sizes = sizes or split_sizes(study["data"], study["seed"])
-    layers = [(arch, spec["arch"], layer, settings) for arch, spec in study["architectures"].items()
-              for layer, settings in spec["layers"].items()]
+    # every run: each layer's main one, its seed repeats and its capacity-matched decoder
+    layers = [(arch, spec["arch"], layer, run, settings) for arch, spec in study["architectures"].items()
+              for layer, main in spec["layers"].items()
+              for run, settings in [("", main), *spec["runs"][layer].items()]]
     rows, encoded_archs = [], set()
-    for arch, network, layer, settings in tqdm(layers, desc="projection"):
+    for arch, network, layer, run, settings in tqdm(layers, desc="projection"):
         cost = layer_cost(network, layer, settings, study["data"]["crop"])
         epochs, batch = settings["epochs"], settings["batch_size"]
         steps = epochs * math.ceil(sizes["train"] / batch)
@@ -174,7 +176,7 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
                          + work["test_images"] * (encoder + stage_forward) + matching["encoder_images"] * encoder),
         }
         flops = sum(parts.values())
-        rows.append({"arch": arch, "layer": layer, "batch_size": batch, "width": settings["width"], "epochs": epochs,
+        rows.append({"arch": arch, "layer": layer, "run": run, "batch_size": batch, "width": settings["width"], "epochs": epochs,
                      "augment": settings["augment"], "steps": steps, "encoder_images": encoder_images,
                      "feedback": settings.get("feedback", 0), "feedback_encoder_images": work["encoder_images"],
                      "match_steps": matching["match_steps"], "match_encoder_images": matching["encoder_images"],

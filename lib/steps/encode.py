@@ -31,6 +31,8 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
         batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
         for layer, value in extractor(datamod.normalise(batch)).items():
             chunks[layer].append(value)
+    for stale in plan.paths.features_done(arch).parent.glob("*.copies*.pt"):  # colour copies of the old features
+        stale.unlink()
     for layer in layers:
         tensor = torch.cat(chunks[layer])
         if tensor.abs().max() < 6e4:  # fp16 on disk halves the cache; kept fp32 if it would overflow
@@ -47,6 +49,10 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
 def load_features(paths, arch: str, layer: str) -> tuple[dict, dict]:
     """(features file, encoder record) of one layer, or one error naming the make target."""
     done = json.loads(planmod.require(paths.features_done(arch), "encode").read_text())
+    if layer not in done["layers"]:  # the layer joined the profile after the architecture was encoded
+        raise planmod.MissingInputError(
+            f"{arch} was encoded for {', '.join(done['layers'])}, not {layer}: delete {paths.features_done(arch)} and "
+            f"run make again (this re-encodes {arch}, and so retrains its layers).")
     return torch.load(planmod.require(paths.features(arch, layer), "encode"), weights_only=False), done
 
 

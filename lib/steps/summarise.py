@@ -1,5 +1,5 @@
-"""Step summarise: one row per evaluated layer, in network order, with 95% intervals (`lib.stats`), written to
-summary.csv; the PSNR lost from each layer to the next deeper one to depth_comparisons.csv; where a network runs
+"""Step summarise: the rows of every evaluated layer and run, in network order, with 95% intervals (`lib.stats`),
+written to summary.csv; the PSNR lost from each layer to the next deeper one to depth_comparisons.csv; where a network runs
 with ImageNet and with random weights, learned minus random per layer to weights_comparisons.csv; and where the
 profile has a capacity sweep, the study's networks compared at each shared grid at their default and at equal
 decoder capacity to capacity_comparisons.csv. Cheap: reads the evaluate step's files, never trains or evaluates.
@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import data as datamod
 from .. import plan as planmod
-from ..evaluation import METRICS
+from ..evaluation import metric_summary
 from ..io import write_bytes
 from ..registry import STUDY
 from ..stats import baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
@@ -44,6 +44,10 @@ SUMMARY_COLUMNS = [
 ]
 
 
+# columns that only some rows carry: the seed spread (aggregates), the target (capacity rows), depth (matched decoders)
+OPTIONAL_COLUMNS = ["psnr_seed_sd", "psnr_seed_min", "psnr_seed_max", "ssim_seed_sd", "depth", "decoder_params_target"]
+
+
 def layer_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The per-layer rows of summary.csv (what every table and figure reads), one per layer, in network order."""
     return table[table["row"] == "layer"].reset_index(drop=True)
@@ -53,12 +57,7 @@ def _aggregate(records: list[dict], images: list[pd.DataFrame]) -> tuple[dict, p
     """Several seeds of one layer as one row: each image's metrics averaged over the seeds, the first seed's record
     for everything else, training time summed, and the seed-to-seed spread of the means."""
     mean_images = pd.concat(images).groupby("image", sort=False).mean(numeric_only=True).reset_index()
-    row = dict(records[0])
-    for metric in METRICS:
-        values = mean_images[metric].to_numpy(float)
-        empty = np.isnan(values).all()
-        row[f"{metric}_mean"] = None if empty else float(values.mean())
-        row[f"{metric}_std"] = None if empty else float(values.std())
+    row = {**records[0], **metric_summary(mean_images)}
     psnr = np.array([r["psnr_mean"] for r in records])
     row.update(seed=None, run="", train_seconds=sum(r["train_seconds"] for r in records),
                eval_seconds=sum(r["eval_seconds"] for r in records), psnr_seed_sd=float(psnr.std(ddof=1)),
@@ -107,7 +106,7 @@ def run(root) -> pd.DataFrame:
         if len(seed_runs) > 1:
             rows += seeded
     sweep = plan.study.get("capacity_sweep")
-    capacity = pd.DataFrame()
+    capacity = capacity_comparisons({}, {}, [], sources)  # no sweep: the file holds its columns and no row
     if sweep:
         matched_images = {}
         for arch, layers in sweep["runs"].items():
@@ -122,7 +121,11 @@ def run(root) -> pd.DataFrame:
                   for r in rows if r["row"] == "capacity"}
         pairs = capacity_pairs(list(matched_images), networks, shapes)
         capacity = capacity_comparisons(main_images, matched_images, pairs, sources, seed=seed)
-    table = pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+    table = pd.DataFrame(rows)
+    for column in OPTIONAL_COLUMNS:  # set on some rows only (aggregates, capacity runs, runs of this schema)
+        if column not in table:
+            table[column] = np.nan
+    table = table[SUMMARY_COLUMNS]
     write_bytes(paths.summary, table.to_csv(index=False).encode())
     write_bytes(paths.capacity_comparisons, capacity.to_csv(index=False).encode())
     layers = {arch: list(settings["layers"]) for arch, settings in plan.architectures.items()}

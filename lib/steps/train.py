@@ -27,6 +27,18 @@ def perceptual_loss():
     return PerceptualLoss(state)
 
 
+def copy_features(paths, arch: str, layer: str, settings: dict, extractor, copies: np.ndarray) -> torch.Tensor:
+    """The layer's features of the colour copies, encoded once per (copies, seed) and kept beside the layer's
+    features (the encode step clears them): a layer's other runs with the same copies (a capacity-matched decoder)
+    reuse them instead of another encoder pass over every copy."""
+    cache = paths.features(arch, layer).with_name(f"{layer}.copies{settings['colour_copies']}.seed{settings['seed']}.pt")
+    if cache.is_file():
+        return torch.load(cache, weights_only=True)
+    features = encode_images(extractor, layer, copies)
+    save_torch(features, cache)
+    return features
+
+
 def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> dict:
     """Train one layer's run ("" its main run; a seed repeat or capacity-matched run by name: its settings differ)."""
     plan = planmod.load(root)
@@ -39,13 +51,14 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
     out = plan.paths.layer_dir(arch, layer, run)
     augmentation, extractor = None, None
     if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
-        extractor = plan_extractor(plan.encoder(arch), [layer], settings["seed"])
+        # the encoder the features came from: a seed repeat changes the decoder's seed, never the encoder's
+        extractor = plan_extractor(plan.encoder(arch), [layer])
     if settings["augment"]:
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
     train_x, train_crops, groups = x[train_i], crops[train_i], None
     if settings["colour_copies"]:  # colour-jittered copies of the training images, encoded once for this layer
         copies = datamod.colour_copies(train_crops, settings["colour_copies"], np.random.default_rng(settings["seed"]))
-        train_x = torch.cat([train_x.float(), encode_images(extractor, layer, copies)])
+        train_x = torch.cat([train_x.float(), copy_features(plan.paths, arch, layer, settings, extractor, copies)])
         train_crops = np.concatenate([train_crops, copies])
         groups = contiguous_groups(len(train_i)).repeat(settings["colour_copies"] + 1)
     perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
