@@ -615,3 +615,31 @@ def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: 
         out.append("The study's protocol at its own scale (DIV2K, ImageNet weights, a GPU) is the `paper` profile, "
                    "not this run.")
     return out
+
+
+SETTINGS = {"decoder": lambda v: f"{v} decoder", "epochs": lambda v: _plural(int(v), "epoch"),
+            "batch_size": lambda v: f"batch {int(v)}", "checkpoint": lambda v: f"checkpoint {v}",
+            "colour_copies": lambda v: _plural(int(v), "colour copy").replace("copys", "copies"),
+            "feedback": lambda v: _plural(int(v), "feedback stage"), "match_steps": lambda v: _plural(int(v), "matching step")}
+
+
+def settings_lines(summary: pd.DataFrame) -> list[str]:
+    """Each layer's training settings in a sentence: what most layers had, then each layer that differs, and how."""
+    columns = [c for c in SETTINGS if c in summary]
+    usual = {c: summary[c].mode().iloc[0] for c in columns}
+    lines = ["Every layer: " + ", ".join(SETTINGS[c](usual[c]) for c in columns) + "."]
+    for row in summary.itertuples():
+        different = [SETTINGS[c](getattr(row, c)) for c in columns if getattr(row, c) != usual[c]]
+        if different:
+            lines.append(f"Except {label(row.arch)} {row.layer}: {', '.join(different)}.")
+    return lines
+
+
+def timing_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per encoder, each layer's training and evaluation seconds (all its seeds) and the epoch its decoder kept."""
+    cell = lambda r: (f"{r.layer} {r.train_seconds:.0f} + {r.eval_seconds:.0f} s (epoch {int(r.best_epoch)})"  # noqa: E731
+                      + (f", {int(r.seeds)} seeds" if getattr(r, "seeds", 1) > 1 else ""))
+    return pd.DataFrame({"encoder": [label(a) for a in summary["arch"].unique()],
+                         "per layer: train + evaluate seconds (epoch kept)": [
+                             "; ".join(cell(r) for r in rows.itertuples())
+                             for _, rows in summary.groupby("arch", sort=False)]}).set_index("encoder")
