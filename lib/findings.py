@@ -27,21 +27,7 @@ def weights_statement(summary: pd.DataFrame) -> str:
         row = rows.iloc[0]
         kind = "**ImageNet weights**" if row["weights"] == "imagenet" else "**random initialisation** (not ImageNet)"
         lines.append(f"- {label(arch)}: {kind} — {row['weights_detail']}")
-    if (summary["weights"] == "random").any():
-        lines.append(
-            "\nRandom-initialised encoders are a control, not the study: they show how much of the image an "
-            "untrained network of the same shape passes on, not what ImageNet training keeps."
-        )
     return "\n".join(lines)
-
-
-def normalisation_statement(summary: pd.DataFrame) -> str:
-    """Which input mean/std each encoder was fed, read from summary.csv's `normalisation` column."""
-    if "normalisation" not in summary:
-        return "ImageNet mean/std for every encoder."
-    words = {"imagenet": "ImageNet mean/std (the study's)", "native": "its weights' own mean/std"}
-    by = summary.groupby("arch", sort=False)["normalisation"].first()
-    return "; ".join(f"{label(arch)}: {words.get(kind, kind)}" for arch, kind in by.items()) + "."
 
 
 def training_findings(summary: pd.DataFrame) -> list[str]:
@@ -633,13 +619,3 @@ def settings_lines(summary: pd.DataFrame) -> list[str]:
         if different:
             lines.append(f"Except {label(row.arch)} {row.layer}: {', '.join(different)}.")
     return lines
-
-
-def timing_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per encoder, each layer's training and evaluation seconds (all its seeds) and the epoch its decoder kept."""
-    cell = lambda r: (f"{r.layer} {r.train_seconds:.0f} + {r.eval_seconds:.0f} s (epoch {int(r.best_epoch)})"  # noqa: E731
-                      + (f", {int(r.seeds)} seeds" if getattr(r, "seeds", 1) > 1 else ""))
-    return pd.DataFrame({"encoder": [label(a) for a in summary["arch"].unique()],
-                         "per layer: train + evaluate seconds (epoch kept)": [
-                             "; ".join(cell(r) for r in rows.itertuples())
-                             for _, rows in summary.groupby("arch", sort=False)]}).set_index("encoder")

@@ -13,17 +13,27 @@ from pathlib import Path
 
 from .io import atomic_path, write_text
 
+# The PDF prints at 1:1 on A4, as figures.save's 8 pt rule assumes. Anything wider than the page (a table cell holding
+# a long unbreakable name) would make Chromium shrink every page to fit it, figures included: cells may break anywhere.
+# Text at 11 px (8.25 pt), tables at 9.5 px (7.1 pt), the size of a paper's tables.
 REPORT_CSS = """
 <style>
+:root { --jp-content-font-size1: 11px; --jp-ui-font-size1: 11px; --jp-code-font-size: 10px; }
 pre, code { white-space: pre-wrap !important; word-break: break-word; }
 .jp-RenderedImage img, .output_png img { max-width: 100%; max-height: 240mm; height: auto; object-fit: contain; }
-.jp-RenderedHTMLCommon table { font-size: 0.72em; }
-/* cells wrap only where a table would otherwise overrun the page: every table fits its width */
-.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: normal; padding: 0.2em 0.45em; }
+.jp-RenderedHTMLCommon table { font-size: 9.5px; }
+/* cells wrap where a table would otherwise overrun the page: every table fits its width */
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { white-space: normal; overflow-wrap: break-word;
+  padding: 0.2em 0.45em; }
 .jp-RenderedHTMLCommon table { max-width: 100%; }
 .jp-OutputArea-output { overflow-x: visible !important; }
 h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
-img, table, .jp-OutputArea-output { break-inside: avoid; page-break-inside: avoid; }
+img, table { break-inside: avoid; page-break-inside: avoid; }
+/* text runs on to the next page (JupyterLab keeps each output whole, leaving half-empty pages) */
+@media print { .jp-OutputArea-child { break-inside: auto; } }
+/* nothing after the last line: its bottom padding alone would open a blank page */
+@media print { body, main, .jp-Notebook, .jp-Cell:last-child, .jp-Cell:last-child * { padding-bottom: 0 !important;
+  margin-bottom: 0 !important; } }
 @page { size: A4; margin: 12mm; }
 @media print { * { overflow: visible !important; } }
 </style>

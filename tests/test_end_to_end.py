@@ -321,6 +321,11 @@ def test_html_and_pdf_report(study):
     for figure in ("headline", "reconstructions_overview", "error_maps", "cross_architecture", "baseline_margins",
                    "pipeline", "learned_vs_random", "training_curves"):
         assert (study["root"] / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG", figure
+    # printed 1:1: a table or cell wider than the page would make Chromium shrink every page (figures' text under
+    # 8 pt); body text is 8.25 pt, whose word boxes are about 9.6 pt tall, a shrunk page's about 7
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    heights = [float(b) - float(a) for a, b in re.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)"', boxes)]
+    assert np.median(heights) >= 9.0, np.median(heights)
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert 5 <= int(re.search(r"Pages:\s+(\d+)", info).group(1)) <= 12
     images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
