@@ -88,14 +88,16 @@ def _smallest_text(fig) -> tuple[float, str]:
     return small.get_fontsize(), small.get_text()
 
 
-def save(fig, path: Path) -> Path:
+def save(fig, path: Path, page: bool = True) -> Path:
+    """Write `fig` atomically, refusing text under 8 pt as printed: fitted to the report's A4 page, or (`page=False`,
+    a figure for the screen, such as `make invert`'s grid, that no page holds) at its own size."""
     from PIL import Image
 
     size, text = _smallest_text(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
         with Image.open(tmp) as png:
-            printed = size * print_scale(*png.size)
+            printed = size * (print_scale(*png.size) if page else 1.0)
         if printed < MIN_PRINT_PT:  # raised before the rename: no illegible figure is left behind
             plt.close(fig)
             raise ValueError(f"{Path(path).name}: the text {text!r} would print at {printed:.1f} pt (under "
@@ -168,22 +170,24 @@ def reconstruction_overview(samples: dict[str, dict[str, dict]], path: Path, ima
     return save(fig, path)
 
 
-def inversion_grid(samples: dict[str, dict[str, dict]], path: Path, longest_name: int = 12) -> Path:
+def inversion_grid(samples: dict[str, dict[str, dict]], path: Path, longest_name: int = 14) -> Path:
     """Your own images through every layer (`make invert`): for each image a row per encoder, the image (titled with
     its file name, cut to `longest_name` characters) and then each layer from shallow to deep, titled with the layer
     and its PSNR on that image. `samples[arch][layer]` holds every image's original, reconstruction, names and psnr,
-    as a layer's samples.npz does for its test images. The grid fits a page: many images shrink its cells."""
+    as a layer's samples.npz does for its test images. A screen figure: cells keep their size (about 1.2 in) and
+    the grid grows with the images, rather than shrinking to a page."""
     names = [str(name) for name in next(iter(next(iter(samples.values())).values()))["names"]]
-    fig, axes, cells = _encoder_grid(samples, list(range(len(names))), width=7.0, height=8.6)
+    rows = len(samples) * len(names)
+    fig, axes, cells = _encoder_grid(samples, list(range(len(names))), width=7.0, height=1.25 * rows)
     for ax, layer, sample, image, _ in cells:
         ax.imshow(sample["reconstruction"][image])
-        ax.set_title(f"{layer} {float(sample['psnr'][image]):.1f} dB", fontsize=8)
+        ax.set_title(f"{layer}\n{float(sample['psnr'][image]):.1f} dB", fontsize=8)
     for k, name in enumerate(names):
         cut = name if len(name) <= longest_name else name[:longest_name - 1] + "…"
         axes[k * len(samples), 0].set_title(cut, fontsize=8)
     fig.suptitle("Your images (left), decoded from each layer (shallow to deep)", fontsize=9)
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))  # a quarter inch for the title
-    return save(fig, path)
+    return save(fig, path, page=False)
 
 
 def _unit(image) -> np.ndarray:
