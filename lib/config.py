@@ -12,6 +12,7 @@ architectures and layers to build, generated from it.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -345,11 +346,16 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cach
     return study
 
 
+@functools.lru_cache(maxsize=None)
+def _decoders_source() -> str:
+    """A digest of lib/decoders.py: matched sizes are remembered only for the decoders that gave them."""
+    return hashlib.sha256((Path(__file__).parent / "decoders.py").read_bytes()).hexdigest()[:16]
+
+
 def _matched(decoder: str, channels: int, grid: int, target: int, width: int, feedback: int, cache: dict) -> dict:
     """`decoders.match_capacity`, remembered in `cache` (the plan step keeps it in config/capacity.json, keyed by
     the decoders' source too): the plan runs on every make call, and this saves it importing torch each time."""
-    source = hashlib.sha256((Path(__file__).parent / "decoders.py").read_bytes()).hexdigest()[:16]
-    key = f"{source} {decoder} {channels} {grid} {target} {width} {feedback}"
+    key = f"{_decoders_source()} {decoder} {channels} {grid} {target} {width} {feedback}"
     if key not in cache:
         from .decoders import CapacityError, match_capacity  # torch: only when a count is new
 

@@ -88,37 +88,34 @@ def run(root) -> pd.DataFrame:
     seed = plan.study["seed"]
     sources = {e.image: e.source for e in datamod.read_manifest(planmod.require(paths.manifest, "data"))}
     rows, per_image, main_images = [], {}, {}
+
+    def compared(images: pd.DataFrame) -> dict:  # intervals over test photos, margins over both baselines
+        return baseline_comparisons(images, [sources[i] for i in images["image"]], seed=seed)
+
     for arch, layer in plan.layers():
         seed_runs = [""] + [run for run in plan.runs(arch, layer) if run.startswith("seed")]
         records, images = zip(*(_read(paths.layer_dir(arch, layer, run)) for run in seed_runs))
         main_images[(arch, layer)] = images[0]
-        seeded = []
-        for run, record, table in zip(seed_runs, records, images):
-            seeded.append({**record, "row": "seed", "run": run, "seeds": len(seed_runs),
-                           **baseline_comparisons(table, [sources[i] for i in table["image"]], seed=seed)})
         if len(seed_runs) > 1:
             row, per_image[(arch, layer)] = _aggregate(records, images)
         else:
             row, per_image[(arch, layer)] = dict(records[0]), images[0]
-        table = per_image[(arch, layer)]
-        rows.append({**row, "row": "layer", "seeds": len(seed_runs),
-                     **baseline_comparisons(table, [sources[i] for i in table["image"]], seed=seed)})
-        if len(seed_runs) > 1:
-            rows += seeded
+        rows.append({**row, "row": "layer", "seeds": len(seed_runs), **compared(per_image[(arch, layer)])})
+        if len(seed_runs) > 1:  # each seed's own row beside the aggregate
+            rows += [{**record, "row": "seed", "run": run, "seeds": len(seed_runs), **compared(table)}
+                     for run, record, table in zip(seed_runs, records, images)]
+    networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
     sweep = plan.study.get("capacity_sweep")
     capacity = capacity_comparisons({}, {}, [], sources)  # no sweep: the file holds its columns and no row
     if sweep:
-        matched_images = {}
+        matched_images, shapes = {}, {}
         for arch, layers in sweep["runs"].items():
             for layer, run in layers.items():
                 record, images = _read(paths.layer_dir(arch, layer, run))
                 matched_images[(arch, layer)] = images
+                shapes[(arch, layer)] = tuple(int(v) for v in record["feature_shape"].split("x"))
                 rows.append({**record, "row": "capacity", "run": run, "seeds": 1,
-                             "decoder_params_target": sweep["decoder_params"],
-                             **baseline_comparisons(images, [sources[i] for i in images["image"]], seed=seed)})
-        networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
-        shapes = {(r["arch"], r["layer"]): tuple(int(v) for v in r["feature_shape"].split("x"))
-                  for r in rows if r["row"] == "capacity"}
+                             "decoder_params_target": sweep["decoder_params"], **compared(images)})
         pairs = capacity_pairs(list(matched_images), networks, shapes)
         capacity = capacity_comparisons(main_images, matched_images, pairs, sources, seed=seed)
     table = pd.DataFrame(rows)
@@ -131,7 +128,6 @@ def run(root) -> pd.DataFrame:
     layers = {arch: list(settings["layers"]) for arch, settings in plan.architectures.items()}
     depth = depth_comparisons(per_image, layers, sources, seed=seed)
     write_bytes(paths.depth_comparisons, depth.to_csv(index=False).encode())
-    networks = {arch: settings["arch"] for arch, settings in plan.architectures.items()}
     main = layer_rows(table)
     kinds = dict(zip(main["arch"], main["weights"]))  # what each encoder really had (auto may have fallen back)
     fed = dict(zip(main["arch"], main["normalisation"]))  # and the input normalisation it was fed
