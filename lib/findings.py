@@ -370,7 +370,7 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
            f"randomly initialised) on {train} and scored them on {counts.get('test', 0)} held-out images from "
            f"{_plural(int(summary['test_sources'].max()), 'photo')}, beside each image's mean colour ({colour:.1f} dB) "
            "and its thumbnail at the layer's grid."]
-    seeded = summary[summary["seeds"] > 1] if "seeds" in summary else summary.iloc[:0]
+    seeded = summary[_seeds(summary) > 1]
     matched = table[table["row"] == "capacity"] if table is not None and "row" in table else summary.iloc[:0]
     low, high = (int(seeded["seeds"].min()), int(seeded["seeds"].max())) if len(seeded) else (0, 0)
     repeats = ([f"{_plural(len(seeded), 'layer')} from {low if low == high else f'{low}–{high}'} seeds each"]
@@ -424,9 +424,14 @@ def compact_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
     }).set_index("layer")
 
 
+def _seeds(summary: pd.DataFrame) -> pd.Series:
+    """How many seeds each layer's row aggregates (1 throughout for a summary.csv from before seed repeats)."""
+    return summary["seeds"] if "seeds" in summary else pd.Series(1, index=summary.index)
+
+
 def _seed_column(rows: pd.DataFrame) -> dict:
     """Where a layer was trained from several seeds: the seed-to-seed sd of its mean PSNR, and how many seeds."""
-    if "seeds" not in rows or not (rows["seeds"] > 1).any():
+    if not (_seeds(rows) > 1).any():
         return {}
     return {"seed sd (n)": [f"{sd:.2f} ({n})" if n > 1 else "—" for sd, n in zip(rows["psnr_seed_sd"], rows["seeds"])]}
 
@@ -437,7 +442,7 @@ def seed_spread(summary: pd.DataFrame, depth: pd.DataFrame | None, versus: pd.Da
     have several seeds (`stats.exceeds_seed_spread`)."""
     from .stats import exceeds_seed_spread, seed_noise
 
-    seeded = summary[summary["seeds"] > 1] if "seeds" in summary else summary.iloc[:0]
+    seeded = summary[_seeds(summary) > 1]
     if not len(seeded):
         return []
     rows = seeded.set_index(["arch", "layer"])
@@ -589,7 +594,7 @@ def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: 
     retrained = table[(table["row"] == "capacity") & table["run"].notna()] if table is not None and "row" in table \
         else summary.iloc[:0]
     minutes = (summary["train_seconds"].sum() + retrained["train_seconds"].sum()) / 60
-    seeds = summary["seeds"] if "seeds" in summary else pd.Series([1] * len(summary))
+    seeds = _seeds(summary)
     spread = ("one seed per layer: seed-to-seed spread is unmeasured" if (seeds == 1).all() else
               f"one seed at {int((seeds == 1).sum())} of {len(summary)} layers, whose seed-to-seed spread is unmeasured"
               if (seeds == 1).any() else f"{int(seeds.min())} or more seeds per layer")
@@ -605,7 +610,7 @@ def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: 
 
 SETTINGS = {"decoder": lambda v: f"{v} decoder", "epochs": lambda v: _plural(int(v), "epoch"),
             "batch_size": lambda v: f"batch {int(v)}", "checkpoint": lambda v: f"checkpoint {v}",
-            "colour_copies": lambda v: _plural(int(v), "colour copy").replace("copys", "copies"),
+            "colour_copies": lambda v: f"{int(v)} colour {'copy' if int(v) == 1 else 'copies'}",
             "feedback": lambda v: _plural(int(v), "feedback stage"), "match_steps": lambda v: _plural(int(v), "matching step")}
 
 
