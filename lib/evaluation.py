@@ -39,6 +39,12 @@ def metric_summary(per_image: pd.DataFrame) -> dict:
     return out
 
 
+def scores_summary(per_image: pd.DataFrame) -> dict:
+    """`metric_summary` and each of BASELINES' mean: every per-image mean a record carries."""
+    return {**metric_summary(per_image), **{name: float(np.mean(per_image[name].to_numpy(dtype=float)))
+                                            for name in BASELINES}}
+
+
 @dataclass
 class Evaluation:
     per_image: pd.DataFrame  # one row per image: image, the METRICS and the BASELINES
@@ -48,9 +54,7 @@ class Evaluation:
     match_seconds: float
 
     def summary(self) -> dict:
-        out = metric_summary(self.per_image)
-        for name in BASELINES:
-            out[name] = float(np.mean(self.per_image[name].to_numpy(dtype=float)))
+        out = scores_summary(self.per_image)
         out.update(test_images=len(self.per_image), match_steps=self.match_steps,
                    match_seconds=round(self.match_seconds, 2), match_levels=levels_record(self.match_steps))
         return out

@@ -185,11 +185,10 @@ def test_plan_cli_reports_errors_without_writing(tmp_path, capsys):
 def test_plan_json_is_the_one_resolved_study_and_its_slices_agree(tmp_path):
     from lib import plan
 
-    study = config.resolve("tiny", config.parse_overrides({"EPOCHS": "3", "DIV2K_DIR": "/data/div2k"}))
+    study = config.resolve("tiny", config.parse_overrides({"EPOCHS": "3"}))
     config.write_plan(study, tmp_path / "tiny")
     loaded = plan.load(tmp_path / "tiny")
     assert loaded.study == json.loads(json.dumps(study))  # plan.json: the resolved study, nothing else
-    assert loaded.data["div2k_dir"] == "/data/div2k"  # the environment reaches the study only as an override
     for arch, layer in loaded.layers():
         on_disk = json.loads((tmp_path / "tiny" / "config" / arch / f"{layer}.json").read_text())
         assert loaded.layer(arch, layer) == on_disk and on_disk["epochs"] == 3
@@ -287,6 +286,9 @@ def test_seeds_become_runs_whose_slices_differ_only_by_seed(tmp_path):
     changed = config.write_plan(config.resolve("tiny", config.parse_overrides({"SEEDS": "3"})), out)
     # more seeds add runs; the main runs' settings (and so their decoders) stay as they were
     assert {p: p.read_bytes() for p in (out / "config").glob("*/*.json")} == main
+    figures = str(out / "config" / "figures.json")  # lists the runs the figures summarise: new runs, new list
+    assert figures in changed
+    changed.remove(figures)
     assert all("/seed4" in p for p in changed) and len(changed) == 2 * len(plan.load(out).layers())
     loaded = plan.load(out)
     for arch, layer in loaded.layers():
@@ -341,3 +343,53 @@ def test_narrowing_layers_leaves_the_encoder_slice_as_it_is(tmp_path):
     narrowed = plan.load(out)
     assert narrowed.layers() == [("resnet34", "layer4")]
     assert narrowed.architectures["resnet34"]["encode_layers"] == ["layer1", "layer4"]  # what the encode step writes
+
+
+def test_div2k_dir_reaches_a_div2k_profile_and_is_refused_where_it_would_be_ignored(tmp_path, capsys):
+    study = config.resolve("paper", config.parse_overrides({"DIV2K_DIR": "/data/div2k", "ARCH": "resnet34"}))
+    assert study["data"]["div2k_dir"] == "/data/div2k"  # the environment reaches the study only as an override
+    code = config.main(["plan", "--profile", "tiny", "--root", str(tmp_path / "tiny"), "--overrides", "DIV2K_DIR=x"])
+    assert code == 2
+    assert "DIV2K_DIR=x: profile 'tiny' does not read DIV2K (its data source is 'skimage')" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no slice rewritten: `make -n report PROFILE=tiny DIV2K_DIR=x` plans nothing
+
+
+def test_resize_smaller_than_crop_is_refused(tmp_path):
+    path = write_profile(tmp_path, lambda raw: raw["data"].update(resize=200, crop=224))
+    with pytest.raises(ProfileError, match=r"'resize' \(200\) is smaller than 'crop' \(224\).*Set resize to at least 224"):
+        config.resolve(path)
+
+
+def test_an_empty_profile_is_one_error_naming_the_profiles(tmp_path, capsys):
+    assert config.main(["plan", "--profile", "", "--root", str(tmp_path / "x")]) == 2
+    assert "PROFILE is empty: name a profile (demo, paper, tiny)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_reports_folder_is_one_error_naming_it(tmp_path, capsys, monkeypatch):
+    """Root ignores permission bits, so the refusal is simulated where the plan step writes: the error names the
+    folder and the fix (REPORTS=), not a traceback."""
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(config, "write_if_changed", refuse)
+    assert config.main(["plan", "--profile", "tiny", "--root", str(tmp_path / "tiny")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write the study's files under {tmp_path / 'tiny'}: Permission denied")
+    assert "REPORTS=path" in err and "Traceback" not in err
+
+
+def test_a_narrowed_call_that_builds_no_summary_leaves_the_figures_slice_alone(tmp_path):
+    """`make invert ARCH=... LAYERS=...` narrows plan.json, but not config/figures.json, which the figures step
+    depends on: the next plain `make report` re-runs nothing."""
+    out = tmp_path / "tiny"
+    config.write_plan(config.resolve("tiny"), out, config.summarises([]))
+    figures = (out / "config" / "figures.json").read_bytes()
+    narrowed = config.resolve("tiny", config.parse_overrides({"ARCH": "resnet34", "LAYERS": "layer4"}, ["invert"]))
+    assert not config.summarises(["invert"]) and not config.summarises(["train", "evaluate"])
+    assert config.write_plan(narrowed, out, config.summarises(["invert"])) == []
+    assert (out / "config" / "figures.json").read_bytes() == figures
+    assert json.loads((out / "plan.json").read_text())["architectures"].keys() == {"resnet34"}
+    # a call that builds the summary narrows the figures too
+    assert config.summarises(["report"]) and config.summarises(["invert", "figures"])
+    assert str(out / "config" / "figures.json") in config.write_plan(narrowed, out, config.summarises(["report"]))

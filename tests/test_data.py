@@ -109,3 +109,116 @@ def test_normalise_is_imagenet_normalisation():
     assert x.shape == (1, 3, 4, 4)
     expected = [(1 - m) / s for m, s in zip(data.IMAGENET_MEAN, data.IMAGENET_STD)]
     np.testing.assert_allclose(x[0, :, 0, 0].numpy(), expected, rtol=1e-6)
+
+
+def test_16_bit_grey_png_keeps_its_gradient(tmp_path):
+    # Pillow's convert("RGB") clips 16-bit grey to 255: the image read as blank white.
+    gradient = np.tile(np.linspace(0, 65535, 256).round().astype(np.uint16), (8, 1))
+    path = tmp_path / "gradient16.png"
+    Image.fromarray(gradient).save(path)
+    with Image.open(path) as saved:
+        assert saved.mode.startswith("I")  # 16-bit PNG: "I;16" (or "I" on older Pillow)
+    rgb = np.asarray(data.read_rgb(path))
+    assert rgb.shape == (8, 256, 3) and rgb.dtype == np.uint8
+    expected = (gradient >> 8).astype(np.uint8)  # the high byte, as Pillow decodes 16-bit colour PNGs
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], expected)
+    assert rgb.min() == 0 and rgb.max() == 255 and len(np.unique(rgb)) == 256
+
+
+def test_32_bit_int_and_float_grey_are_scaled_or_refused(tmp_path):
+    values = np.array([[0, 255, 256, 32768, 65535]], dtype=np.int32)
+    Image.fromarray(values).save(tmp_path / "int.tif")  # mode "I": 16-bit data in a 32-bit container
+    np.testing.assert_array_equal(np.asarray(data.read_rgb(tmp_path / "int.tif"))[..., 1], [[0, 0, 1, 128, 255]])
+    Image.fromarray(values * 2).save(tmp_path / "wide.tif")
+    with pytest.raises(DataError, match=r"wide.tif.*does not fit 16 bits"):
+        data.read_rgb(tmp_path / "wide.tif")
+
+    unit = np.array([[0.0, 0.25, 0.5, 1.0]], dtype=np.float32)
+    Image.fromarray(unit).save(tmp_path / "float.tif")  # mode "F"
+    np.testing.assert_array_equal(np.asarray(data.read_rgb(tmp_path / "float.tif"))[..., 2], [[0, 64, 128, 255]])
+    Image.fromarray(unit * 4).save(tmp_path / "hdr.tif")
+    with pytest.raises(DataError, match=r"hdr.tif.*not in \[0, 1\]"):
+        data.read_rgb(tmp_path / "hdr.tif")
+
+
+def test_other_modes_read_as_8_bit_rgb(tmp_path):
+    def read(image, name):
+        image.save(tmp_path / name)
+        with Image.open(tmp_path / name) as saved:
+            assert saved.mode == image.mode
+        rgb = np.asarray(data.read_rgb(tmp_path / name))
+        assert rgb.dtype == np.uint8 and rgb.shape[2] == 3
+        return rgb[0].tolist()
+
+    grey = np.array([[0, 100, 255]], dtype=np.uint8)
+    assert read(Image.fromarray(grey), "l.png") == [[0, 0, 0], [100, 100, 100], [255, 255, 255]]
+    assert read(Image.fromarray(grey > 50), "one.png") == [[0, 0, 0], [255, 255, 255], [255, 255, 255]]
+    # Alpha is composited on black (value * alpha / 255, rounded): transparent pixels are black.
+    rgba = np.array([[[200, 100, 50, 255], [200, 100, 50, 128], [200, 100, 50, 0]]], dtype=np.uint8)
+    assert read(Image.fromarray(rgba), "rgba.png") == [[200, 100, 50], [100, 50, 25], [0, 0, 0]]
+    la = np.array([[[200, 255], [200, 51], [200, 0]]], dtype=np.uint8)
+    assert read(Image.fromarray(la, "LA"), "la.png") == [[200] * 3, [40] * 3, [0] * 3]
+    palette = Image.fromarray(np.array([[0, 1, 2]], dtype=np.uint8), "P")
+    palette.putpalette([255, 0, 0, 0, 255, 0, 10, 20, 30])
+    palette.info["transparency"] = 2  # the third colour is transparent
+    assert read(palette, "p.png") == [[255, 0, 0], [0, 255, 0], [0, 0, 0]]
+    cmyk = Image.fromarray(np.array([[[0, 0, 0, 0], [0, 0, 0, 255], [255, 0, 0, 0]]], dtype=np.uint8), "CMYK")
+    assert read(cmyk, "cmyk.tif") == [[255, 255, 255], [0, 0, 0], [0, 255, 255]]
+
+
+def fake_div2k(folder, train, test):
+    for name, numbers in ((data.DIV2K_TRAIN, range(1, train + 1)), (data.DIV2K_VALID, range(801, 801 + test))):
+        (folder / name).mkdir(parents=True)
+        for n in numbers:
+            Image.new("RGB", (300, 260), (n % 256, 0, 0)).save(folder / name / f"{n:04d}.png")
+    return folder
+
+
+def planned(root, profile, **overrides):
+    """`profile` planned under `root` (LPIPS off: nothing to download) and fetched, ready for the data step."""
+    from lib.steps import fetch
+
+    study = config.resolve(profile, config.parse_overrides(overrides))
+    study["lpips"] = "off"
+    config.write_plan(study, root)
+    fetch.run(root)
+    return root
+
+
+def test_too_few_div2k_images_are_refused_before_anything_is_written(tmp_path):
+    from lib.paths import StudyPaths
+    from lib.steps import data as data_step
+
+    div2k = fake_div2k(tmp_path / "div2k", train=5, test=2)
+    root = planned(tmp_path / "study", "paper", DIV2K_DIR=str(div2k))
+    with pytest.raises(DataError) as error:
+        data_step.run(root, progress=False)
+    message = str(error.value)
+    assert "5 PNG images in" in message and data.DIV2K_TRAIN in message
+    assert "val_images (160) + at least 1 for training = 161" in message
+    assert "DIV2K_DIR" in message and "lower val_images" in message
+    paths = StudyPaths(root)
+    assert not paths.manifest.exists() and not paths.store.exists()
+
+
+def test_an_empty_div2k_test_folder_is_refused(tmp_path):
+    settings = {**config.resolve("paper")["data"], "div2k_dir": str(fake_div2k(tmp_path, train=6, test=0)),
+                "val_images": 2}
+    with pytest.raises(DataError, match=r"0 PNG images in .*DIV2K_valid_HR.*at least 1 test image"):
+        data.make_split(settings, 42)
+
+
+def test_too_many_held_out_photos_are_refused_before_anything_is_written(tmp_path):
+    from lib.paths import StudyPaths
+    from lib.steps import data as data_step
+
+    root = planned(tmp_path / "study", "tiny")
+    plan = json.loads((root / "plan.json").read_text())
+    plan["data"].update(test_photos=4, val_photos=2)  # all 6 natural photos held out: none left to train on
+    (root / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(DataError, match=r"test_photos \(4\) \+ val_photos \(2\) = 6 .* 6 available .* = 7\. "
+                                        r"Lower test_photos or val_photos"):
+        data_step.run(root, progress=False)
+    paths = StudyPaths(root)
+    assert not paths.manifest.exists() and not paths.store.exists()

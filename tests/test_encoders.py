@@ -79,17 +79,6 @@ def test_imagenet_policy_never_falls_back(torch_home):
         encoders.build_extractor("vgg16", ["block1"], weights="imagenet")
 
 
-def test_cached_torchvision_weights_are_loaded(torch_home):
-    import torchvision
-
-    torch.manual_seed(123)
-    state = torchvision.models.resnet34(weights=None).state_dict()
-    torch.save(state, torch_home / "resnet34-b627a593.pth")
-    extractor = encoders.build_extractor("resnet34", ["layer1"], weights="auto", seed=0)
-    assert extractor.weights.kind == "imagenet"
-    torch.testing.assert_close(extractor.backbone.conv1.weight, state["conv1.weight"])
-
-
 def fake_vit_cache(hf_home):
     """A random ViT-B/16 saved as safetensors in the hub cache layout under its real name."""
     import timm

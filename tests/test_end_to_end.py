@@ -26,6 +26,13 @@ RUNS = [("resnet34", "layer1", "seed43"), ("resnet34", "layer4", "seed43"), ("re
         ("vgg16", "block5", "params900000")]
 
 
+# Every mean and paired difference of the summary comes from one stored copy of the scores (metrics.csv, float64
+# once read). Two of them that must agree differ only by float64 rounding: the same values summed in another order
+# (mean(a - b) against mean(a) - mean(b)) and a round trip through CSV text, a few units in the 16th digit of
+# values under 100. A copy that went through float32 would differ by ~1e-8 and fail this.
+SAME = 1e-12
+
+
 def summary_of(root) -> pd.DataFrame:
     """summary.csv's per-layer rows, what the figures and the report read."""
     return layer_rows(pd.read_csv(root / "summary.csv"))
@@ -121,7 +128,7 @@ def test_summary_holds_paired_intervals_over_test_photos(study):
     for baseline in ("mean_colour", "thumbnail"):
         margin = summary[f"psnr_minus_{baseline}"]
         # the paired difference of means is the difference of the two means
-        np.testing.assert_allclose(margin, summary["psnr_mean"] - summary[f"baseline_{baseline}_psnr"], atol=1e-9)
+        np.testing.assert_allclose(margin, summary["psnr_mean"] - summary[f"baseline_{baseline}_psnr"], rtol=0, atol=SAME)
         assert (summary[f"psnr_minus_{baseline}_ci_low"] <= margin + 1e-9).all()
         assert (margin <= summary[f"psnr_minus_{baseline}_ci_high"] + 1e-9).all()
         assert summary[f"wins_vs_{baseline}"].between(0, 1).all()
@@ -129,7 +136,7 @@ def test_summary_holds_paired_intervals_over_test_photos(study):
     # tiny: resnet34 has two layers (one step), vgg16 and the ViT one each
     assert list(zip(depth["arch"], depth["shallower"], depth["deeper"])) == [("resnet34", "layer1", "layer4")]
     psnr = summary.set_index("layer")["psnr_mean"]
-    assert depth["psnr_drop"].iloc[0] == pytest.approx(psnr["layer1"] - psnr["layer4"], abs=1e-9)
+    assert depth["psnr_drop"].iloc[0] == pytest.approx(psnr["layer1"] - psnr["layer4"], abs=SAME)
 
 
 def test_learned_minus_random_is_paired_by_image_with_intervals(study):
@@ -141,9 +148,10 @@ def test_learned_minus_random_is_paired_by_image_with_intervals(study):
         ("efficientnet_lite0", "stage4", "efficientnet_lite0", "efficientnet_lite0_random")]
     row = versus.iloc[0]
     learned, random = summary.loc["efficientnet_lite0"], summary.loc["efficientnet_lite0_random"]
-    assert row["psnr_learned"] == pytest.approx(learned["psnr_mean"]) and row["psnr_random"] == pytest.approx(random["psnr_mean"])
-    assert row["psnr_gain"] == pytest.approx(learned["psnr_mean"] - random["psnr_mean"], abs=1e-9)
-    assert row["ssim_gain"] == pytest.approx(learned["ssim_mean"] - random["ssim_mean"], abs=1e-9)
+    assert row["psnr_learned"] == pytest.approx(learned["psnr_mean"], abs=SAME)
+    assert row["psnr_random"] == pytest.approx(random["psnr_mean"], abs=SAME)
+    assert row["psnr_gain"] == pytest.approx(learned["psnr_mean"] - random["psnr_mean"], abs=SAME)
+    assert row["ssim_gain"] == pytest.approx(learned["ssim_mean"] - random["ssim_mean"], abs=SAME)
     for metric in ("psnr", "ssim"):
         assert row[f"{metric}_gain_ci_low"] <= row[f"{metric}_gain"] <= row[f"{metric}_gain_ci_high"]
     assert 0 <= row["images_better"] <= 1 and row["test_sources"] == learned["test_sources"]
@@ -232,8 +240,8 @@ def test_capacity_matched_runs_hold_the_asked_parameter_count(study):
         ("resnet34", "layer4", "vgg16", "block5")]
     seed42 = table[(table["row"] == "seed") & (table["run"].isna())].set_index(["arch", "layer"])
     default = seed42.loc[("resnet34", "layer4"), "psnr_mean"] - layers.loc[("vgg16", "block5"), "psnr_mean"]
-    assert pairs["default_diff"].iloc[0] == pytest.approx(default, abs=1e-9)
-    assert pairs["matched_diff"].iloc[0] == pytest.approx(matched["psnr_mean"].iloc[0] - matched["psnr_mean"].iloc[1], abs=1e-9)
+    assert pairs["default_diff"].iloc[0] == pytest.approx(default, abs=SAME)
+    assert pairs["matched_diff"].iloc[0] == pytest.approx(matched["psnr_mean"].iloc[0] - matched["psnr_mean"].iloc[1], abs=SAME)
     for name in ("default", "matched"):
         assert pairs[f"{name}_ci_low"].iloc[0] <= pairs[f"{name}_diff"].iloc[0] <= pairs[f"{name}_ci_high"].iloc[0]
 
@@ -334,10 +342,8 @@ def test_html_and_pdf_report(study):
 
 def test_second_run_reruns_nothing(study):
     stamps = {p: p.stat().st_mtime_ns for p in study["root"].rglob("*") if p.is_file()}
-    started = time.perf_counter()
     second = make("report", *study["args"])
     assert ran(second.stdout) == [], second.stdout
-    assert time.perf_counter() - started < 30
     assert {p: p.stat().st_mtime_ns for p in study["root"].rglob("*") if p.is_file()} == stamps
 
 

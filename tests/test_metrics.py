@@ -73,8 +73,9 @@ def test_baselines():
     assert metrics.psnr(metrics.thumbnail_baseline(smooth, 56), smooth) > metrics.psnr(metrics.thumbnail_baseline(smooth, 7), smooth) + 3
 
 
-def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
+def test_lpips_builds_from_a_cached_alexnet_file(torch_home, monkeypatch):
     import torchvision
+    from test_weights import accept_fake_weights
 
     from lib import encoders
     from lib.registry import ALEXNET_WEIGHTS_FILE
@@ -86,6 +87,7 @@ def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
         lpips_scorer("required")  # the paper profile: never silently without LPIPS
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
+    accept_fake_weights(monkeypatch, torch_home / ALEXNET_WEIGHTS_FILE)  # random weights under the real name
     scorer, note = lpips_scorer("auto")
     assert scorer is not None and str(torch_home) in note
     state = torch.load(torch_home / ALEXNET_WEIGHTS_FILE)
@@ -97,8 +99,9 @@ def test_lpips_builds_from_a_cached_alexnet_file(torch_home):
     assert (scorer(a, b) > 0).all()
 
 
-def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torch_home):
+def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torch_home, monkeypatch):
     import torchvision
+    from test_weights import accept_fake_weights
 
     from lib import data as datamod, encoders, training
     from lib.evaluation import training_loss_label
@@ -109,6 +112,7 @@ def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torc
         perceptual_loss()
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
+    accept_fake_weights(monkeypatch, torch_home / ALEXNET_WEIGHTS_FILE)  # random weights under the real name
     loss = perceptual_loss()
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)

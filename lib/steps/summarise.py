@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import data as datamod
 from .. import plan as planmod
-from ..evaluation import metric_summary
+from ..evaluation import scores_summary
 from ..io import write_bytes
 from ..registry import STUDY
 from ..stats import baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
@@ -57,7 +57,7 @@ def _aggregate(records: list[dict], images: list[pd.DataFrame]) -> tuple[dict, p
     """Several seeds of one layer as one row: each image's metrics averaged over the seeds, the first seed's record
     for everything else, training time summed, and the seed-to-seed spread of the means."""
     mean_images = pd.concat(images).groupby("image", sort=False).mean(numeric_only=True).reset_index()
-    row = {**records[0], **metric_summary(mean_images)}
+    row = {**records[0], **scores_summary(mean_images)}
     psnr = np.array([r["psnr_mean"] for r in records])
     row.update(seed=None, run="", train_seconds=sum(r["train_seconds"] for r in records),
                eval_seconds=sum(r["eval_seconds"] for r in records), psnr_seed_sd=float(psnr.std(ddof=1)),
@@ -67,8 +67,12 @@ def _aggregate(records: list[dict], images: list[pd.DataFrame]) -> tuple[dict, p
 
 
 def _read(folder):
+    """A run's record and per-image scores. The record's means are taken again from metrics.csv: summary.json's were
+    computed before the scores were written out as text and differ from them in the last digits, and every mean,
+    margin and comparison in the summary must come from one stored copy of the scores."""
     images = pd.read_csv(planmod.require(folder / "metrics.csv", "evaluate"))
-    return json.loads(planmod.require(folder / "summary.json", "evaluate").read_text()), images
+    record = json.loads(planmod.require(folder / "summary.json", "evaluate").read_text())
+    return {**record, **scores_summary(images)}, images
 
 
 def capacity_pairs(sweep_layers: list[tuple[str, str]], networks: dict[str, str], shapes: dict) -> list[tuple]:
