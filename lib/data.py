@@ -81,14 +81,13 @@ def read_rgb(path: str | Path) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode as 8-bit RGB. Pillow's own convert("RGB") clips 16-bit and float greyscale to 255 (a blank white
-    image), so those are scaled here; transparent pixels are composited on black."""
+    image), so those are scaled here. Alpha is dropped: the colour stored under a transparent pixel is kept, as
+    Pillow's convert does (a reconstruction target needs a colour, and no background is right for every image)."""
     if image.mode == "I" or image.mode.startswith("I;16"):
         grey = _grey16_to_uint8(np.asarray(image), image.mode)
     elif image.mode == "F":
         grey = _unit_float_to_uint8(np.asarray(image))
-    elif image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info:
-        return _on_black(image)
-    else:  # RGB, L, 1, P, CMYK, YCbCr, ...: Pillow converts these without loss of range
+    else:  # RGB, L, 1, P, CMYK, YCbCr, with or without alpha: Pillow converts these without loss of range
         return image.convert("RGB")
     return Image.fromarray(grey).convert("RGB")
 
@@ -112,14 +111,6 @@ def _unit_float_to_uint8(values: np.ndarray) -> np.ndarray:
                          "in [0, 1], so its black and white are unknown; rescale it to [0, 1] or save it as an 8- or "
                          "16-bit image")
     return np.rint(values * 255).astype(np.uint8)
-
-
-def _on_black(image: Image.Image) -> Image.Image:
-    """Alpha (an alpha band or a palette/colour-key transparency) composited on black: a transparent pixel is black,
-    not whatever colour the file happens to store under it."""
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.uint32)
-    rgb = (rgba[..., :3] * rgba[..., 3:] + 127) // 255  # rounded: x / 255 is never exactly half-way
-    return Image.fromarray(rgb.astype(np.uint8))
 
 
 def resize_shorter(image: Image.Image, size: int) -> Image.Image:

@@ -1,4 +1,6 @@
 import json
+import os
+import subprocess
 
 import pytest
 import yaml
@@ -393,3 +395,18 @@ def test_a_narrowed_call_that_builds_no_summary_leaves_the_figures_slice_alone(t
     # a call that builds the summary narrows the figures too
     assert config.summarises(["report"]) and config.summarises(["invert", "figures"])
     assert str(out / "config" / "figures.json") in config.write_plan(narrowed, out, config.summarises(["report"]))
+
+
+@pytest.mark.parametrize("variable,value,message", [
+    ("JOBS", "0", "JOBS=0: the number of parallel jobs must be a positive integer"),
+    ("JOBS", "abc", "JOBS=abc: the number of parallel jobs must be a positive integer"),
+    ("JOBS", "", "JOBS=: the number of parallel jobs must be a positive integer"),
+    ("GPUS", "two", "GPUS=two: the number of GPUs to share must be a non-negative integer"),
+    ("PROFILE", "", "PROFILE is empty: name a profile (demo paper tiny)"),
+])
+def test_make_refuses_a_count_that_is_not_one_before_anything_runs(tmp_path, variable, value, message):
+    """Once, JOBS=0 and JOBS=abc ran: bash printed a division error, OMP_NUM_THREADS was empty, make exited 0."""
+    done = subprocess.run(["make", "--no-print-directory", "report", f"{variable}={value}", f"REPORTS={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""})
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert done.stderr.count("***") == 1 and list(tmp_path.iterdir()) == []

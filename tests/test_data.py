@@ -154,15 +154,15 @@ def test_other_modes_read_as_8_bit_rgb(tmp_path):
     grey = np.array([[0, 100, 255]], dtype=np.uint8)
     assert read(Image.fromarray(grey), "l.png") == [[0, 0, 0], [100, 100, 100], [255, 255, 255]]
     assert read(Image.fromarray(grey > 50), "one.png") == [[0, 0, 0], [255, 255, 255], [255, 255, 255]]
-    # Alpha is composited on black (value * alpha / 255, rounded): transparent pixels are black.
+    # Alpha is dropped: the colour stored under each pixel is kept, however transparent.
     rgba = np.array([[[200, 100, 50, 255], [200, 100, 50, 128], [200, 100, 50, 0]]], dtype=np.uint8)
-    assert read(Image.fromarray(rgba), "rgba.png") == [[200, 100, 50], [100, 50, 25], [0, 0, 0]]
-    la = np.array([[[200, 255], [200, 51], [200, 0]]], dtype=np.uint8)
+    assert read(Image.fromarray(rgba), "rgba.png") == [[200, 100, 50]] * 3
+    la = np.array([[[200, 255], [40, 51], [0, 0]]], dtype=np.uint8)
     assert read(Image.fromarray(la, "LA"), "la.png") == [[200] * 3, [40] * 3, [0] * 3]
     palette = Image.fromarray(np.array([[0, 1, 2]], dtype=np.uint8), "P")
     palette.putpalette([255, 0, 0, 0, 255, 0, 10, 20, 30])
     palette.info["transparency"] = 2  # the third colour is transparent
-    assert read(palette, "p.png") == [[255, 0, 0], [0, 255, 0], [0, 0, 0]]
+    assert read(palette, "p.png") == [[255, 0, 0], [0, 255, 0], [10, 20, 30]]
     cmyk = Image.fromarray(np.array([[[0, 0, 0, 0], [0, 0, 0, 255], [255, 0, 0, 0]]], dtype=np.uint8), "CMYK")
     assert read(cmyk, "cmyk.tif") == [[255, 255, 255], [0, 0, 0], [0, 255, 255]]
 

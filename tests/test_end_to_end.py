@@ -347,6 +347,32 @@ def test_second_run_reruns_nothing(study):
     assert {p: p.stat().st_mtime_ns for p in study["root"].rglob("*") if p.is_file()} == stamps
 
 
+def test_make_q_answers_whether_anything_is_out_of_date(study):
+    """`make -q report`: 0 on a finished study, 1 when a step is out of date (here the figures' statistics code)."""
+    assert make("-q", "report", *study["args"], check=False).returncode == 0
+    assert make("-q", "report", *study["args"], "-W", "lib/stats.py", check=False).returncode == 1
+
+
+def test_a_narrowed_invert_leaves_the_next_report_with_nothing_to_do(study, tmp_path):
+    """`make invert ARCH=... LAYERS=...` narrows the plan to its layers; the next plain `make report` re-runs
+    nothing (its figures depend on config/figures.json, which only calls that build the summary rewrite)."""
+    from PIL import Image
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    y, x = np.mgrid[0:240, 0:260]
+    Image.fromarray(np.stack([x, y, x + y], -1).astype(np.uint8)).save(folder / "ramp.png")
+    stamps = {p: p.stat().st_mtime_ns for p in study["root"].rglob("*") if p.is_file() and "invert" not in p.parts}
+    make("invert", f"IMAGES={folder}", *study["args"], "ARCH=resnet34", "LAYERS=layer4")
+    assert (study["root"] / "invert" / "mine" / "grid.png").is_file()
+    again = make("report", *study["args"])
+    assert ran(again.stdout) == [], again.stdout
+    assert make("-q", "report", *study["args"], check=False).returncode == 0
+    narrowed = ("plan.json", "plan.mk")  # what this call resolved: narrowed by invert, put back by report
+    assert {p: p.stat().st_mtime_ns for p in stamps if p.name not in narrowed} == \
+        {p: t for p, t in stamps.items() if p.name not in narrowed}
+
+
 def test_changing_one_architecture_reruns_only_its_targets(study):
     raw = yaml.safe_load(study["profile"].read_text())
     raw["architectures"]["vgg16"]["batch_size"] = 2

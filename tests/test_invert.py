@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import types
 
 import numpy as np
@@ -64,6 +63,20 @@ def test_a_folder_is_prepared_as_the_study_prepares_its_images(tmp_path):
     assert np.abs(shapes[112, 112] - (240, 200, 40)).max() < 8 and np.abs(shapes[2, 2] - (30, 90, 160)).max() < 8
     # the profile's own sizes are honoured
     assert invert.read_folder(folder, resize=128, crop=96)[1].shape == (5, 96, 96, 3)
+
+
+def test_a_16_bit_grey_image_is_read_as_its_gradient_not_blank(tmp_path):
+    """16-bit grey PNGs (mode I;16 or I) once read as solid white: scored against a blank image, drawn blank."""
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    y, x = np.mgrid[0:256, 0:300]
+    ramp = ((x + y) * 65535 // 554).astype(np.uint16)
+    Image.fromarray(ramp).save(folder / "ramp16.png")
+    (_,), images = invert.read_folder(folder)
+    eight = tmp_path / "ramp8.png"  # the same ramp at 8 bits (its high byte), read by the same pipeline
+    Image.fromarray((ramp >> 8).astype(np.uint8), "L").save(eight)
+    np.testing.assert_array_equal(images[0], data.load_centre_crop(eight, 256, 224))
+    assert images[0].min() < 60 and images[0].max() > 200
 
 
 def test_every_bad_file_is_named_with_its_fix_in_one_error(tmp_path, monkeypatch):
@@ -251,7 +264,6 @@ def test_make_invert_checks_the_folder_before_training(tmp_path):
     ("no/such/folder", "IMAGES=no/such/folder is not a folder: make invert IMAGES=path/to/folder"),
 ])
 def test_make_invert_without_a_folder_is_one_error_at_once(tmp_path, images, message):
-    started = time.perf_counter()
     done = make("invert", "PROFILE=tiny", f"REPORTS={tmp_path}", *([f"IMAGES={images}"] if images else []))
     assert done.returncode != 0 and message in done.stderr and done.stderr.count("***") == 1
-    assert time.perf_counter() - started < 5 and list(tmp_path.iterdir()) == []  # not even the plan
+    assert list(tmp_path.iterdir()) == []  # refused before anything ran: not even the plan was written
