@@ -12,7 +12,9 @@
 #   05_report.ipynb    -> report.html -> report.pdf                    (nbconvert, then system Chromium)
 #   06_invert.ipynb    -> invert/<folder>/grid.png, metrics.csv        (make invert IMAGES=folder: your own images)
 #
-# `make help` lists the targets and knobs.
+# `make help` lists the targets and knobs. This Makefile runs in a checkout (lib/ beside it) or in an installed
+# copy's share folder (`pip install .` puts it, bench.mk, notebooks/, parameters/ and requirements.txt under
+# <prefix>/share/feature-inversion/, and lib in site-packages; the `feature-inversion` command runs make there).
 
 SHELL := /bin/bash
 .DELETE_ON_ERROR:
@@ -38,9 +40,32 @@ THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
 # (the plan step validates them); a variable the goal does not take is one error. ARCH may name any timm model
 # (its layers are its stages, or its blocks for a ViT), which then runs at the profile's defaults.
 
-VENV ?= .venv
+# Where lib is: ./lib in a checkout, else the package PYTHON imports (an installed copy). make's own state (deps.mk,
+# the VENV=system stamp) goes in .make/ of a checkout, else beside the outputs: the share folder may be read-only.
+PYTHON ?= python3
+CHECKOUT := $(wildcard lib/__init__.py)
+LIB := $(if $(CHECKOUT),lib,$(shell $(PYTHON) -c 'import lib, os; print(os.path.dirname(lib.__file__))' 2>/dev/null))
+ifeq ($(LIB),)
+$(error no lib/ beside this Makefile and $(PYTHON) cannot import lib: run an installed copy with `feature-inversion`)
+endif
+STATE := $(if $(CHECKOUT),.make,$(REPORTS)/.make)
+
+# The environment: VENV=.venv (a checkout's default) is built from requirements.txt; VENV=system (Colab, where the
+# notebooks ask for it, and an installed copy) runs every step on PYTHON (default python3) and its packages, and
+# installs only what requirements.txt lists and they lack (lib/environment.py), once per interpreter and
+# requirements.txt: the stamp lives in $(STATE), never in a .venv.
+VENV ?= $(if $(CHECKOUT),.venv,system)
+ifeq ($(VENV),system)
+PYTHON_PREFIX := $(shell $(PYTHON) -c 'import sys; print(sys.prefix)' 2>/dev/null)
+ifeq ($(PYTHON_PREFIX),)
+$(error VENV=system: PYTHON=$(PYTHON) is not a Python interpreter; name one, e.g. PYTHON=/usr/bin/python3)
+endif
+PY := $(PYTHON)
+ENV_STAMP := $(STATE)/system$(subst /,-,$(PYTHON_PREFIX)).installed
+else
 PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.installed
+endif
 R := $(REPORTS)/$(basename $(notdir $(PROFILE)))
 CONFIG := $(R)/config
 PLAN := $(R)/plan.mk
@@ -58,27 +83,34 @@ ifneq ($(call not_count,$(GPUS)),)
 $(error GPUS=$(GPUS): the number of GPUs to share must be a non-negative integer, e.g. GPUS=4 (GPUS=0: none))
 endif
 LAUNCH ?=
-SLOTS := $(if $(strip $(LAUNCH)),,$(if $(filter-out 0,$(GPUS)),python3 -m lib.slots --gpus $(GPUS) --locks $(REPORTS)/.slots --))
+SLOTS := $(if $(strip $(LAUNCH)),,$(if $(filter-out 0,$(GPUS)),$(PYTHON) -m lib.slots --gpus $(GPUS) --locks $(REPORTS)/.slots --))
 EXPENSIVE := $(LAUNCH) $(SLOTS) env OMP_NUM_THREADS=$(THREADS) $(PY)
 
 # The lib sources each step runs (LIB_PLAN, LIB_FETCH, LIB_DATA, LIB_ENCODE, LIB_TRAIN, LIB_EVALUATE,
 # LIB_FIGURES, LIB_REPORT, LIB_RENDER, LIB_INVERT), generated from its imports (lib/deps.py, standard library only):
 # a change re-runs the steps that run it, nothing else.
 BENCH_GOALS := bench-quality bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos
-DEPS := .make/deps.mk
-$(DEPS): lib/deps.py $(wildcard lib/*.py lib/*/*.py notebooks/*.ipynb)
-	@python3 -m lib.deps $@
+DEPS := $(STATE)/deps.mk
+$(DEPS): $(LIB)/deps.py $(wildcard $(LIB)/*.py $(LIB)/*/*.py notebooks/*.ipynb)
+	@$(PYTHON) -m lib.deps $@
 include $(DEPS)
 
 # ---- environment ---------------------------------------------------------------------------------
+ifeq ($(VENV),system)
+$(ENV_STAMP): requirements.txt
+	@mkdir -p $(@D)
+	$(PY) -m lib.environment requirements.txt
+	@touch $@
+else
 $(ENV_STAMP): requirements.txt pyproject.toml
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+endif
 
-venv: $(ENV_STAMP) ## create .venv from requirements.txt (torch, timm, jupyter, papermill, ...)
+venv: $(ENV_STAMP) ## create .venv from requirements.txt (VENV=system: install only what PYTHON lacks)
 
 # Chromium prints the PDF; poppler-utils checks it in the tests. Debian/Ubuntu package names.
 # Run as a recipe line (ensure_system_deps), never as a prerequisite of a file: a phony prerequisite would make
@@ -104,7 +136,7 @@ endif
 ifneq ($(STUDY_GOALS),)
 include $(PLAN)
 else ifneq ($(MAKEOVERRIDES),)
-VARIABLES_OK := $(shell python3 -m lib.knobs "$(MAKECMDGOALS)" "$(MAKEOVERRIDES)")
+VARIABLES_OK := $(shell $(PYTHON) -m lib.knobs "$(MAKECMDGOALS)" "$(MAKEOVERRIDES)")
 ifneq ($(VARIABLES_OK),)
 $(error $(VARIABLES_OK))
 endif
@@ -233,19 +265,20 @@ profiles: | $(ENV_STAMP) ## list the profiles in parameters/
 clean: ## delete this profile's outputs (reports/<profile>/)
 	rm -rf $(R)
 
-clean-all: clean ## also delete the virtual environment
-	rm -rf $(VENV)
+clean-all: clean ## also delete the virtual environment (VENV=system: only its stamp)
+	$(if $(filter system,$(VENV)),rm -f $(ENV_STAMP),rm -rf $(VENV))
 
 # make colab [REPO=owner/name] [BRANCH=main]: point every notebook's Colab badge and clone cell at a GitHub
 # repository (default: the origin remote, when it is on GitHub), so a fork opens its own code in Colab
 colab: ## point the notebooks' Colab badges and clone cells at REPO=owner/name [BRANCH=main]
-	@python3 -m lib.colab $(if $(REPO),--repo $(REPO)) $(if $(BRANCH),--branch $(BRANCH))
+	@$(PYTHON) -m lib.colab $(if $(REPO),--repo $(REPO)) $(if $(BRANCH),--branch $(BRANCH))
 
 deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"] [IMAGES=folder (invert)]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"] [IMAGES=folder (invert)] [REPORTS=folder] [VENV=.venv|system] [PYTHON=python3]"
+	@echo "VENV=system: every step on PYTHON's own packages (Colab's, a conda env's; no .venv), installing only what it lacks."
 	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
 	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"
 	@echo "  encoder with no download, a stand-in until the study's weights are at hand; efficientnet_lite0_random is its control."

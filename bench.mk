@@ -1,5 +1,6 @@
 # ---- benchmarks (print a line, write JSON): lib/bench/, one module each ------------------------------
-# Included by the Makefile, whose PY, ENV_STAMP and REPORTS they use; none needs a profile's plan.
+# Included by the Makefile, whose PY, ENV_STAMP, REPORTS and LIB (the lib sources: ./lib, or an installed copy's) they use;
+# none needs a profile's plan.
 #
 # make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
 #   [COLOUR_COPIES=0] [VIEWS=1] [FEEDBACK=2] [MATCH=300] OUT=q.json
@@ -17,14 +18,14 @@ WEIGHTS ?= imagenet
 MINUTES ?= 10
 # the budget: EPOCHS= or MINUTES= (both on the command line: the benchmark says to give one)
 BENCH_BUDGET = $(if $(EPOCHS),--epochs $(EPOCHS) $(if $(filter command line,$(origin MINUTES)),--minutes $(MINUTES)),--minutes $(MINUTES))
-$(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml lib/data.py lib/bench/folders.py | $(ENV_STAMP)
+$(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml $(LIB)/data.py $(LIB)/bench/folders.py | $(ENV_STAMP)
 	$(PY) -m lib.bench.folders --out $(BENCH_DATA)
 
 # make bench-photos: ~250 natural photos the demo never saw, from Debian packages (lib/bench/natural_photos.tsv:
 # pinned versions and sha256; apt-get download, once), split by photo -> $(BENCH_PHOTOS)/train and test, with
 # sources.csv and licences.csv: TRAIN_DIR/TEST_DIR for bench-quality on learned features
 BENCH_PHOTOS := $(REPORTS)/bench/photos
-$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test &: lib/bench/photos.py lib/bench/natural_photos.tsv | $(ENV_STAMP)
+$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test &: $(LIB)/bench/photos.py $(LIB)/bench/natural_photos.tsv | $(ENV_STAMP)
 	$(PY) -m lib.bench.photos --out $(BENCH_PHOTOS)
 bench-photos: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test ## natural photos from Debian packages -> $(BENCH_PHOTOS)/{train,test}
 

@@ -4,6 +4,10 @@ the result (`.make/deps.mk`, remade whenever a source changes), so a step depend
 editing figure, statistics, summary or report code never retrains or re-evaluates.
 
 Standard library only, so make can run it before the virtual environment exists.
+
+The lib sources are found through this package's location: in a checkout they are written relative to the checkout
+(`lib/config.py`), where make runs; in an installed copy, whose Makefile runs in the share folder (lib.ROOT) while lib
+lives in site-packages, as absolute paths.
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import PACKAGE_DIR, ROOT
+
+SOURCES = PACKAGE_DIR.parent  # where `lib.x.y` resolves: the checkout, or site-packages
 
 # make variable -> the step's entry point: a module (dotted) or a notebook (path)
 STEPS = {
@@ -31,7 +37,7 @@ STEPS = {
 
 def module_file(module: str) -> Path | None:
     """The source of a lib module (a package's __init__.py), or None if it is not one of ours."""
-    base = ROOT / Path(*module.split("."))
+    base = SOURCES / Path(*module.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
             return path
@@ -81,7 +87,15 @@ def closure(entry: str) -> list[str]:
             if name not in seen and module_file(name):
                 seen.add(name)
                 todo.extend(imported(name))
-    return sorted(str(module_file(name).relative_to(ROOT)) for name in seen)
+    return sorted(written(module_file(name)) for name in seen)
+
+
+def written(path: Path) -> str:
+    """A source as make names it: relative to ROOT (make's working directory) when inside it, else absolute."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def makefile() -> str:

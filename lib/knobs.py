@@ -17,7 +17,7 @@ KNOBS = {"EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "DECODER": "decoder", "
          "MATCH": "match_steps", "ARCH": "arch", "LAYERS": "layers", "DIV2K_DIR": "div2k_dir",
          "NORMALISATION": "normalisation", "SEEDS": "seeds", "DECODER_PARAMS": "decoder_params"}
 # make variables every goal takes
-COMMON_MAKE_VARIABLES = {"PROFILE", "REPORTS", "VENV", "JOBS", "GPUS", "LAUNCH"}
+COMMON_MAKE_VARIABLES = {"PROFILE", "REPORTS", "VENV", "PYTHON", "JOBS", "GPUS", "LAUNCH"}
 # make variables each target takes besides COMMON_MAKE_VARIABLES; a target not listed is a study target (KNOBS)
 TARGET_VARIABLES = {
     "bench-quality": {"ARCH", "LAYER", "TRAIN_DIR", "TEST_DIR", "TRAIN_ON_TEST_COPIES", "WEIGHTS", "MINUTES", "EPOCHS",

@@ -14,8 +14,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from .. import ROOT
+from .. import CHECKOUT, REPORTS_DIR, ROOT
+
+
+def on_this_python() -> bool:
+    """Whether make should run the steps on the running interpreter and its packages (VENV=system) rather than
+    the checkout's .venv: inside Colab (the check that guards the notebooks' install cell), in an installed copy,
+    or when VENV=system is in the environment."""
+    return "google.colab" in sys.modules or not CHECKOUT or os.environ.get("VENV") == "system"
+
+
+def upstream_command(target: str, profile: str, reports_root: str = "") -> list[str]:
+    """The make call that builds `target` for this notebook's settings."""
+    if Path(profile).suffix in (".yaml", ".yml") and Path(profile).is_file():
+        profile = str(Path(profile).resolve())  # make runs in ROOT, the notebook perhaps elsewhere
+    command = ["make", "--no-print-directory", target, f"PROFILE={profile}",
+               f"REPORTS={Path(reports_root or REPORTS_DIR).resolve()}"]
+    if on_this_python():  # Colab: its own torch, no second environment (make installs only what is missing)
+        command += ["VENV=system", f"PYTHON={sys.executable}"]
+    return command
 
 
 def build_upstream(target: str, profile: str, reports_root: str = "") -> None:
@@ -23,6 +42,13 @@ def build_upstream(target: str, profile: str, reports_root: str = "") -> None:
     DAG. Under make (papermill runs a step's notebook) make has built it already, and this does nothing."""
     if "MAKELEVEL" in os.environ:
         return
-    command = ["make", "--no-print-directory", target, f"PROFILE={profile}"] + ([f"REPORTS={reports_root}"] if reports_root else [])
+    command = upstream_command(target, profile, reports_root)
     print("$ " + " ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True, stdout=sys.stdout, stderr=sys.stderr)
+    # make's output passed on line by line: a kernel's sys.stdout need not have a file descriptor (Colab's, or
+    # ipykernel's when it does not capture them), and in a notebook the lines belong under the cell
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as process:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
