@@ -110,7 +110,12 @@ def main(argv=None) -> int:
     if args:
         from .io import write_text  # stdlib at import time
 
-        write_text(args[0], makefile())
+        try:
+            write_text(args[0], makefile())
+        except OSError as error:  # make's state folder: a checkout's .make/, or $(REPORTS)/.make for an installed copy
+            print(f"error: cannot write {args[0]}: {error.strerror or error}. Choose a writable folder with "
+                  "REPORTS=path, or make this one writable.", file=sys.stderr)
+            return 2
     else:
         print(makefile(), end="")
     return 0

@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image, ImageFile
 
 from . import plan as planmod
-from .data import load_centre_crop
+from .data import load_centre_crop, to_rgb
 from .io import write_bytes
 
 # The study takes each image's shorter side to 256 px: from under 32 px that is more than 8x upscaling, and the
@@ -34,12 +34,22 @@ class ImageFolderError(ValueError):
     """A folder that cannot be inverted: the message names each bad file, its problem and the fix."""
 
 
+def _converted(image) -> str | None:
+    """Why `image`'s pixels have no 8-bit RGB reading (a float or 32-bit image with no known white), or None."""
+    try:
+        to_rgb(image)
+    except ValueError as error:  # to_rgb's refusal names the problem and the fix
+        return str(error)
+    return None
+
+
 def _problem(path: Path) -> str | None:
     """Why one file cannot be used (its name, the problem, the fix), or None."""
     try:
         with Image.open(path) as image:
             image.load()  # the whole file: a truncated one fails here, not after hours of training
             width, height = image.size
+            converted = _converted(image)
     except Image.UnidentifiedImageError:
         return f"{path.name}: not an image (PIL cannot identify it); remove it from the folder, or save it as PNG or JPEG."
     except PermissionError as error:
@@ -49,6 +59,8 @@ def _problem(path: Path) -> str | None:
     except Exception as error:  # truncated or corrupt data: OSError, or SyntaxError for a broken PNG chunk
         return (f"{path.name}: truncated or corrupt ({error}); download or save it again, or remove it from the "
                 "folder.")
+    if converted is not None:
+        return f"{path.name}: {converted}."
     if min(width, height) < MIN_SIDE:
         return (f"{path.name}: {width}x{height} px is too small: at least {MIN_SIDE} px on the shorter side, which "
                 "is scaled to 256 px (more than 8x would score invented pixels); use a larger version or remove it.")

@@ -19,22 +19,23 @@ from pathlib import Path
 from typing import Any
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "localhost"
-_open: set[Path] = set()  # temporary files this process is writing now: what a SIGTERM would leave behind
+_open: set[tuple[int, Path]] = set()  # temporary files this process is writing now: what a SIGTERM would leave behind
 _previous: Any = None  # the SIGTERM handler ours replaced, chained to
 _installed = False
 
 
 def _on_sigterm(signum, frame):
-    for tmp in list(_open):
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-    if callable(_previous):  # someone else's handler (a kernel's, asyncio's): it decides what SIGTERM does
-        _previous(signum, frame)
-    else:  # the default: die of SIGTERM, so the exit status still says so
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    if callable(_previous):  # someone else's handler (a kernel's, asyncio's) decides what SIGTERM does: if it
+        _previous(signum, frame)  # exits, SystemExit runs atomic_path's cleanup; if it carries on, so do the writes
+        return
+    for pid, tmp in list(_open):
+        if pid == os.getpid():  # a forked child's SIGTERM leaves its parent's writes alone
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+    signal.signal(signum, signal.SIG_DFL)  # then die of SIGTERM, so the exit status still says so
+    os.kill(os.getpid(), signum)
 
 
 def _guard_sigterm() -> None:
@@ -87,13 +88,13 @@ def atomic_path(path: str | Path):
     _guard_sigterm()
     _sweep(path)
     tmp = path.with_name(f".{path.stem}.{_HOST}.{os.getpid()}.tmp{path.suffix}")
-    _open.add(tmp)
+    _open.add((os.getpid(), tmp))
     try:
         yield tmp
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-        _open.discard(tmp)
+        _open.discard((os.getpid(), tmp))
 
 
 def write_bytes(path: str | Path, payload: bytes) -> Path:

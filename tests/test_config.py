@@ -410,3 +410,13 @@ def test_make_refuses_a_count_that_is_not_one_before_anything_runs(tmp_path, var
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""})
     assert done.returncode != 0 and message in done.stderr, done.stderr
     assert done.stderr.count("***") == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_state_folder_is_one_error_naming_it(tmp_path, capsys):
+    """make's generated prerequisites go to $(REPORTS)/.make for an installed copy: an unwritable REPORTS is one error."""
+    from lib import deps
+
+    (tmp_path / "file").write_text("")
+    assert deps.main([str(tmp_path / "file" / ".make" / "deps.mk")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {tmp_path / 'file' / '.make' / 'deps.mk'}") and "REPORTS=path" in err

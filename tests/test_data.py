@@ -222,3 +222,12 @@ def test_too_many_held_out_photos_are_refused_before_anything_is_written(tmp_pat
         data_step.run(root, progress=False)
     paths = StudyPaths(root)
     assert not paths.manifest.exists() and not paths.store.exists()
+
+
+def test_32_bit_ints_holding_8_bit_values_read_as_themselves(tmp_path):
+    """Mode I is 16-bit data when its values need 16 bits, else 8-bit data as Pillow reads it: never shifted to black."""
+    values = np.array([[0, 100, 255]], dtype=np.int32)
+    Image.fromarray(values).save(tmp_path / "i8.tif")
+    with Image.open(tmp_path / "i8.tif") as saved:
+        assert saved.mode == "I"
+    assert np.asarray(data.read_rgb(tmp_path / "i8.tif"))[0, :, 0].tolist() == [0, 100, 255]

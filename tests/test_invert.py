@@ -79,6 +79,15 @@ def test_a_16_bit_grey_image_is_read_as_its_gradient_not_blank(tmp_path):
     assert images[0].min() < 60 and images[0].max() > 200
 
 
+def test_pixels_with_no_known_white_are_refused_with_the_folder_check(tmp_path):
+    """A float image outside [0, 1] has no 8-bit reading: named by the check that runs before any training, not
+    by the invert notebook after it."""
+    folder = smooth_images(tmp_path / "mine")
+    Image.fromarray(np.linspace(0, 4, 300 * 300, dtype=np.float32).reshape(300, 300)).save(folder / "hdr.tif")
+    with pytest.raises(invert.ImageFolderError, match=r"hdr.tif: float greyscale .* not in \[0, 1\].*rescale it"):
+        invert.read_folder(folder)
+
+
 def test_every_bad_file_is_named_with_its_fix_in_one_error(tmp_path, monkeypatch):
     folder = smooth_images(tmp_path / "mixed")
     (folder / "notes.txt").write_text("my holiday photos\n")

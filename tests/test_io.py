@@ -91,7 +91,7 @@ def test_success_and_error_leave_no_temporary_files(tmp_path):
     target = tmp_path / "sub" / "out.json"
     with io.atomic_path(target) as tmp:
         assert tmp == target.with_name(f".out.{io._HOST}.{os.getpid()}.tmp.json")
-        assert tmp in io._open  # what SIGTERM would remove
+        assert (os.getpid(), tmp) in io._open  # what SIGTERM would remove
         tmp.write_text("{}")
     assert target.read_text() == "{}" and os.listdir(target.parent) == ["out.json"]
 
