@@ -42,7 +42,11 @@ THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
 
 # Where lib is: ./lib in a checkout, else the package PYTHON imports (an installed copy). make's own state (deps.mk,
 # the VENV=system stamp) goes in .make/ of a checkout, else beside the outputs: the share folder may be read-only.
-PYTHON ?= python3
+# PYTHON: the interpreter for VENV=system and make's own helpers; only a command-line PYTHON= counts (an
+# environment variable of that name, set for other tools, does not)
+ifneq ($(origin PYTHON),command line)
+PYTHON := python3
+endif
 CHECKOUT := $(wildcard lib/__init__.py)
 LIB := $(if $(CHECKOUT),lib,$(shell $(PYTHON) -c 'import lib, os; print(os.path.dirname(lib.__file__))' 2>/dev/null))
 ifeq ($(LIB),)
@@ -56,7 +60,8 @@ STATE := $(if $(CHECKOUT),.make,$(REPORTS)/.make)
 # requirements.txt: the stamp lives in $(STATE), never in a .venv.
 VENV ?= $(if $(CHECKOUT),.venv,system)
 ifeq ($(VENV),system)
-PYTHON_PREFIX := $(shell $(PYTHON) -c 'import sys; print(sys.prefix)' 2>/dev/null)
+# one stamp per interpreter (python3.11 and python3.12 share a prefix, not their packages)
+PYTHON_PREFIX := $(shell $(PYTHON) -c 'import sys; print(sys.executable + "-" + sys.implementation.cache_tag)' 2>/dev/null)
 ifeq ($(PYTHON_PREFIX),)
 $(error VENV=system: PYTHON=$(PYTHON) is not a Python interpreter; name one, e.g. PYTHON=/usr/bin/python3)
 endif
@@ -133,7 +138,24 @@ STUDY_GOALS := $(if $(MAKECMDGOALS),$(filter-out help venv system-deps test clea
 ifeq ($(strip $(PROFILE)),)
 $(error PROFILE is empty: name a profile ($(basename $(notdir $(wildcard parameters/*.yaml)))) or a YAML file, or leave PROFILE out for the demo)
 endif
+# make invert's folder, checked here: before the plan is made or anything written
+ifneq ($(filter invert,$(MAKECMDGOALS)),)
+ifeq ($(strip $(IMAGES)),)
+$(error make invert needs a folder of your images: make invert IMAGES=path/to/folder [ARCH=... LAYERS=...])
+endif
+ifneq ($(words $(IMAGES)),1)
+$(error IMAGES='$(IMAGES)' has a space, which make cannot pass on: rename the folder or give a link to it)
+endif
+IMAGES_DIR := $(abspath $(IMAGES))
+ifeq ($(wildcard $(IMAGES_DIR)/.),)
+$(error IMAGES=$(IMAGES) is not a folder: make invert IMAGES=path/to/folder, a folder of image files)
+endif
+endif
 ifneq ($(STUDY_GOALS),)
+# plan.mk is made by the rule below on every call; an empty, oldest-possible one stands in on the first call, so a
+# plan that fails (an unknown profile, a bad value) is its own one error rather than make's "No such file"
+# beside it. The failing rule removes it again, and the study's folder with it if it held nothing else.
+$(shell mkdir -p $(R) 2>/dev/null && { [ -e $(PLAN) ] || touch -d @0 $(PLAN); } 2>/dev/null)
 include $(PLAN)
 else ifneq ($(MAKEOVERRIDES),)
 VARIABLES_OK := $(shell $(PYTHON) -m lib.knobs "$(MAKECMDGOALS)" "$(MAKEOVERRIDES)")
@@ -143,7 +165,8 @@ endif
 endif
 
 $(PLAN): FORCE | $(ENV_STAMP)
-	@$(PY) -m lib.config plan --profile $(PROFILE) --root $(R) --overrides "$(MAKEOVERRIDES)" --goals "$(MAKECMDGOALS)"
+	@$(PY) -m lib.config plan --profile $(PROFILE) --root $(R) --overrides "$(MAKEOVERRIDES)" --goals "$(MAKECMDGOALS)" \
+	  || { rm -f $@; rmdir $(R) 2>/dev/null; exit 2; }
 plan: $(PLAN) ## validate the profile and overrides -> reports/<profile>/plan.json
 
 # ---- run a notebook with papermill: to a temporary file, moved into place on success -------------
@@ -231,16 +254,6 @@ report: $(R)/report.html $(R)/report.pdf ## the whole study -> reports/<profile>
 # before anything trains.
 INVERT_DECODERS := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(R)/$(a)/$(l)/train.ipynb))
 ifneq ($(filter invert,$(MAKECMDGOALS)),)
-ifeq ($(strip $(IMAGES)),)
-$(error make invert needs a folder of your images: make invert IMAGES=path/to/folder [ARCH=... LAYERS=...])
-endif
-ifneq ($(words $(IMAGES)),1)
-$(error IMAGES='$(IMAGES)' has a space, which make cannot pass on: rename the folder or give a link to it)
-endif
-IMAGES_DIR := $(abspath $(IMAGES))
-ifeq ($(wildcard $(IMAGES_DIR)/.),)
-$(error IMAGES=$(IMAGES) is not a folder: make invert IMAGES=path/to/folder, a folder of image files)
-endif
 $(SOURCE) $(INVERT_DECODERS): | invert-images  # nothing is fetched, prepared or trained for a folder that fails
 endif
 

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         done = subprocess.run(pip_command(missing, constraints))
     if done.returncode != 0:
         print(f"error: pip could not install {' '.join(missing)} into {sys.executable}'s environment (its message is "
-              "above). Install them yourself, or leave VENV= out: make then builds .venv/ from requirements.txt",
+              "above). Install them yourself (pip install NAME==VERSION), or, outside Colab and installed copies, leave "
+              "VENV= out: make then builds .venv/ from requirements.txt",
               file=sys.stderr)
         return 1
     return 0

@@ -420,3 +420,14 @@ def test_an_unwritable_state_folder_is_one_error_naming_it(tmp_path, capsys):
     assert deps.main([str(tmp_path / "file" / ".make" / "deps.mk")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write {tmp_path / 'file' / '.make' / 'deps.mk'}") and "REPORTS=path" in err
+
+
+@pytest.mark.parametrize("words,message", [(["PROFILE=nope"], "error: unknown profile 'nope'."),
+                                           (["PROFILE=tiny", "EPOCHS=abc"], "error: EPOCHS must be an integer")])
+def test_a_plan_that_fails_is_its_own_one_error_and_leaves_nothing(tmp_path, words, message):
+    """Run serially (one core, or JOBS=1), make once added "plan.mk: No such file or directory" to a plan's error."""
+    done = subprocess.run(["make", "--no-print-directory", "report", *words, f"REPORTS={tmp_path}", "JOBS=1"],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""})
+    assert done.returncode != 0 and done.stderr.startswith(message), done.stderr
+    assert "No such file" not in done.stderr and done.stderr.count("***") == 1
+    assert list(tmp_path.iterdir()) == []

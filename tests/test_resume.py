@@ -38,8 +38,7 @@ def test_killed_training_resumes_bit_identical(tmp_path):
 
     state = resumed / "resnet34" / "layer1" / "training_state.pt"
     process = subprocess.Popen(train_command(resumed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
+    while process.poll() is None:  # until the kill below, or the run's own end (then the assertion says so)
         if state.exists() and 2 <= torch.load(state, weights_only=False)["result"].epochs < EPOCHS - 2:
             os.kill(process.pid, signal.SIGKILL)
             break

@@ -48,7 +48,11 @@ def build_upstream(target: str, profile: str, reports_root: str = "") -> None:
     # ipykernel's when it does not capture them), and in a notebook the lines belong under the cell
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           bufsize=1) as process:
-        for line in process.stdout:
-            print(line, end="", flush=True)
+        try:
+            for line in process.stdout:
+                print(line, end="", flush=True)
+        except BaseException:  # an interrupted cell (KeyboardInterrupt) stops make too, as subprocess.run did
+            process.kill()
+            raise
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, command)
