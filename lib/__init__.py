@@ -46,5 +46,8 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 # a checkout keeps its outputs in reports/; an installed copy's share folder is no place for them (shared, perhaps
 # read-only): ./reports of the working directory, as the `feature-inversion` command does
 REPORTS_DIR = ROOT / "reports" if CHECKOUT else Path.cwd() / "reports"
+# where DIV2K is downloaded unless a profile says (download_dir): data/ of a checkout (git-ignored), else a per-user
+# cache, as torch's weights are: never the installed copy's share folder
+DATA_DIR = ROOT / "data" if CHECKOUT else Path.home() / ".cache" / DISTRIBUTION
 
-__all__ = ["ROOT", "PARAMETERS_DIR", "NOTEBOOKS_DIR", "REPORTS_DIR", "CHECKOUT", "PACKAGE_DIR"]
+__all__ = ["ROOT", "PARAMETERS_DIR", "NOTEBOOKS_DIR", "REPORTS_DIR", "DATA_DIR", "CHECKOUT", "PACKAGE_DIR"]

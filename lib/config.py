@@ -72,7 +72,8 @@ DATA_KEYS: dict[str, Field] = {
     "val_photos": Field(int, "natural colour photos held out for validation", minimum=1),
     "val_images": Field(int, "DIV2K train images held out for validation", minimum=1),
     "div2k_dir": Field(str, "existing folder holding DIV2K_train_HR/ and DIV2K_valid_HR/: nothing is downloaded"),
-    "download_dir": Field(str, "where DIV2K is downloaded and unzipped ('' = data/div2k in the repository)"),
+    "download_dir": Field(str, "where DIV2K is downloaded and unzipped ('' = data/div2k in the repository; ~/.cache/feature-inversion/div2k "
+                                 "for an installed copy)"),
     "mirrors": Field(list, "base URLs tried in order for the DIV2K archives"),
     "archives": Field(dict, "archive file -> {bytes, sha256}"),
     "limit": Field(int, "use at most this many images per split (0: all)", minimum=0),

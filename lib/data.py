@@ -193,7 +193,7 @@ def skimage_split(data: dict, seed: int) -> list[Entry]:
 
 def div2k_root(data: dict, progress: bool = True) -> Path:
     """DIV2K's folder: the user's own (`div2k_dir`, never downloaded into), else downloaded + unzipped once."""
-    from . import ROOT
+    from . import DATA_DIR
     from .download import DownloadError, download, extract
 
     if data.get("div2k_dir"):
@@ -212,7 +212,7 @@ def div2k_root(data: dict, progress: bool = True) -> Path:
             "or give data.mirrors and data.archives in the profile to download DIV2K_train_HR.zip and "
             "DIV2K_valid_HR.zip from https://data.vision.ee.ethz.ch/cvl/DIV2K/."
         )
-    root = Path(data.get("download_dir") or ROOT / "data" / "div2k")
+    root = Path(data.get("download_dir") or DATA_DIR / "div2k")
     for name in (DIV2K_TRAIN, DIV2K_VALID):
         if (root / name).is_dir():
             continue
