@@ -84,15 +84,34 @@ def test_the_one_loop_stops_after_its_epochs_and_learns(schedule):
     assert torch.nn.functional.mse_loss(model(x), y).item() < before / 4
 
 
-def test_the_one_loop_stops_at_its_deadline():
-    import time
+class TickingClock:
+    """The training module's clock, advancing `tick` seconds each time it is read: a wall-clock budget's logic (when
+    to stop, how the budget is shared) then does the same work on any machine, loaded or not."""
 
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_the_one_loop_stops_at_its_deadline(monkeypatch):
+    clock = TickingClock(0.01)
+    monkeypatch.setattr(training, "time", clock)
     x, y = _regression()
     model = torch.nn.Linear(8, 3)
-    deadline = time.perf_counter() + 0.3
+    deadline = clock.perf_counter() + 0.3
     result = training.train_loop(model, lambda index: ((x[index],), y[index]), len(x), lr=0.01, batch_size=4,
                                  generator=torch.Generator().manual_seed(0), deadline=deadline)
-    assert time.perf_counter() >= deadline and result.steps > 0 and result.epochs >= 1
+    assert clock.now >= deadline and result.steps > 0 and result.epochs >= 1
+    steps = result.steps  # the same budget, read the same number of times: the same work
+    clock = TickingClock(0.01)
+    monkeypatch.setattr(training, "time", clock)
+    again = training.train_loop(torch.nn.Linear(8, 3), lambda index: ((x[index],), y[index]), len(x), lr=0.01,
+                                batch_size=4, generator=torch.Generator().manual_seed(0),
+                                deadline=clock.perf_counter() + 0.3)
+    assert again.steps == steps
 
 
 def test_the_one_loop_refuses_ambiguous_stops_and_schedules():
@@ -104,9 +123,12 @@ def test_the_one_loop_refuses_ambiguous_stops_and_schedules():
             training.train_loop(model, batch, 4, lr=0.1, batch_size=2, generator=torch.Generator(), **kwargs)
 
 
-def test_a_wall_clock_budget_trains_the_decoder_and_its_feedback_stages():
-    """The benchmarks' budget: seconds shared by the base decoder and each feedback stage, through the same loop."""
+def test_a_wall_clock_budget_trains_the_decoder_and_its_feedback_stages(monkeypatch):
+    """The benchmarks' budget: seconds shared by the base decoder and each feedback stage, through the same loop.
+    On a ticking clock (a loaded machine once spent the 4 s before the first step, and the test failed)."""
     from lib.encoders import build_extractor, encode_images, layer_encoder
+
+    monkeypatch.setattr(training, "time", TickingClock(0.05))
 
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
