@@ -83,10 +83,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode as 8-bit RGB. Pillow's own convert("RGB") clips 16-bit and float greyscale to 255 (a blank white
     image), so those are scaled here. Alpha is dropped: the colour stored under a transparent pixel is kept, as
     Pillow's convert does (a reconstruction target needs a colour, and no background is right for every image)."""
-    if image.mode == "I" and 0 <= np.asarray(image).min() and np.asarray(image).max() <= 255:
-        return image.convert("RGB")  # 32-bit ints holding 8-bit values (a TIFF, say): Pillow reads them right
     if image.mode == "I" or image.mode.startswith("I;16"):
-        grey = _grey16_to_uint8(np.asarray(image), image.mode)
+        values = np.asarray(image)
+        if image.mode == "I" and 0 <= values.min() and values.max() <= 255:
+            return image.convert("RGB")  # 32-bit ints holding 8-bit values (a TIFF, say): Pillow reads them right
+        grey = _grey16_to_uint8(values, image.mode)
     elif image.mode == "F":
         grey = _unit_float_to_uint8(np.asarray(image))
     else:  # RGB, L, 1, P, CMYK, YCbCr, with or without alpha: Pillow converts these without loss of range

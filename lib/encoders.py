@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .download import sha256_of
 from .registry import (EFFICIENTNET_LITE0_PACKAGE, IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_WEIGHTS_URL,
                        Architecture, channels_first, check_layer, get_architecture)
 
@@ -82,14 +83,6 @@ def digest_problem(file: str, digest: str, size: int) -> str | None:
     return None
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(f".{path.name}.sha256.json")
 
@@ -124,7 +117,7 @@ def cached_sha256(path: Path) -> str:
             return known["sha256"]
     except (OSError, ValueError, AttributeError):  # no sidecar yet, or an unreadable one: hash the file
         pass
-    digest = _sha256_file(path)
+    digest = sha256_of(path)
     _remember_sha256(path, key, digest)
     return digest
 

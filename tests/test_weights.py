@@ -46,8 +46,8 @@ def named_by_digest(path: Path, stem: str = "tiny") -> Path:
 
 def count_hashing(monkeypatch) -> list:
     calls = []
-    real = encoders._sha256_file
-    monkeypatch.setattr(encoders, "_sha256_file", lambda path: calls.append(Path(path)) or real(path))
+    real = encoders.sha256_of
+    monkeypatch.setattr(encoders, "sha256_of", lambda path: calls.append(Path(path)) or real(path))
     return calls
 
 
