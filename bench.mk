@@ -2,23 +2,25 @@
 # Included by the Makefile, whose PY, ENV_STAMP, REPORTS and LIB (the lib sources: ./lib, or an installed copy's) they use;
 # none needs a profile's plan.
 #
-# make bench-quality ARCH=resnet34 LAYER=layer1 TRAIN_DIR=dir TEST_DIR=dir WEIGHTS=imagenet MINUTES=10 [BATCH_SIZE=8] [WIDTH=256]
-#   [COLOUR_COPIES=0] [VIEWS=1] [FEEDBACK=2] [MATCH=300] OUT=q.json
-# EPOCHS=n instead of MINUTES: an epoch budget (the base decoder and each feedback stage n epochs; deterministic on
-# CPU). Without TRAIN_DIR/TEST_DIR: the demo's scikit-image views, split by source photo. TRAIN_ON_TEST_COPIES=k
-# instead of TRAIN_DIR: the in-domain control, trained on k colour-jittered copies of each test image (never the
-# originals). VIEWS=k cuts k views of each training photo (the centred square, then closer crops, as the study cuts
-# its photos)
+# make bench-quality ARCH=efficientnet_lite0 LAYER=stage1 OUT=q.json [PROFILE=demo] [TRAIN_DIR=dir VAL_DIR=dir TEST_DIR=dir]
+#   [WEIGHTS=imagenet|random] [EPOCHS= BATCH_SIZE= DECODER= WIDTH= FEEDBACK= MATCH= NORMALISATION=] [MINUTES=10] [VIEWS=1]
+# The layer trained and scored exactly as the profile's study would (lib/bench/quality.py): its settings, its
+# encoder, its epochs; the study's knobs override them. MINUTES=m replaces the epochs by a wall-clock budget (not
+# deterministic: not what a profile runs). Without TRAIN_DIR/VAL_DIR/TEST_DIR: the demo's split exported as folders.
+# TRAIN_ON_TEST_COPIES=k instead of TRAIN_DIR: the in-domain control, trained on k colour-jittered copies of each test
+# image (never the originals). VIEWS=k cuts k views of each training photo (the centred square, then closer crops,
+# as the study cuts its photos)
 BENCH_DATA := $(REPORTS)/bench/skimage
 BENCH_OFFLINE := $(REPORTS)/bench/offline
 BENCH_LEARNED := $(REPORTS)/bench/learned
 TRAIN_DIR ?= $(BENCH_DATA)/train
+VAL_DIR ?= $(if $(filter $(BENCH_DATA)/train,$(TRAIN_DIR)),$(BENCH_DATA)/val)
 TEST_DIR ?= $(BENCH_DATA)/test
-WEIGHTS ?= imagenet
-MINUTES ?= 10
-# the budget: EPOCHS= or MINUTES= (both on the command line: the benchmark says to give one)
-BENCH_BUDGET = $(if $(EPOCHS),--epochs $(EPOCHS) $(if $(filter command line,$(origin MINUTES)),--minutes $(MINUTES)),--minutes $(MINUTES))
-$(BENCH_DATA)/train $(BENCH_DATA)/test &: parameters/demo.yaml $(LIB)/data.py $(LIB)/bench/folders.py | $(ENV_STAMP)
+# the profile the benchmarks that train take their settings from (a command-line PROFILE=, else demo)
+BENCH_PROFILE := $(if $(filter command line,$(origin PROFILE)),$(PROFILE),demo)
+# the study's knobs a benchmark passes on as overrides of the profile's settings
+BENCH_SETTINGS = $(foreach knob,EPOCHS BATCH_SIZE DECODER WIDTH FEEDBACK MATCH NORMALISATION,$(if $($(knob)),--set $(knob)=$($(knob))))
+$(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test &: parameters/demo.yaml $(LIB)/data.py $(LIB)/bench/folders.py | $(ENV_STAMP)
 	$(PY) -m lib.bench.folders --out $(BENCH_DATA)
 
 # make bench-photos: ~250 natural photos the demo never saw, from Debian packages (lib/bench/natural_photos.tsv:
@@ -29,31 +31,33 @@ $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test &: $(LIB)/bench/photos.py $(LIB)/benc
 	$(PY) -m lib.bench.photos --out $(BENCH_PHOTOS)
 bench-photos: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test ## natural photos from Debian packages -> $(BENCH_PHOTOS)/{train,test}
 
-# the exported folders bench-quality reads, built first when TRAIN_DIR/TEST_DIR name them
-QUALITY_INPUTS = $(if $(filter $(BENCH_DATA)/%,$(abspath $(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(TEST_DIR))),$(BENCH_DATA)/train $(BENCH_DATA)/test) \
+# the exported folders bench-quality reads, built first when TRAIN_DIR/VAL_DIR/TEST_DIR name them
+QUALITY_INPUTS = $(if $(filter $(BENCH_DATA)/%,$(abspath $(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(VAL_DIR) $(TEST_DIR))),$(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test) \
   $(if $(filter $(BENCH_PHOTOS)/%,$(abspath $(TRAIN_DIR) $(TEST_DIR))),$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test)
-bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## decoder quality for a time or epoch budget on any images -> $(OUT)
+bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one layer on any images -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
-	$(PY) -m lib.bench.quality --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
+	$(PY) -m lib.bench.quality --profile $(BENCH_PROFILE) --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
 	  $(if $(TRAIN_ON_TEST_COPIES),--train-on-test-copies $(TRAIN_ON_TEST_COPIES),--train-dir $(TRAIN_DIR)) \
-	  --weights $(WEIGHTS) $(BENCH_BUDGET) --out $(OUT) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(if $(WIDTH),--width $(WIDTH)) \
-	  $(if $(COLOUR_COPIES),--colour-copies $(COLOUR_COPIES)) $(if $(VIEWS),--views $(VIEWS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(MATCH),--match $(MATCH))
+	  $(if $(VAL_DIR),--val-dir $(VAL_DIR)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(MINUTES),--minutes $(MINUTES)) \
+	  $(if $(VIEWS),--views $(VIEWS)) $(BENCH_SETTINGS) --out $(OUT)
 
-# make bench-offline [MINUTES=10] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]: the offline targets in
-# one sweep -- bench-quality on the demo's views for the study's 14 layers (random-init encoders) and
-# EfficientNet-Lite0's 5 stages (ImageNet and random weights), MINUTES each, one JSON per row (kept while its
-# settings and test images hold: delete one to rerun it), then table.md: decoder vs both baselines
-bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(BENCH_OFFLINE)/table.md
-	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --test-dir $(BENCH_DATA)/test \
-	  --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
+# make bench-offline [PROFILE=demo] [EPOCHS=n ...] [MINUTES=m] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]:
+# the offline targets in one sweep -- bench-quality on the demo's views for the study's 14 layers (random-init
+# encoders) and EfficientNet-Lite0's 5 stages (ImageNet and random weights), at the profile's settings, one JSON per
+# row (kept while its settings and test images hold: delete one to rerun it), then table.md: decoder vs the baselines
+BENCH_SWEEP = --profile $(BENCH_PROFILE) $(BENCH_SETTINGS) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(ONLY),--layers $(ONLY))
+bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test | $(ENV_STAMP) ## every layer vs its offline targets -> $(BENCH_OFFLINE)/table.md
+	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --val-dir $(BENCH_DATA)/val \
+	  --test-dir $(BENCH_DATA)/test $(BENCH_SWEEP)
 
-# make bench-learned [MINUTES=10] [ONLY="efficientnet_lite0/stage3/imagenet"]: the learned-features targets in one
-# sweep -- bench-quality on the natural photo folders (bench-photos) for EfficientNet-Lite0's 5 stages, ImageNet and
-# random weights, the decoder alone (MATCH=0); rows kept as in bench-offline, then table.md. bench-colour runs on the
-# same folders go beside them as <row>-colour.json (their linear readouts bound the rows that miss)
+# make bench-learned [PROFILE=demo] [EPOCHS=n ...] [MINUTES=m] [ONLY="efficientnet_lite0/stage3/imagenet"]: the
+# learned-features targets in one sweep -- bench-quality on the natural photo folders (bench-photos) for
+# EfficientNet-Lite0's 5 stages, ImageNet and random weights, at the profile's settings; rows kept as in bench-offline,
+# then table.md. bench-colour runs on the same folders go beside them as <row>-colour.json (their linear readouts bound
+# the rows that miss)
 bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
 	$(PY) -m lib.bench.offline --sweep learned --out-dir $(BENCH_LEARNED) --train-dir $(BENCH_PHOTOS)/train \
-	  --test-dir $(BENCH_PHOTOS)/test --minutes $(MINUTES) $(if $(ONLY),--layers $(ONLY))
+	  $(if $(wildcard $(BENCH_PHOTOS)/val),--val-dir $(BENCH_PHOTOS)/val) --test-dir $(BENCH_PHOTOS)/test $(BENCH_SWEEP)
 
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
 # predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered
@@ -65,7 +69,7 @@ COPIES ?= 8
 bench-colour: $(if $(filter $(BENCH_DATA)/%,$(TRAIN_DIR) $(TEST_DIR)),$(BENCH_DATA)/train $(BENCH_DATA)/test) | $(ENV_STAMP) ## mean colour and layout a layer's features tell -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench.colour --arch $(ARCH) --layer $(LAYER) --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) \
-	  --weights $(WEIGHTS) --copies $(COPIES) $(if $(INDOMAIN_COPIES),--indomain-copies $(INDOMAIN_COPIES)) --out $(OUT)
+	  --weights $(or $(WEIGHTS),imagenet) --copies $(COPIES) $(if $(INDOMAIN_COPIES),--indomain-copies $(INDOMAIN_COPIES)) --out $(OUT)
 
 # make bench-speed OUT=speed.json: pipeline vs naive loop (decode + resize + fp32 encoder every step), 14 layers
 bench-speed: | $(ENV_STAMP) ## training throughput against a naive loop, per layer -> $(OUT)

@@ -56,7 +56,6 @@ TRAINING_KEYS: dict[str, Field] = {
     "checkpoint": Field(str, "decoder kept: lowest validation loss (the study's), or the last epoch", ("best", "last")),
     "device": Field(str, "where to train", ("auto", "cpu", "cuda")),
     "augment": Field(bool, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
-    "colour_copies": Field(int, "colour-jittered copies of each training image, encoded once (0: none)", minimum=0),
     "perceptual_weight": Field(float, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option", minimum=0),
     "feedback": Field(int, "feedback stages after the decoder, each fed the encoder's residual of the last output (0: none)", minimum=0),
     "feedback_epochs": Field(int, "epochs of each feedback stage, on the cached training features", minimum=1),
@@ -315,8 +314,8 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cach
                     f"LAYERS: unknown layer '{layer}' for {', '.join(wanted_archs)}.{did_you_mean(layer, valid)} "
                     f"Valid layers: {', '.join(valid)}."
                 )
-    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder", "width", "seeds", "decoder_params")
-                   if k in overrides}
+    knob_values = {k: overrides[k] for k in ("epochs", "batch_size", "decoder", "width", "seeds", "decoder_params",
+                                             "feedback") if k in overrides}
     resolved_archs = {}
     for arch in wanted_archs:
         settings = archs[arch]
@@ -327,9 +326,6 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cach
         per_layer = {}
         for layer in layers:
             per_layer[layer] = {**arch_defaults, **settings["per_layer"].get(layer, {}), **knob_values}
-            if per_layer[layer]["augment"] and per_layer[layer]["colour_copies"]:
-                raise ProfileError(f"profile '{name}' {arch} {layer}: colour_copies needs cached features, but augment is "
-                                   "true (views encoded on the fly). Set colour_copies: 0 or augment: false.")
         resolved_archs[arch] = {
             "arch": settings["arch"],
             "weights": settings.get("weights", raw["weights"]),

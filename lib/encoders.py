@@ -482,6 +482,11 @@ def layer_encoder(extractor, layer: str, differentiable: bool = False):
     return encode
 
 
+def storable(features: torch.Tensor) -> torch.Tensor:
+    """Features as the encode step keeps them: fp16 halves the cache; kept fp32 where fp16 would overflow."""
+    return features.half() if features.abs().max() < 6e4 else features
+
+
 @torch.no_grad()
 def encode_images(extractor, layer: str, images: np.ndarray, batch_size: int = 16, pooled: bool = False) -> torch.Tensor:
     """uint8 N x H x W x 3 images -> the layer's features (N x C x g x g), or with `pooled` their per-image means

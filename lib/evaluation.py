@@ -1,8 +1,9 @@
 """The one evaluation and the one result schema.
 
 `evaluate_decoder` scores a trained decoder on a set of images: its reconstructions (after the test-time feature
-matching the settings ask for), per image PSNR, SSIM, MSE and LPIPS, both baselines (mean colour, thumbnail at the
-layer's grid) and every candidate's distance to the original in the layer's own features. `result_record` turns a
+matching the settings ask for), per image PSNR, SSIM, MSE and LPIPS, the three baselines (no information: the
+training images' mean image; each image's mean colour; its thumbnail at the layer's grid) and every candidate's
+distance to the original in the layer's own features. `result_record` turns a
 fit and an evaluation into the record the evaluate step writes (`summary.json`) and `make bench-quality` writes
 (its JSON): the same fields, under `SCHEMA_VERSION`.
 """
@@ -18,14 +19,15 @@ import torch
 from .decoders import FeedbackDecoder
 from .encoders import layer_encoder
 from .matching import levels_record, match_features, steps_at
-from .metrics import Pixels, feature_errors, mean_colour_baseline, psnr, score, ssim, thumbnail_baseline
+from .metrics import (Pixels, feature_errors, mean_colour_baseline, mean_image_baseline, psnr, score, ssim,
+                      thumbnail_baseline)
+from .stats import BASELINE_NAMES
 from .training import pick_device, reconstruct
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # per-image columns summarised by mean and std; the baselines' by their mean alone
 METRICS = ("psnr", "ssim", "lpips", "mse", "feature_error", "decoder_psnr", "decoder_ssim")
-BASELINES = ("baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr",
-             "baseline_thumbnail_ssim", "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error")
+BASELINES = tuple(f"baseline_{name}_{metric}" for name in BASELINE_NAMES for metric in ("psnr", "ssim", "feature_error"))
 
 
 def metric_summary(per_image: pd.DataFrame) -> dict:
@@ -61,8 +63,11 @@ class Evaluation:
 
 
 def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, images: np.ndarray, names: list[str], *,
-                     match_steps: int, lpips=None, device: str = "auto", progress: bool = True) -> Evaluation:
+                     mean_image: torch.Tensor, match_steps: int, lpips=None, device: str = "auto",
+                     progress: bool = True) -> Evaluation:
     """Score `decoder` on `images` (uint8 N x 224 x 224 x 3) from their `features` at `layer` of `extractor`.
+    `mean_image`: the decoder's training images' mean (3 x 224 x 224 in [0, 1], `metrics.training_mean_image`), the
+    no-information baseline.
     `match_steps`: test-time feature-matching steps asked for (run only on grids where matching applies).
     `lpips`: a `metrics.LPIPSScorer`, or None to leave LPIPS empty."""
     target = Pixels.from_uint8(images)
@@ -80,13 +85,13 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
     before = Pixels.from_normalised(decoded)
     per_image["decoder_psnr"] = psnr(before, target)  # the decoder's own, before feature matching
     per_image["decoder_ssim"] = ssim(before, target)
-    mean_colour, thumbnail = mean_colour_baseline(target), thumbnail_baseline(target, grid)
-    per_image["baseline_mean_colour_psnr"] = psnr(mean_colour, target)
-    per_image["baseline_mean_colour_ssim"] = ssim(mean_colour, target)
-    per_image["baseline_thumbnail_psnr"] = psnr(thumbnail, target)
-    per_image["baseline_thumbnail_ssim"] = ssim(thumbnail, target)
+    baselines = {"mean_image": mean_image_baseline(mean_image, len(target)), "mean_colour": mean_colour_baseline(target),
+                 "thumbnail": thumbnail_baseline(target, grid)}
+    for name, candidate in baselines.items():
+        per_image[f"baseline_{name}_psnr"] = psnr(candidate, target)
+        per_image[f"baseline_{name}_ssim"] = ssim(candidate, target)
     # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
-    per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, mean_colour, thumbnail))
+    per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, baselines))
     return Evaluation(per_image, recon, target, steps, match_seconds)
 
 
@@ -98,9 +103,9 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
                   **extra) -> dict:
     """One trained and evaluated layer, as the evaluate step and `make bench-quality` both write it.
 
-    `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, colour_copies, feedback,
+    `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, feedback,
     perceptual_weight); `fit`: the training record (`fit_decoder`'s info, plus train_images: the
-    training images before flips and colour copies); `encoder`: weights, weights_detail, encode_seconds,
+    training images); `encoder`: weights, weights_detail, encode_seconds,
     normalisation (the encoder's input mean/std: imagenet | native), network (the registry's name, if `arch` is the
     run's name for it); `extra`: fields of the run (lpips_note,
     eval_seconds, minutes for a wall-clock budget, ...)."""
@@ -115,13 +120,16 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
         "decoder_params": fit["decoder_params"],
         "decoder_params_target": settings.get("decoder_params", 0),  # 0: the decoder at `width`, not matched
         "seed": settings.get("seed"), "closed_form_paths": fit["closed_form_paths"],
-        "train_images": fit["train_images"], "colour_copies": settings.get("colour_copies", 0),
+        "train_images": fit["train_images"],
         "batch_size": fit["batch_size"],
         "checkpoint": settings.get("checkpoint", "last"),
         "epochs": fit["epochs"], "steps": fit["steps"],
         "feedback": fit["feedback"], "feedback_requested": settings.get("feedback", 0),
         "feedback_epochs": fit["feedback_epochs"],
+        "images_seen": fit["images_seen"],  # the budget: training images over all the base decoder's steps
         "best_epoch": fit["best_epoch"],  # the epoch of the decoder kept (0: the untrained start)
+        "improved_on_start": fit["improved_on_start"],  # did any epoch beat the untrained start on validation
+        "still_falling": fit["still_falling"],  # was validation loss still falling when the budget ended (training.still_falling)
         "start_val_loss": fit["start_val_loss"],  # validation MSE before any gradient step (NaN: no validation)
         "best_val_loss": fit["best_val_loss"],  # ... and of the decoder kept
         "train_seconds": round(fit["train_seconds"], 2), "fit_seconds": round(fit["fit_seconds"], 2),

@@ -26,6 +26,8 @@ SPARE_COLOURS = ["#a6761d", "#e7298a", "#666666", "#66a61e", "#d95f02"]
 # one marker per baseline (and for the study's published decoders), in every figure
 BASELINE_STYLE = {"thumbnail": dict(marker="s", ls="--", color="0.35", label="thumbnail at the layer's grid"),
                   "mean_colour": dict(marker="v", ls=":", color="0.55", label="mean colour"),
+                  "mean_image": dict(marker="D", ls="-.", color="#b2182b", markersize=4,
+                                     label="no information (training mean image)"),
                   "study": dict(marker="x", ls="-", color="black", label="the study's decoders (published)")}
 DPI = 110
 PRINT_WIDTH_IN, PRINT_HEIGHT_IN = 7.32, 9.45  # the report's A4 page less margins, and its image height cap
@@ -241,7 +243,7 @@ def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path
             handles[series_label(arch, own["weights"].iloc[0])] = ax.errorbar(
                 xs, own["psnr_mean"], yerr=err, capsize=2, **encoder_style(arch, networks, random))
         grid = rows.drop_duplicates("layer")
-        for baseline in ("thumbnail", "mean_colour"):
+        for baseline in ("thumbnail", "mean_colour", "mean_image"):
             style = BASELINE_STYLE[baseline]
             handles[style["label"]] = ax.plot(grid["layer"].map(x), grid[f"baseline_{baseline}_psnr"], **style)[0]
         study = published[published["arch"] == network]
@@ -253,7 +255,7 @@ def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path
                       fontsize=8)
         ax.set_title(ARCH_LABELS.get(network, network), fontsize=9)
         ax.set_ylabel("PSNR (dB)", fontsize=8)
-    fig.suptitle("How much survives with depth: decoder PSNR (95% interval over test photos) against both baselines",
+    fig.suptitle("How much survives with depth: decoder PSNR (95% interval over test photos) against the baselines",
                  fontsize=9)
     rows_of_legend = int(np.ceil(len(handles) / 3))
     fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
@@ -274,7 +276,7 @@ def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
         ax.plot(best.index, best.values, label=series_label(arch, weights),
                 **encoder_style(arch, networks, weights == "random"))
     grids = summary.assign(side=side).drop_duplicates("side").sort_values("side")
-    for baseline in ("thumbnail", "mean_colour"):
+    for baseline in ("thumbnail", "mean_colour", "mean_image"):
         ax.plot(grids["side"], grids[f"baseline_{baseline}_psnr"], **BASELINE_STYLE[baseline])
     ax.set_xscale("log", base=2)
     ax.set_xticks(grids["side"], [f"{int(s)}×{int(s)}" for s in grids["side"]])
@@ -296,11 +298,11 @@ def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
     for ax, arch in zip(axes, archs):
         rows = summary[summary["arch"] == arch]
         x = np.arange(len(rows))
-        for offset, baseline in zip((-0.18, 0.18), ("mean_colour", "thumbnail")):
+        for offset, baseline in zip((-0.26, 0.0, 0.26), ("mean_image", "mean_colour", "thumbnail")):
             mid = rows[f"psnr_minus_{baseline}"].to_numpy(float)
             err = np.stack([mid - rows[f"psnr_minus_{baseline}_ci_low"], rows[f"psnr_minus_{baseline}_ci_high"] - mid])
             style = BASELINE_STYLE[baseline]
-            ax.bar(x + offset, mid, width=0.34, color=style["color"], alpha=0.7, label=f"− {style['label']}")
+            ax.bar(x + offset, mid, width=0.25, color=style["color"], alpha=0.7, label=f"− {style['label']}")
             ax.errorbar(x + offset, mid, yerr=err, fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, rows["layer"], fontsize=8)
@@ -413,7 +415,7 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     rows = table["rows"]
     fig, ax = plt.subplots(figsize=(min(7.2, max(5.0, 0.3 * len(rows) + 1.5)), 3.6))
     x = np.arange(len(rows))
-    for baseline in ("thumbnail", "mean_colour"):
+    for baseline in ("thumbnail", "mean_colour", "mean_image"):
         ax.plot(x, [r[f"baseline_{baseline}_psnr"] for r in rows], ls="none",
                 **{k: v for k, v in BASELINE_STYLE[baseline].items() if k != "ls"})
     networks = networks_of(r["arch"] for r in rows)

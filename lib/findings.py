@@ -32,17 +32,42 @@ def weights_statement(summary: pd.DataFrame) -> str:
 
 def training_findings(summary: pd.DataFrame) -> list[str]:
     """Whether the gradient steps beat the decoder's untrained start on validation (start_val_loss vs the kept
-    decoder's best_val_loss); nothing for a summary without them."""
+    decoder's best_val_loss, `improved_on_start`); nothing for a summary without them."""
     if not {"start_val_loss", "best_val_loss"} <= set(summary) or summary["start_val_loss"].isna().all():
         return []
     rows = summary.dropna(subset=["start_val_loss", "best_val_loss"])
     worse = rows[rows["best_val_loss"] >= rows["start_val_loss"]]
-    line = (f"Gradient steps brought the validation MSE of the kept decoder under that of its untrained start at "
+    line = (f"Gradient steps brought the validation MSE of the kept decoder under that of its untrained start (the "
+            f"training images' mean image, plus the closed-form linear fit at coarse grids) at "
             f"{len(rows) - len(worse)} of {len(rows)} layers")
     if len(worse):
-        line += "; not at " + ", ".join(f"{label(r['arch'])} {r['layer']} (start {r['start_val_loss']:.3f}, kept "
-                                        f"{r['best_val_loss']:.3f})" for _, r in worse.iterrows())
+        line += ("; never at " + ", ".join(f"{label(r['arch'])} {r['layer']} (start {r['start_val_loss']:.3f}, best "
+                                          f"epoch {r['best_val_loss']:.3f})" for _, r in worse.iterrows())
+                 + ", which keep their start: no decoder is kept that is worse on validation than where it began")
     return [line + "."]
+
+
+def convergence(summary: pd.DataFrame) -> list[str]:
+    """Per layer, whether validation loss was still falling when its budget ended (`still_falling`), with the rule:
+    a grader can tell a decoder its budget starved from a layer that keeps nothing."""
+    from .training import STILL_FALLING
+
+    if "still_falling" not in summary or summary["still_falling"].isna().all():
+        return []
+    rows = summary.dropna(subset=["still_falling"])
+    falling = rows[rows["still_falling"].astype(bool)]
+    budget = rows["images_seen"] if "images_seen" in rows else None
+    spent = "" if budget is None else (f" Each decoder's budget: {int(budget.min()):,} training images seen."
+                                       if budget.min() == budget.max() else
+                                       f" Budgets: {int(budget.min()):,} to {int(budget.max()):,} training images seen.")
+    rule = (f"A decoder counts as still learning when the best validation loss of its last quarter of epochs is more "
+            f"than {STILL_FALLING:.0%} below the best before them (the start included).")
+    if not len(falling):
+        return [f"{rule} No layer was still learning when its budget ended: every layer's number is what its decoder "
+                f"converged to at these settings.{spent}"]
+    names = ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in falling.iterrows())
+    return [f"{rule} Still learning when the budget ended at {len(falling)} of {len(rows)} layers: {names}; their "
+            f"numbers are lower bounds of what the layer keeps, not its measure.{spent}"]
 
 
 def matching_findings(summary: pd.DataFrame) -> list[str]:
@@ -126,6 +151,12 @@ def findings(summary: pd.DataFrame) -> list[str]:
     above_colour = summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]
     above_thumb = summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]
     n = len(summary)
+    if "baseline_mean_image_psnr" in summary:
+        above_none = summary["psnr_mean"] >= summary["baseline_mean_image_psnr"]
+        under = [f"{label(a)} {l}" for a, l, ok in zip(summary["arch"], summary["layer"], above_none) if not ok]
+        out.append(f"{int(above_none.sum())} of {n} layers reach the no-information baseline (the training images' mean "
+                   f"image, {summary['baseline_mean_image_psnr'].min():.2f}–{summary['baseline_mean_image_psnr'].max():.2f} dB)"
+                   + (f"; below it: {', '.join(under)}." if under else "."))
     below = [f"{label(a)} {l}" for a, l, ok in zip(summary["arch"], summary["layer"], above_colour) if not ok]
     out.append(
         f"{int(above_colour.sum())} of {n} layers beat the per-image mean-colour baseline"
@@ -145,7 +176,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
     if n > 2:
         rho = _spearman(summary["spatial_locations"], summary["psnr_mean"])
         out.append(f"Spearman correlation between spatial locations of a layer and its PSNR: {rho:+.2f} over {n} layers.")
-    return out
+    return out + convergence(summary)
 
 
 def detail_findings(summary: pd.DataFrame) -> list[str]:
@@ -184,7 +215,9 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
     lines.append(f"Intervals are 95% percentile bootstraps ({DRAWS:,} resamples) over the "
                  f"{'/'.join(map(str, sources))} test source photos (whole photos resampled, so views of one photo "
                  f"move together), paired by image.{few}")
-    for baseline, name in (("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
+    for baseline, name in (("mean_image", "no information"), ("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
+        if f"psnr_minus_{baseline}" not in summary:
+            continue
         cols = [f"psnr_minus_{baseline}", f"psnr_minus_{baseline}_ci_low", f"psnr_minus_{baseline}_ci_high"]
         table[f"− {name} (dB)"] = [interval_label(*v) for v in summary[cols].itertuples(index=False)]
         table[f"images above {name}"] = summary[f"wins_vs_{baseline}"].map(lambda w: f"{w:.0%}")
@@ -362,13 +395,15 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
     encoders = summary.drop_duplicates("arch")
     learned = int((encoders["weights"] == "imagenet").sum())
     colour = summary["baseline_mean_colour_psnr"].iloc[0]
+    nothing = summary["baseline_mean_image_psnr"].iloc[0]
     train = f"{counts.get('train', 0)} training images" + (f" ({data}, {photos} photos)" if photos else f" ({data})")
     out = ["How much of a 224×224 image can a decoder recover from one layer of a frozen image classifier, and how "
            "does that change with depth and architecture?",
            f"We trained one decoder for each of {len(summary)} layers of {_plural(len(encoders), 'encoder')} ("
            + ", ".join(map(label, encoders["arch"])) + f"; {learned} with ImageNet weights, {len(encoders) - learned} "
            f"randomly initialised) on {train} and scored them on {counts.get('test', 0)} held-out images from "
-           f"{_plural(int(summary['test_sources'].max()), 'photo')}, beside each image's mean colour ({colour:.1f} dB) "
+           f"{_plural(int(summary['test_sources'].max()), 'photo')}, beside what a decoder that learnt nothing outputs "
+           f"(the training images' mean image, {nothing:.1f} dB), each image's mean colour ({colour:.1f} dB) "
            "and its thumbnail at the layer's grid."]
     seeded = summary[_seeds(summary) > 1]
     matched = table[table["row"] == "capacity"] if table is not None and "row" in table else summary.iloc[:0]
@@ -387,8 +422,9 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
                + (f"; the study reported {', '.join(study)} with ImageNet weights on DIV2K." if study else "."))
     beat_colour = int((summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]).sum())
     beat_thumb = int((summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]).sum())
-    out.append(f"{beat_colour} of {len(summary)} layers beat the mean colour and {beat_thumb} beat the thumbnail of "
-               "their own grid.")
+    reach_none = int((summary["psnr_mean"] >= summary["baseline_mean_image_psnr"]).sum())
+    out.append(f"{reach_none} of {len(summary)} layers reach the no-information baseline, {beat_colour} beat the mean "
+               f"colour and {beat_thumb} beat the thumbnail of their own grid.")
     if comparisons is not None and len(comparisons):
         network = comparisons["network"].iloc[0]  # the first learned/random pair of the run (the demo's Lite0)
         rows = comparisons[comparisons["network"] == network]
@@ -417,11 +453,20 @@ def compact_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
         "SSIM": rows["ssim_mean"].map(lambda v: f"{v:.3f}"),
         "LPIPS": rows["lpips_mean"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
         "MSE": rows["mse_mean"].map(lambda v: f"{v:.4f}"),
+        "no info": rows["baseline_mean_image_psnr"].map(lambda v: f"{v:.2f}"),
         "mean colour": rows["baseline_mean_colour_psnr"].map(lambda v: f"{v:.2f}"),
         "thumbnail": rows["baseline_thumbnail_psnr"].map(lambda v: f"{v:.2f}"),
+        **_convergence_column(rows),
         "params": rows["decoder_params"].map(lambda n: f"{n / 1e6:.2f}M"),
         **_seed_column(rows),
     }).set_index("layer")
+
+
+def _convergence_column(rows: pd.DataFrame) -> dict:
+    """"↘" where a layer's validation loss was still falling when its budget ended (`convergence` states the rule)."""
+    if "still_falling" not in rows or rows["still_falling"].isna().all():
+        return {}
+    return {"still learning": rows["still_falling"].map(lambda v: "yes" if v is True or v == 1 else "")}
 
 
 def _seeds(summary: pd.DataFrame) -> pd.Series:
@@ -609,8 +654,8 @@ def limitations(summary: pd.DataFrame, counts: dict, data_source: str, profile: 
 
 
 SETTINGS = {"decoder": lambda v: f"{v} decoder", "epochs": lambda v: _plural(int(v), "epoch"),
+            "images_seen": lambda v: f"{int(v):,} training images seen",
             "batch_size": lambda v: f"batch {int(v)}", "checkpoint": lambda v: f"checkpoint {v}",
-            "colour_copies": lambda v: f"{int(v)} colour {'copy' if int(v) == 1 else 'copies'}",
             "feedback": lambda v: _plural(int(v), "feedback stage"), "match_steps": lambda v: _plural(int(v), "matching step")}
 
 

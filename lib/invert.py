@@ -2,7 +2,7 @@
 
 Every image in a folder is prepared as the study prepares its own (shorter side `resize`, bicubic, centre `crop`:
 `lib.data.load_centre_crop`), encoded by each planned layer's frozen encoder, decoded by that layer's trained decoder
-and scored by the one evaluation (`lib.evaluation.evaluate_decoder`) beside both baselines. Every file is checked
+and scored by the one evaluation (`lib.evaluation.evaluate_decoder`) beside the three baselines. Every file is checked
 before anything is computed; `python -m lib.invert FOLDER` only checks, which make does before anything trains.
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ from .io import write_bytes
 # scores would measure pixels the bicubic filter invented rather than the image.
 MIN_SIDE = 32
 # metrics.csv: one row per image and layer
-COLUMNS = ["image", "arch", "layer", "psnr", "ssim", "lpips", "mse", "baseline_mean_colour_psnr",
-           "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim"]
+COLUMNS = ["image", "arch", "layer", "psnr", "ssim", "lpips", "mse", "baseline_mean_image_psnr",
+           "baseline_mean_image_ssim", "baseline_mean_colour_psnr", "baseline_mean_colour_ssim",
+           "baseline_thumbnail_psnr", "baseline_thumbnail_ssim"]
 UPLOAD_DIR = Path("/content/my_images")  # where Colab's upload dialog puts your images
 
 
@@ -143,7 +144,8 @@ def run(root, folder, out_dir=None, progress: bool = True):
                                f"on features of {checkpoint['weights']} weights: delete "
                                f"{plan.paths.features_done(arch)} and run `make invert IMAGES={folder}` to retrain.")
         evaluation = evaluate_decoder(decoder, extractor, layer, encode_images(extractor, layer, images), images, names,
-                                      match_steps=plan.study["match_steps"], lpips=scorer,
+                                      mean_image=checkpoint["mean_image"], match_steps=plan.study["match_steps"],
+                                      lpips=scorer,
                                       device=checkpoint["settings"]["device"], progress=progress)
         rows.append(evaluation.per_image.assign(arch=arch, layer=layer)[COLUMNS])
         samples.setdefault(arch, {})[layer] = {"original": images, "reconstruction": evaluation.reconstructions.to_uint8(),

@@ -15,15 +15,16 @@ class MakeVariableError(ValueError):
 # Command-line knobs of the study (make variables) and the setting each overrides; ARCH and LAYERS narrow the run.
 KNOBS = {"EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "DECODER": "decoder", "WIDTH": "width", "LIMIT": "limit",
          "MATCH": "match_steps", "ARCH": "arch", "LAYERS": "layers", "DIV2K_DIR": "div2k_dir",
-         "NORMALISATION": "normalisation", "SEEDS": "seeds", "DECODER_PARAMS": "decoder_params"}
+         "NORMALISATION": "normalisation", "SEEDS": "seeds", "DECODER_PARAMS": "decoder_params", "FEEDBACK": "feedback"}
 # make variables every goal takes
 COMMON_MAKE_VARIABLES = {"PROFILE", "REPORTS", "VENV", "PYTHON", "JOBS", "GPUS", "LAUNCH"}
 # make variables each target takes besides COMMON_MAKE_VARIABLES; a target not listed is a study target (KNOBS)
 TARGET_VARIABLES = {
-    "bench-quality": {"ARCH", "LAYER", "TRAIN_DIR", "TEST_DIR", "TRAIN_ON_TEST_COPIES", "WEIGHTS", "MINUTES", "EPOCHS",
-                      "BATCH_SIZE", "WIDTH", "COLOUR_COPIES", "VIEWS", "FEEDBACK", "MATCH", "OUT"},
-    "bench-offline": {"MINUTES", "ONLY"},
-    "bench-learned": {"MINUTES", "ONLY"},
+    # the benchmarks that train run a profile's settings (PROFILE=); these knobs of the study override them
+    "bench-quality": {"ARCH", "LAYER", "TRAIN_DIR", "VAL_DIR", "TEST_DIR", "TRAIN_ON_TEST_COPIES", "WEIGHTS", "MINUTES",
+                      "VIEWS", "OUT", "EPOCHS", "BATCH_SIZE", "DECODER", "WIDTH", "FEEDBACK", "MATCH", "NORMALISATION"},
+    "bench-offline": {"MINUTES", "EPOCHS", "ONLY"},
+    "bench-learned": {"MINUTES", "EPOCHS", "ONLY"},
     "bench-colour": {"ARCH", "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "COPIES", "INDOMAIN_COPIES", "OUT"},
     "bench-speed": {"OUT", "BATCH_SIZE", "WIDTH"},
     "bench-projection": {"OUT", "TFLOPS"},

@@ -132,6 +132,23 @@ def mean_colour_baseline(target: Pixels) -> Pixels:
     return Pixels(target.values.mean(dim=(2, 3), keepdim=True).expand_as(target.values).clone(), _PRIVATE)
 
 
+def mean_image_baseline(mean_image: torch.Tensor, count: int) -> Pixels:
+    """The no-information baseline: the training images' mean image (3 x H x W in [0, 1]) for every one of `count`
+    images, what a decoder that learnt nothing from the features outputs at best under MSE."""
+    if mean_image.ndim != 3 or mean_image.shape[0] != 3:
+        raise ValueError(f"expected a 3 x H x W mean image, got {tuple(mean_image.shape)}")
+    return Pixels(mean_image.float().clamp(0, 1)[None].expand(count, -1, -1, -1).clone(), _PRIVATE)
+
+
+def training_mean_image(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
+    """The mean of uint8 N x H x W x 3 images as 3 x H x W in [0, 1] (float64 sums, so the order of images does not
+    change it beyond float32 rounding)."""
+    total = np.zeros(images.shape[1:], dtype=np.float64)
+    for start in range(0, len(images), chunk):
+        total += images[start : start + chunk].sum(axis=0, dtype=np.float64)
+    return torch.from_numpy(total / (255.0 * len(images))).permute(2, 0, 1).float().contiguous()
+
+
 def thumbnail_baseline(target: Pixels, grid: int) -> Pixels:
     """Area-downsample to the layer's grid, bicubic back up: the information a grid x grid colour map holds."""
     size = target.values.shape[-1]
@@ -149,19 +166,22 @@ def feature_error(extractor, layer: str, candidate: Pixels, target_features: tor
     from .data import normalise
 
     images = candidate.to_uint8()  # as the original was encoded: from uint8 pixels
+    if len(images) > 1 and (images == images[:1]).all():  # one image for all (the mean image): encoded once
+        shared = extractor(normalise(images[:1]))[layer].double().flatten(1)
     out = []
     for start in range(0, len(images), batch):
-        features = extractor(normalise(images[start : start + batch]))[layer].double().flatten(1)
         original = target_features[start : start + batch].double().flatten(1)
+        features = shared if "shared" in locals() else extractor(normalise(images[start : start + batch]))[layer].double().flatten(1)
         out.append(((features - original).norm(dim=1) / original.norm(dim=1).clamp_min(1e-12)).numpy())
     return np.concatenate(out)
 
 
-def feature_errors(extractor, layer: str, target_features: torch.Tensor, reconstruction: Pixels, mean_colour: Pixels,
-                   thumbnail: Pixels) -> dict[str, np.ndarray]:
-    """`feature_error` of the reconstruction and of both baselines, per image, under their summary names."""
-    candidates = {"feature_error": reconstruction, "baseline_mean_colour_feature_error": mean_colour,
-                  "baseline_thumbnail_feature_error": thumbnail}
+def feature_errors(extractor, layer: str, target_features: torch.Tensor, reconstruction: Pixels,
+                   baselines: dict[str, Pixels]) -> dict[str, np.ndarray]:
+    """`feature_error` of the reconstruction and of each baseline (name -> its images), per image, under their
+    summary names (feature_error, baseline_<name>_feature_error)."""
+    candidates = {"feature_error": reconstruction,
+                  **{f"baseline_{name}_feature_error": images for name, images in baselines.items()}}
     return {name: feature_error(extractor, layer, candidate, target_features) for name, candidate in candidates.items()}
 
 

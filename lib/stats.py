@@ -15,6 +15,11 @@ import pandas as pd
 
 DRAWS = 10_000
 LEVEL = 0.95
+# What each decoder is held to, from least to most information: the training images' mean image (nothing about the
+# image at all), the image's own mean colour (3 numbers), its thumbnail at the layer's grid.
+BASELINE_NAMES = ("mean_image", "mean_colour", "thumbnail")
+BASELINE_LABELS = {"mean_image": "no information (training mean image)", "mean_colour": "mean colour",
+                   "thumbnail": "thumbnail"}
 
 
 def cluster_bootstrap(values, clusters, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict:
@@ -68,7 +73,7 @@ def baseline_comparisons(per_image: pd.DataFrame, sources, seed: int = 0) -> dic
     row = {}
     psnr = cluster_bootstrap(per_image["psnr"], sources, seed=seed)
     row["psnr_ci_low"], row["psnr_ci_high"], row["test_sources"] = psnr["low"], psnr["high"], psnr["clusters"]
-    for baseline in ("mean_colour", "thumbnail"):
+    for baseline in BASELINE_NAMES:
         diff = per_image["psnr"].to_numpy(float) - per_image[f"baseline_{baseline}_psnr"].to_numpy(float)
         interval = cluster_bootstrap(diff, sources, seed=seed)
         row[f"psnr_minus_{baseline}"] = interval["mean"]

@@ -69,6 +69,7 @@ class LoopResult:
     best_val_loss: float = float("nan")
     start_val_loss: float = float("nan")  # validation loss before any gradient step
     steps: int = 0
+    images: int = 0  # training images seen over all steps
     epochs: int = 0
     seconds: float = 0.0
 
@@ -88,7 +89,8 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
     `anneal` (`anneal_factor`; the one schedule a deadline allows).
     `extra_loss(output, target)` is added to the MSE (the optional LPIPS term).
     `validate(module)` -> loss, after every epoch and once before the first: with `checkpoint` "best" the module ends
-    with the weights of the lowest validation loss (the start included), with "last" as training left it.
+    with the weights of the lowest validation loss (the start included), with "last" as training left it unless its
+    start scored lower on validation: then the start (no decoder is kept that is worse than where it began).
     `resume_file`: the whole state (module, optimiser, schedule, the generators in `rngs`, history, best) is saved
     atomically after every epoch, and a run with the same `resume_key` continues after the last completed epoch:
     on CPU bit-identical to an uninterrupted run.
@@ -106,7 +108,7 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=3) if schedule == "plateau" else None
     batch_size = min(batch_size, count)
     total_steps = None if epochs is None else epochs * math.ceil(count / batch_size)
-    result, best_state, first_epoch, spent = LoopResult(), None, 1, 0.0
+    result, best_state, start_state, first_epoch, spent = LoopResult(), None, None, 1, 0.0
     if resume_file is not None and Path(resume_file).is_file():
         state = torch.load(resume_file, map_location=next(module.parameters()).device, weights_only=False)
         if state["key"] == resume_key:
@@ -117,11 +119,13 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
             for name, rng in rngs.items():
                 rng.set_state(state["rngs"][name])
             result, best_state, spent = state["result"], state["best_state"], state["seconds"]
+            start_state = state["start_state"]
             first_epoch = result.epochs + 1
             print(f"resuming after epoch {result.epochs}")
     if first_epoch == 1 and validate is not None:  # the starting point is a candidate too
         result.start_val_loss = result.best_val_loss = validate(module)
         best_state = copy.deepcopy(module.state_dict())
+        start_state = best_state
     started = time.perf_counter() - spent
     span = None if deadline is None else max(deadline - time.perf_counter(), 1e-9)
 
@@ -157,6 +161,7 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
             loss.backward()
             optimiser.step()
             result.steps += 1
+            result.images += len(index)
             running += loss.item() * len(index)
             seen += len(index)
             if on_step is not None:
@@ -183,16 +188,35 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
             save_torch({"key": resume_key, "module": module.state_dict(), "optimiser": optimiser.state_dict(),
                         "plateau": plateau.state_dict() if plateau is not None else None,
                         "rngs": {name: rng.get_state() for name, rng in rngs.items()}, "result": result,
-                        "best_state": best_state, "seconds": time.perf_counter() - started}, resume_file)
-    if checkpoint == "last":  # the module as training left it
+                        "best_state": best_state, "start_state": start_state,
+                        "seconds": time.perf_counter() - started}, resume_file)
+    if checkpoint == "last" and result.history and not result.history[-1]["val_loss"] > result.start_val_loss:
+        result.best_epoch = result.epochs  # the module as training left it
+        result.best_val_loss = result.history[-1]["val_loss"]
+    elif checkpoint == "last" and not result.history:
         result.best_epoch = result.epochs
-        if result.history:
-            result.best_val_loss = result.history[-1]["val_loss"]
+    elif checkpoint == "last":  # training ended worse than its start on validation: the start is kept
+        result.best_epoch, result.best_val_loss = 0, result.start_val_loss
+        module.load_state_dict(start_state)
     elif checkpoint == "best" and best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+# A decoder's budget ended while it was still learning when the best validation loss of its last quarter of epochs
+# is more than this fraction below the best before them (the start included): more steps would likely have helped.
+STILL_FALLING = 0.01
+
+
+def still_falling(start_val_loss: float, val_losses: list[float]) -> bool | None:
+    """Whether validation loss was still falling when training stopped (`STILL_FALLING`); None without validation."""
+    if not val_losses or math.isnan(start_val_loss):
+        return None
+    tail = max(1, math.ceil(len(val_losses) / 4))
+    before = min([start_val_loss, *val_losses[:-tail]])
+    return bool(min(val_losses[-tail:]) < (1 - STILL_FALLING) * before)
 
 
 def closed_form_paths(decoder) -> str:
@@ -220,6 +244,8 @@ def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(features)
+    if hasattr(decoder, "fit_mean_image"):
+        decoder.fit_mean_image(images)
     if getattr(decoder, "closed_form_start", False):
         decoder.fit_linear_start(features, images, groups)
 
@@ -353,8 +379,12 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
         "epochs": loop.epochs,
         "steps": loop.steps,
         "batch_size": batch_size,  # as trained: at most the training set
+        "images_seen": loop.images,  # the budget, in images
         "best_epoch": loop.best_epoch,
         "best_val_loss": loop.best_val_loss,
+        # whether any epoch beat the untrained start on validation, and whether the budget ended while it still fell
+        "improved_on_start": None if math.isnan(loop.start_val_loss) else bool(loop.best_val_loss < loop.start_val_loss),
+        "still_falling": still_falling(loop.start_val_loss, [row["val_loss"] for row in loop.history]),
         "start_val_loss": loop.start_val_loss,  # the untrained start's (closed-form for coarse resshuffle)
         "decoder_params": count_parameters(decoder),
         "feature_shape": list(train_features.shape[1:]),

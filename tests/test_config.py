@@ -97,22 +97,13 @@ def test_misspelt_data_parameter(tmp_path):
      ("epochs", True, "'epochs' must be an integer, got True"),
      ("decoder", "unet", "'decoder' is 'unet'"),
      ("batch_size", 0, "'batch_size' must be a positive integer"),
-     ("colour_copies", -1, "'colour_copies' must be non-negative"),
-     ("colour_copies", 1.5, "'colour_copies' must be an integer"),
+     ("decoder_params", 1.5, "'decoder_params' must be an integer"),
      ("feedback", -1, "'feedback' must be non-negative"),
      ("feedback_epochs", 0, "'feedback_epochs' must be a positive integer")],
 )
 def test_ill_typed_parameter_names_key_and_type(tmp_path, key, value, expected):
     path = write_profile(tmp_path, lambda raw: raw.update({key: value}))
     with pytest.raises(ProfileError, match=expected):
-        config.resolve(path)
-
-
-def test_colour_copies_need_cached_features(tmp_path):
-    config.resolve(write_profile(tmp_path, lambda raw: raw.update(colour_copies=0, augment=True)))
-    config.resolve(write_profile(tmp_path, lambda raw: raw.update(colour_copies=2, augment=False)))
-    path = write_profile(tmp_path, lambda raw: raw.update(colour_copies=2, augment=True))
-    with pytest.raises(ProfileError, match="colour_copies needs cached features.*Set colour_copies: 0 or augment: false"):
         config.resolve(path)
 
 

@@ -49,7 +49,8 @@ def test_verdict():
 def test_baseline_comparisons_pair_each_image_with_its_baselines():
     base = np.linspace(14, 20, 12)
     per_image = pd.DataFrame({"psnr": base + 1.5, "baseline_mean_colour_psnr": base,
-                              "baseline_thumbnail_psnr": base + np.tile([2.0, -1.0], 6)})
+                              "baseline_thumbnail_psnr": base + np.tile([2.0, -1.0], 6),
+                              "baseline_mean_image_psnr": np.full(12, 12.0)})
     row = stats.baseline_comparisons(per_image, np.repeat(["a", "b", "c", "d"], 3))
     # a constant paired gain has a zero-width interval, however much the images differ
     assert row["psnr_minus_mean_colour"] == pytest.approx(1.5)
@@ -58,6 +59,9 @@ def test_baseline_comparisons_pair_each_image_with_its_baselines():
     assert row["wins_vs_mean_colour"] == 1.0
     assert row["wins_vs_thumbnail"] == 0.5 and row["psnr_minus_thumbnail"] == pytest.approx(1.0)
     assert row["test_sources"] == 4 and row["psnr_ci_low"] < per_image["psnr"].mean() < row["psnr_ci_high"]
+    # the no-information baseline is the same image for all: the margin is the decoder's PSNR less 12 dB
+    assert row["psnr_minus_mean_image"] == pytest.approx(per_image["psnr"].mean() - 12.0)
+    assert row["wins_vs_mean_image"] == 1.0
 
 
 def test_depth_comparisons_pair_by_image_name_not_row_order():

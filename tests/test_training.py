@@ -7,40 +7,63 @@ import torch
 from lib import data, training
 
 
-def test_checkpoint_best_keeps_lowest_validation_loss_and_last_keeps_the_last_epoch():
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
-    features = torch.randn(6, 8, 7, 7)
-    # a high learning rate on 4 random images: the validation loss on the other 2 goes up and down
-    settings = {"decoder": "resshuffle", "epochs": 5, "batch_size": 2, "lr": 5e-2, "weight_decay": 0.0, "width": 16,
-                "schedule": "cosine", "device": "cpu", "seed": 0, "feedback": 0}
-    runs = {}
-    for keep in ("best", "last"):
-        fit = training.fit_decoder({**settings, "checkpoint": keep}, features[:4], images[:4], features[4:], images[4:],
-                                   progress=False)
-        runs[keep] = fit.decoder, fit.history, fit.info
-    (best, history, info), (last, history_last, info_last) = runs["best"], runs["last"]
-    columns = ["epoch", "train_loss", "val_loss"]
-    pd.testing.assert_frame_equal(history[columns], history_last[columns])  # same run, only the decoder kept differs
+def _scripted_loop(checkpoint: str, losses: list[float]):
+    """train_loop on a linear module whose validation losses are `losses` (the start's first, then each epoch's):
+    (result, the module's weights at the start, the module after training)."""
+    module = torch.nn.Linear(3, 2)
+    start = {k: v.clone() for k, v in module.state_dict().items()}
+    scores = iter(losses)
+    result = training.train_loop(module, lambda index: ((torch.randn(len(index), 3),), torch.randn(len(index), 2)), 8,
+                                 lr=0.1, batch_size=4, generator=torch.Generator().manual_seed(0),
+                                 epochs=len(losses) - 1, schedule="cosine", validate=lambda m: next(scores),
+                                 checkpoint=checkpoint)
+    return result, start, module
 
-    val_loss = lambda decoder: training.evaluate_loss(decoder, features[4:], images[4:], torch.device("cpu"), 2)
-    assert info_last["best_epoch"] == 5 and val_loss(last) == pytest.approx(history["val_loss"].iloc[-1], rel=1e-5)
-    assert info["best_epoch"] < 5 and info["best_val_loss"] < history["val_loss"].iloc[-1]
-    assert info["best_val_loss"] <= history["val_loss"].min()  # epoch 0, the untrained start, is a candidate too
-    assert val_loss(best) == pytest.approx(info["best_val_loss"], rel=1e-5)
-    # the untrained start's validation loss is recorded, and `best` keeps it only if no epoch did better
-    assert info["start_val_loss"] == info_last["start_val_loss"] >= info["best_val_loss"]
-    assert (info["best_epoch"] == 0) == (info["start_val_loss"] <= history["val_loss"].min())
+
+@pytest.mark.parametrize("checkpoint", ["best", "last"])
+def test_no_decoder_is_kept_that_ends_worse_than_its_start(checkpoint):
+    """`best` keeps the lowest validation loss, the start included; `last` the last epoch's unless the start scored
+    lower: then the start, weights and all."""
+    result, start, module = _scripted_loop(checkpoint, [1.0, 0.9, 0.8, 0.85])
+    kept = {"best": (2, 0.8), "last": (3, 0.85)}[checkpoint]
+    assert (result.best_epoch, result.best_val_loss, result.start_val_loss) == (*kept, 1.0)
+    assert not torch.equal(module.weight, start["weight"])
+    result, start, module = _scripted_loop(checkpoint, [0.5, 0.9, 0.8, 0.85])  # no epoch beat the start
+    assert (result.best_epoch, result.best_val_loss) == (0, 0.5)
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, start[key], rtol=0, atol=0)
+
+
+def test_still_falling_compares_the_last_quarter_of_epochs_with_the_best_before():
+    assert training.still_falling(1.0, [0.8, 0.6, 0.5, 0.4]) is True  # the last epoch: 20% below 0.5
+    assert training.still_falling(1.0, [0.8, 0.6, 0.5, 0.498]) is False  # 0.4%: within the 1% rule
+    assert training.still_falling(1.0, [0.8, 0.6, 0.5, 0.55]) is False
+    assert training.still_falling(1.0, [0.95]) is True  # one epoch: the start is what it is compared with
+    assert training.still_falling(float("nan"), [0.5]) is None and training.still_falling(1.0, []) is None
+
+
+def test_a_decoder_starts_at_its_training_images_mean_image():
+    """Before any gradient step the default decoder outputs the training images' mean image plus its closed-form
+    linear fit of what that mean leaves: on features that carry nothing, the mean image itself, near enough."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
+    decoder = training.build_decoder("resshuffle", 8, 56, 16)
+    training.fit_to_training_data(decoder, torch.zeros(8, 8, 56, 56), images, training.contiguous_groups(8))
+    mean = data.normalise(images).mean(0, keepdim=True)
+    torch.testing.assert_close(decoder.mean_image, mean, rtol=0, atol=1e-5)  # float32 sums of 8 images
+    output = decoder.eval()(torch.zeros(2, 8, 56, 56))
+    torch.testing.assert_close(output, mean.expand(2, -1, -1, -1), rtol=0, atol=1e-4)
 
 
 def test_closed_form_paths_stay_as_fitted_and_gradient_steps_train_the_deep_path():
-    """At coarse grids the colour and linear paths are ridge fits: training moves only the deep path."""
+    """The colour and linear paths are ridge fits: training moves only the deep path."""
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
     features = torch.randn(8, 8, 7, 7)
     settings = {"decoder": "resshuffle", "epochs": 2, "batch_size": 2, "lr": 1e-2, "weight_decay": 1e-2, "width": 16,
                 "schedule": "cosine", "device": "cpu", "seed": 0, "checkpoint": "last", "feedback": 0}
-    fit = training.fit_decoder(settings, features[:6], images[:6], features[6:], images[6:], progress=False)
+    # no validation: on random features no epoch would beat the start, and the start would be kept
+    fit = training.fit_decoder(settings, features[:6], images[:6], progress=False)
     trained, info = fit.decoder, fit.info
     fitted = training.build_decoder("resshuffle", 8, 7, 16)
     training.fit_to_training_data(fitted, features[:6], images[:6], training.contiguous_groups(6))

@@ -19,7 +19,18 @@ import torch
 
 from .. import data as datamod
 from . import run_cli
-from .folders import BenchError, check_encoder, images_and_encoder
+from .folders import BenchError, check_encoder, load_folder
+
+
+def images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int):
+    """(train images then their horizontal flips, test names, test images, extractor): both orientations of each
+    training photo are encoded once, so the readouts see twice the photos' layouts."""
+    from ..encoders import build_extractor
+
+    test_names, test_images = load_folder(test_dir)
+    _, train_images = load_folder(train_dir)
+    images = np.concatenate([train_images, train_images[:, :, ::-1]])
+    return images, test_names, test_images, build_extractor(arch, [layer], weights, seed)
 
 
 def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int = 8, seed: int = 0,

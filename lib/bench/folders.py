@@ -1,7 +1,7 @@
 """Image folders as benchmark input: every image resized (shorter side 256, bicubic) and centre-cropped to 224, an
-optional sources.csv naming each image's photo, and the demo's split exported as two such folders:
+optional sources.csv naming each image's photo, and a profile's split exported as three such folders:
 
-    python -m lib.bench.folders --out reports/bench/skimage      (writes train/ and test/, each with sources.csv)
+    python -m lib.bench.folders --out reports/bench/skimage [--profile demo]   (train/, val/, test/ with sources.csv)
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def load_folder(folder: str | Path, resize: int = 256, crop: int = 224, views: i
 
 def image_sources(folder: str | Path, names: list[str]) -> list[str]:
     """The source photo of each image in `folder`, for intervals that resample whole photos (`lib.stats`): read
-    from its sources.csv (columns image, source; `export_demo` writes one) when present, else each image is its
+    from its sources.csv (columns image, source; `export_split` writes one) when present, else each image is its
     own photo."""
     path = Path(folder) / SOURCES_FILE
     if not path.is_file():
@@ -75,42 +75,29 @@ def check_encoder(arch: str, layer: str, weights: str) -> None:
         raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}'.")
 
 
-def images_and_encoder(arch: str, layer: str, weights: str, train_dir, test_dir, seed: int, test_copies: int = 0,
-                       views: int = 1):
-    """(train images then their horizontal flips, test names, test images, extractor). Flips are exact to cache:
-    both orientations are encoded once and reused. `views` crops of each training image (`load_folder`), image by
-    image; test images are always the one centre crop. With `test_copies` (and no `train_dir`) the training images
-    are that many colour-jittered copies of each test image, one block per copy: the in-domain control."""
-    from ..encoders import build_extractor
-
-    test_names, test_images = load_folder(test_dir)
-    if test_copies:
-        train_images = datamod.colour_copies(test_images, test_copies, np.random.default_rng([seed, 1]))
-    else:
-        _, train_images = load_folder(train_dir, views=views, seed=seed)
-    images = np.concatenate([train_images, train_images[:, :, ::-1]])
-    return images, test_names, test_images, build_extractor(arch, [layer], weights, seed)
+SPLITS = ("train", "val", "test")
 
 
-def export_demo(out: Path) -> dict:
-    """The demo's split (by source photo) as image folders: out/train (train + val views) and out/test, each with
-    its sources.csv. Views already there are kept; views the split no longer puts there are removed."""
+def export_split(out: Path, profile: str = "demo") -> dict:
+    """A profile's split (by source photo) as image folders: out/train, out/val and out/test, each with its
+    sources.csv. Each view is the study's image (its view resized as the data step resizes it) named with its
+    place in the study's store first, so a folder read in name order is the split in the study's order. Views
+    already there are kept; views the split no longer puts there are removed."""
     from PIL import Image
 
     from .. import config
 
-    settings = config.resolve("demo")
+    settings = config.resolve(profile)
     entries = datamod.make_split(settings["data"], settings["seed"])
-    counts = {"train": 0, "test": 0}
-    sources = {"train": [], "test": []}
-    for entry in entries:
-        split = "test" if entry.split == "test" else "train"
-        target = Path(out) / split / f"{entry.image}.png"
+    counts = {split: 0 for split in SPLITS}
+    sources = {split: [] for split in SPLITS}
+    for index, entry in enumerate(entries):
+        target = Path(out) / entry.split / f"{index:05d}-{entry.image}.png"
         if not target.exists():
             with atomic_path(target) as partial:  # an interrupted export leaves no image that looks whole
                 Image.fromarray(datamod.load_view(entry, settings["data"]["resize"])).save(partial)
-        counts[split] += 1
-        sources[split].append(f"{target.name},{entry.source}\n")
+        counts[entry.split] += 1
+        sources[entry.split].append(f"{target.name},{entry.source}\n")
     for split, lines in sources.items():
         write_text(Path(out) / split / SOURCES_FILE, "image,source\n" + "".join(lines))
         kept = {line.split(",", 1)[0] for line in lines}
@@ -122,12 +109,13 @@ def export_demo(out: Path) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.bench.folders",
-                                     description="Write the demo's split (scikit-image views, by source photo) as "
-                                                 "train/ and test/ image folders.")
+                                     description="Write a profile's split (by source photo) as train/, val/ and test/ "
+                                                 "image folders.")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--profile", default="demo")
     args = parser.parse_args(argv)
-    counts = export_demo(args.out)
-    print(f"wrote {counts['train']} train and {counts['test']} test views under {args.out}")
+    counts = export_split(args.out, args.profile)
+    print(f"wrote {counts['train']} train, {counts['val']} validation and {counts['test']} test views under {args.out}")
     return 0
 
 

@@ -1,10 +1,13 @@
-"""quality: the default decoder trained on any folder of images and scored on another, next to the mean-colour and
-thumbnail baselines. It trains through the study's loop (`lib.training.fit_decoder`), scores through its evaluation
-(`lib.evaluation.evaluate_decoder`) and writes its record (`lib.evaluation.result_record`), plus the benchmark's
-own fields: the budget, 95% intervals over the test photos and every image's scores.
+"""quality: a profile's decoder for one layer trained on any folder of images and scored on another, next to the
+three baselines. It is the pipeline's computation on other images: the layer's settings are the profile's, resolved
+as the study resolves them (`lib.config.resolve`; PROFILE=, default demo, and the study's knobs as overrides), the
+encoder is built as the study builds it, features are kept as the encode step keeps them, training runs through
+the study's loop (`lib.training.fit_decoder`) and scoring through its evaluation (`lib.evaluation.evaluate_decoder`),
+and the record is the study's (`lib.evaluation.result_record`) plus the benchmark's own fields: the profile and
+settings used, the budget, 95% intervals over the test photos and every image's scores.
 
-    python -m lib.bench.quality --arch resnet34 --layer layer1 --train-dir DIR --test-dir DIR \\
-        --weights imagenet|random (--minutes 10 | --epochs 5) --out result.json
+    python -m lib.bench.quality --profile demo --arch efficientnet_lite0 --layer stage1 --train-dir DIR \\
+        [--val-dir DIR] --test-dir DIR [--set epochs=20 --set feedback=0 ...] [--minutes 10] --out result.json
 """
 from __future__ import annotations
 
@@ -17,13 +20,11 @@ import numpy as np
 from .. import data as datamod
 from ..stats import margins_label
 from . import run_cli
-from .folders import BenchError, check_encoder, image_sources, images_and_encoder
+from .folders import BenchError, image_sources, load_folder
 
-# Feedback stages the default decoder trains after its base decoder (each gets an equal share of a wall-clock
-# budget, or the same epochs as the base decoder).
-FEEDBACK_STAGES = 2
-# Test-time feature-matching steps asked for (`matching.match_features`; they run only at 56x56 grids).
-MATCH_STEPS = 300
+# The study's knobs a benchmark may override, by make variable: those that change how one layer trains or is scored.
+OVERRIDES = {"EPOCHS": "epochs", "BATCH_SIZE": "batch_size", "DECODER": "decoder", "WIDTH": "width",
+             "FEEDBACK": "feedback", "MATCH": "match_steps", "NORMALISATION": "normalisation"}
 
 
 def per_image_record(per_image) -> dict:
@@ -33,47 +34,52 @@ def per_image_record(per_image) -> dict:
             for column in table.columns}
 
 
-def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: float | None = None, width: int = 256,
-            batch_size: int = 8, lr: float = 2e-3, seed: int = 0, colour_copies: int = 0, feedback: int = FEEDBACK_STAGES,
-            match: int = MATCH_STEPS, progress: bool = True, train_on_test_copies: int = 0,
-            epochs: int | None = None, views: int = 1) -> dict:
-    """Train the default decoder (flips as augmentation, encoded once) and score it; returns its record.
+def layer_settings(profile: str, arch: str, layer: str, overrides: dict | None = None,
+                   weights: str | None = None) -> tuple[dict, dict, dict]:
+    """(training settings, encoder, study) of `arch` `layer`'s main run as profile `profile` plans it, with
+    `overrides` (setting -> value, as the study's knobs give them) and `weights` (imagenet | random | None: the
+    profile's) applied: exactly what the study's train and evaluate steps would use."""
+    from .. import config
 
-    Budget: `minutes` of wall clock (shared equally by the base decoder, its closed-form start included, and each
-    feedback stage), or `epochs` for the base decoder and for each feedback stage (deterministic on CPU); exactly one.
-    `colour_copies` adds that many colour-jittered copies of every training image and its flip (`colour_jitter`),
-    encoded once with them: a few training photos cover few colours, and a decoder only learns how the layer
-    encodes the colours it sees. `views` cuts that many views of each training photo, as the study cuts its photos
-    (the centred square, then closer crops; `data.photo_views`): more distinct content for deep layers, whose
-    decoders overfit a few hundred images. Test photos are always scored on their one centre crop. `match`
-    feature-matching steps then correct each test reconstruction at 56x56 grids
-    (`matching.match_features`): test-time work outside the training budget, timed as `match_seconds`, with the
-    decoder's own scores kept as `decoder_psnr_mean` / `decoder_ssim_mean`.
+    try:
+        study = config.resolve(profile, {**(overrides or {}), "arch": [arch], "layers": [layer]})
+    except config.ProfileError as error:
+        raise BenchError(str(error)) from None
+    entry = study["architectures"][arch]
+    if weights is not None and weights not in ("imagenet", "random"):
+        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}' (or leave it out: the profile's).")
+    encoder = {"name": arch, "arch": entry["arch"], "weights": weights or entry["weights"],
+               "weights_file": entry["weights_file"], "normalisation": entry["normalisation"], "seed": study["seed"]}
+    settings = {"arch": arch, "layer": layer, "seed": study["seed"], **entry["layers"][layer]}
+    return settings, encoder, study
+
+
+def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir=None, overrides: dict | None = None,
+            weights: str | None = None, minutes: float | None = None, train_on_test_copies: int = 0, views: int = 1,
+            progress: bool = True) -> dict:
+    """Train `arch` `layer`'s decoder as profile `profile` trains it (with `overrides`) on the images of `train_dir`,
+    choose its checkpoint on `val_dir` (none: the last epoch, and no check against the start), score it on
+    `test_dir`; returns its record.
+
+    Budget: the profile's epochs (EPOCHS= overrides them), or `minutes` of wall clock instead, shared equally by the
+    base decoder (closed-form start included) and each feedback stage on the anneal schedule: not deterministic, so
+    not what the study runs. `views` cuts that many views of each training photo, as the study cuts its photos
+    (`data.photo_views`); test and validation photos are scored on their one centre crop.
 
     `train_on_test_copies` k (with `train_dir` None) trains instead on k colour-jittered copies of each test image,
     the originals never seen: an in-domain control that asks whether a layer holds what the test images need, when
     the training photos are like them. Not a result: its score is labelled by `train_on_test_copies` in the JSON.
     """
-    from ..encoders import encode_images, layer_encoder
+    from ..encoders import encode_images, layer_encoder, plan_extractor, storable
     from ..evaluation import evaluate_decoder, result_record
+    from ..metrics import training_mean_image
     from ..stats import baseline_comparisons
+    from ..steps.evaluate import lpips_scorer
     from ..training import contiguous_groups, fit_decoder
 
-    check_encoder(arch, layer, weights)
-    if (minutes is None) == (epochs is None):
-        raise BenchError("give either MINUTES (a wall-clock budget) or EPOCHS (an epoch budget), not both or neither.")
+    settings, encoder, study = layer_settings(profile, arch, layer, overrides, weights)
     if minutes is not None and minutes <= 0:
         raise BenchError(f"MINUTES must be positive, got {minutes}.")
-    if epochs is not None and epochs < 1:
-        raise BenchError(f"EPOCHS must be at least 1, got {epochs}.")
-    if batch_size < 2:
-        raise BenchError(f"BATCH_SIZE must be at least 2 (the decoder has BatchNorm), got {batch_size}.")
-    if colour_copies < 0:
-        raise BenchError(f"COLOUR_COPIES must be 0 or more, got {colour_copies}.")
-    if feedback < 0:
-        raise BenchError(f"FEEDBACK must be 0 or more, got {feedback}.")
-    if match < 0:
-        raise BenchError(f"MATCH must be 0 or more, got {match}.")
     if views < 1:
         raise BenchError(f"VIEWS must be at least 1, got {views}.")
     if train_on_test_copies < 0:
@@ -83,35 +89,44 @@ def quality(arch: str, layer: str, train_dir, test_dir, weights: str, minutes: f
                          "the test images), not both or neither.")
     if train_on_test_copies and views > 1:
         raise BenchError("VIEWS cuts the training photos; the in-domain control (TRAIN_ON_TEST_COPIES) has none.")
+    if settings["augment"]:
+        raise BenchError(f"profile '{study['profile']}' trains {arch} {layer} with augment: true (random crops encoded "
+                         "on the fly); bench-quality trains on the folders' centre crops. Use a profile with "
+                         "augment: false (demo, tiny).")
+    if settings["batch_size"] < 2:
+        raise BenchError(f"BATCH_SIZE must be at least 2 (the decoder has BatchNorm), got {settings['batch_size']}.")
     started = time.perf_counter()
-    images, test_names, test_images, extractor = images_and_encoder(arch, layer, weights, train_dir, test_dir, seed,
-                                                                    train_on_test_copies, views)
-    photos = len(images) // (2 * views)
-    # cross-validation folds by source image: an image's views, flip and colour copies (and in the in-domain
-    # control, every copy of one test image) share its fold
-    groups = (contiguous_groups(len(test_images)).repeat(train_on_test_copies) if train_on_test_copies
-              else contiguous_groups(photos).repeat_interleave(views))
-    rng = np.random.default_rng(seed)
-    images = np.concatenate([images, datamod.colour_copies(images, colour_copies, rng)])
-    features = encode_images(extractor, layer, images)
-    test_features = encode_images(extractor, layer, test_images)
-    encode_seconds = time.perf_counter() - started
+    test_names, test_images = load_folder(test_dir)
+    if train_on_test_copies:
+        images = datamod.colour_copies(test_images, train_on_test_copies, np.random.default_rng([settings["seed"], 1]))
+        # every copy of one test image in one fold: the closed-form penalty is chosen on images it has not seen
+        groups = contiguous_groups(len(test_images)).repeat(train_on_test_copies)
+    else:
+        _, images = load_folder(train_dir, views=views, seed=settings["seed"])
+        groups = None  # the study's folds: contiguous quarters, one photo's views together
+    val_images = load_folder(val_dir)[1] if val_dir is not None else None
+    extractor = plan_extractor(encoder, [layer])
 
-    settings = {"arch": arch, "layer": layer, "decoder": "resshuffle", "width": width, "batch_size": batch_size,
-                "lr": lr, "weight_decay": 1e-4, "seed": seed, "device": "auto", "feedback": feedback,
-                "schedule": "anneal", "checkpoint": "last", "perceptual_weight": 0.0, "colour_copies": colour_copies,
-                "epochs": epochs, "feedback_epochs": epochs}
-    fit = fit_decoder(settings, features, images, seconds=None if minutes is None else minutes * 60,
-                      encode=layer_encoder(extractor, layer), groups=groups.repeat(2 * (colour_copies + 1)),
-                      progress=progress)
-    evaluation = evaluate_decoder(fit.decoder, extractor, layer, test_features, test_images, test_names,
-                                  match_steps=match, device=settings["device"], progress=progress)
-    info = {**fit.info, "train_images": photos}  # before views, flips and colour copies
-    encoder = {"weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
-               "encode_seconds": encode_seconds, "normalisation": extractor.normalisation}
+    def features(batch):  # as the encode step stores them (fp16 where it fits), then as training reads them
+        return storable(encode_images(extractor, layer, batch))
+
+    train_x, test_x = features(images), features(test_images)
+    val_x = features(val_images) if val_images is not None else None
+    encode_seconds = time.perf_counter() - started
+    fit = fit_decoder(settings, train_x, images, val_x, val_images, seconds=None if minutes is None else minutes * 60,
+                      encode=layer_encoder(extractor, layer), groups=groups, progress=progress)
+    scorer, lpips_note = lpips_scorer(study["lpips"])
+    evaluation = evaluate_decoder(fit.decoder, extractor, layer, test_x, test_images, test_names,
+                                  mean_image=training_mean_image(images), match_steps=study["match_steps"],
+                                  lpips=scorer, device=settings["device"], progress=progress)
+    info = {**fit.info, "train_images": len(images) // views if not train_on_test_copies else len(images)}
     return result_record(
-        arch, layer, settings, info, encoder, evaluation,
-        minutes=minutes, match_requested=match, views=views, train_on_test_copies=train_on_test_copies,
+        arch, layer, settings, info,
+        {"weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
+         "encode_seconds": encode_seconds, "normalisation": extractor.normalisation, "network": encoder["arch"]},
+        evaluation, profile=study["profile"], settings=settings, minutes=minutes, views=views,
+        validation_images=0 if val_images is None else len(val_images), train_on_test_copies=train_on_test_copies,
+        lpips_note=lpips_note,
         # 95% intervals over the test photos (sources.csv), paired by image
         **baseline_comparisons(evaluation.per_image, image_sources(test_dir, test_names)),
         per_image=per_image_record(evaluation.per_image),
@@ -122,48 +137,61 @@ def summary_line(result: dict, out) -> str:
     """The one line `main` prints for a record."""
     trained_on = (f" (in-domain control: {result['train_on_test_copies']} recoloured copies of each test image)"
                   if result["train_on_test_copies"] else "")
-    budget = f"{result['minutes']:g} min budget" if result["minutes"] is not None else "epoch budget"
+    budget = (f"{result['minutes']:g} min wall-clock budget" if result["minutes"] is not None
+              else f"{result['images_seen']:,} images seen")
     views = f" ({result['views']} views each)" if result.get("views", 1) > 1 else ""
     return (
-        f"{result['arch']} {result['layer']} ({result['weights']} weights): PSNR {result['psnr_mean']:.2f} ± "
-        f"{result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | mean colour "
-        f"{result['baseline_mean_colour_psnr']:.2f} dB, thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | "
-        f"margins {margins_label(result, ['mean_colour', 'thumbnail'])} (95% intervals over {result['test_sources']} "
-        f"test photos) | {result['train_images']} train{trained_on}{views} / "
-        f"{result['test_images']} test images, "
-        f"{result['epochs']} epochs in {result['train_seconds']:.0f}s ({budget}; {result['fit_seconds']:.0f}s "
-        f"closed-form start), {result['colour_copies']} colour copies, {result['feedback']} feedback stages, "
-        f"{result['match_steps']} feature-matching steps ({result['decoder_psnr_mean']:.2f} dB before, "
-        f"{result['match_seconds']:.0f}s) -> {out}"
+        f"{result['arch']} {result['layer']} ({result['weights']} weights, profile {result['profile']}): PSNR "
+        f"{result['psnr_mean']:.2f} ± {result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | no information "
+        f"{result['baseline_mean_image_psnr']:.2f} dB, mean colour {result['baseline_mean_colour_psnr']:.2f} dB, "
+        f"thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | margins "
+        f"{margins_label(result, ['mean_image', 'mean_colour', 'thumbnail'])} (95% intervals over "
+        f"{result['test_sources']} test photos) | {result['train_images']} train{trained_on}{views} / "
+        f"{result['validation_images']} validation / {result['test_images']} test images, {result['epochs']} epochs "
+        f"in {result['train_seconds']:.0f}s ({budget}; {result['fit_seconds']:.0f}s closed-form start), "
+        f"{result['feedback']} feedback stages, {result['match_steps']} feature-matching steps "
+        f"({result['decoder_psnr_mean']:.2f} dB before, {result['match_seconds']:.0f}s) -> {out}"
     )
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """--set NAME=value words (the study's make variables in OVERRIDES) -> settings, checked as the study checks
+    them (`config.parse_overrides`): one clear error for a misspelt name or an ill-typed value."""
+    from .. import config
+
+    named = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in OVERRIDES:
+            raise BenchError(f"{name}: not a setting bench-quality overrides. Valid: {', '.join(OVERRIDES)}.")
+        named[name] = value
+    try:
+        return config.parse_overrides(named, ["bench-quality"])
+    except (config.ProfileError, ValueError) as error:
+        raise BenchError(str(error)) from None
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.bench.quality", description=__doc__.splitlines()[0])
     for name in ("--arch", "--layer", "--test-dir", "--out"):
         parser.add_argument(name, required=True)
-    parser.add_argument("--weights", default="imagenet")
+    parser.add_argument("--profile", default="demo", help="whose settings train and score the layer (default demo)")
+    parser.add_argument("--weights", choices=("imagenet", "random"), help="the encoder's weights (default: the profile's)")
     parser.add_argument("--train-dir", help="training images (or --train-on-test-copies)")
+    parser.add_argument("--val-dir", help="validation images: the checkpoint is chosen on them (default: none)")
     parser.add_argument("--train-on-test-copies", type=int, default=0,
                         help="in-domain control: train on this many colour-jittered copies of each test image instead")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="wall-clock training budget (default 10 without --epochs)")
-    budget.add_argument("--epochs", type=int,
-                        help="epoch budget instead: the base decoder and each feedback stage this many epochs")
-    parser.add_argument("--width", type=int, default=256, help="decoder channels up to 14x14")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per decoder update")
-    parser.add_argument("--colour-copies", type=int, default=0, help="colour-jittered copies of each training image")
+    parser.add_argument("--minutes", type=float, help="a wall-clock budget instead of the profile's epochs")
     parser.add_argument("--views", type=int, default=1, help="views cut from each training photo (1: its centre crop)")
-    parser.add_argument("--feedback", type=int, default=FEEDBACK_STAGES, help="feedback stages after the base decoder")
-    parser.add_argument("--match", type=int, default=MATCH_STEPS,
-                        help="test-time feature-matching steps (56x56 grids; 0: none)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=value",
+                        help=f"override a setting: {', '.join(OVERRIDES)}")
     args = parser.parse_args(argv)
-    minutes = 10.0 if args.minutes is None and args.epochs is None else args.minutes
-    return run_cli(lambda: quality(args.arch, args.layer, args.train_dir, args.test_dir, args.weights, minutes,
-                                   args.width, args.batch_size, colour_copies=args.colour_copies,
-                                   feedback=args.feedback, match=args.match,
-                                   train_on_test_copies=args.train_on_test_copies, epochs=args.epochs, views=args.views),
-                   args.out, summary_line)
+
+    def compute():
+        return quality(args.profile, args.arch, args.layer, args.train_dir, args.test_dir, val_dir=args.val_dir,
+                       overrides=parse_overrides(args.set), weights=args.weights, minutes=args.minutes,
+                       train_on_test_copies=args.train_on_test_copies, views=args.views)
+    return run_cli(compute, args.out, summary_line)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 
 from .. import data as datamod
 from .. import plan as planmod
-from ..encoders import WeightsError, plan_extractor
+from ..encoders import WeightsError, plan_extractor, storable
 from ..io import save_torch, write_json
 from .data import load_store
 
@@ -31,12 +31,8 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
         batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
         for layer, value in extractor(datamod.normalise(batch)).items():
             chunks[layer].append(value)
-    for stale in plan.paths.features_done(arch).parent.glob("*.copies*.pt"):  # colour copies of the old features
-        stale.unlink()
     for layer in layers:
-        tensor = torch.cat(chunks[layer])
-        if tensor.abs().max() < 6e4:  # fp16 on disk halves the cache; kept fp32 if it would overflow
-            tensor = tensor.half()
+        tensor = storable(torch.cat(chunks[layer]))
         save_torch({"features": tensor, "names": store["names"], "splits": store["splits"]}, plan.paths.features(arch, layer))
     done = {"arch": arch, "network": encoder["arch"], "layers": layers, "weights": extractor.weights.kind,
             "weights_detail": extractor.weights.detail, "normalisation": extractor.normalisation,

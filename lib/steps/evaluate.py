@@ -70,7 +70,7 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
     scorer, lpips_note = lpips_scorer(plan.study.get("lpips", "auto"))
     evaluation = evaluate_decoder(decoder, extractor, layer, feats["features"][test_i],
                                   datamod.centre_crops(store, store["crop"], test_i), names,
-                                  match_steps=plan.study["match_steps"], lpips=scorer,
+                                  mean_image=checkpoint["mean_image"], match_steps=plan.study["match_steps"], lpips=scorer,
                                   device=checkpoint["settings"]["device"], progress=progress)
     per_image = evaluation.per_image
     write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())

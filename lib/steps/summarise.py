@@ -24,22 +24,23 @@ from .. import plan as planmod
 from ..evaluation import scores_summary
 from ..io import write_bytes
 from ..registry import STUDY
-from ..stats import baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
+from ..stats import BASELINE_NAMES, baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
 
 SUMMARY_COLUMNS = [
     "row", "arch", "network", "layer", "run", "seed", "seeds", "feature_shape", "spatial_locations", "decoder", "loss",
-    "width", "depth", "decoder_params", "decoder_params_target", "weights", "normalisation", "epochs",
-    "batch_size", "checkpoint", "colour_copies", "feedback", "match_steps", "best_epoch", "start_val_loss", "best_val_loss",
+    "width", "depth", "decoder_params", "decoder_params_target", "weights", "normalisation", "epochs", "steps",
+    "images_seen", "batch_size", "checkpoint", "feedback", "match_steps", "best_epoch",
+    "start_val_loss", "best_val_loss", "improved_on_start", "still_falling",
     "train_seconds", "encode_seconds",
     "eval_seconds", "test_images", "psnr_mean", "psnr_std", "decoder_psnr_mean", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std", "mse_mean", "mse_std",
     "feature_error_mean", "feature_error_std",
     "psnr_seed_sd", "psnr_seed_min", "psnr_seed_max", "ssim_seed_sd",
-    "baseline_mean_colour_psnr", "baseline_mean_colour_ssim", "baseline_thumbnail_psnr", "baseline_thumbnail_ssim",
-    "baseline_mean_colour_feature_error", "baseline_thumbnail_feature_error",
+    *(f"baseline_{name}_{metric}" for name in BASELINE_NAMES for metric in ("psnr", "ssim")),
+    *(f"baseline_{name}_feature_error" for name in BASELINE_NAMES),
     # lib.stats: 95% intervals by bootstrap over test source photos; differences paired by image
     "test_sources", "psnr_ci_low", "psnr_ci_high",
-    "psnr_minus_mean_colour", "psnr_minus_mean_colour_ci_low", "psnr_minus_mean_colour_ci_high", "wins_vs_mean_colour",
-    "psnr_minus_thumbnail", "psnr_minus_thumbnail_ci_low", "psnr_minus_thumbnail_ci_high", "wins_vs_thumbnail",
+    *(f"{column}{name}{suffix}" for name in BASELINE_NAMES
+      for column, suffix in (("psnr_minus_", ""), ("psnr_minus_", "_ci_low"), ("psnr_minus_", "_ci_high"), ("wins_vs_", ""))),
     "device", "weights_detail", "lpips_note",
 ]
 

@@ -2,15 +2,13 @@
 training loop (`lib.training.fit_decoder`), validated on the validation split every epoch."""
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from .. import data as datamod
 from .. import plan as planmod
-from ..encoders import WeightsError, encode_images, layer_encoder, plan_extractor, torchvision_weights
+from ..encoders import WeightsError, layer_encoder, plan_extractor, torchvision_weights
 from ..io import save_torch, write_bytes
+from ..metrics import training_mean_image
 from ..registry import ALEXNET_WEIGHTS_FILE
-from ..training import OnlineAugmentation, contiguous_groups, fit_decoder
+from ..training import OnlineAugmentation, fit_decoder
 from .data import load_store, split_indices
 from .encode import load_features
 
@@ -27,18 +25,6 @@ def perceptual_loss():
     return PerceptualLoss(state)
 
 
-def copy_features(paths, arch: str, layer: str, settings: dict, extractor, copies: np.ndarray) -> torch.Tensor:
-    """The layer's features of the colour copies, encoded once per (copies, seed) and kept beside the layer's
-    features (the encode step clears them): a layer's other runs with the same copies (a capacity-matched decoder)
-    reuse them instead of another encoder pass over every copy."""
-    cache = paths.features(arch, layer).with_name(f"{layer}.copies{settings['colour_copies']}.seed{settings['seed']}.pt")
-    if cache.is_file():
-        return torch.load(cache, weights_only=True)
-    features = encode_images(extractor, layer, copies)
-    save_torch(features, cache)
-    return features
-
-
 def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> dict:
     """Train one layer's run ("" its main run; a seed repeat or capacity-matched run by name: its settings differ)."""
     plan = planmod.load(root)
@@ -50,24 +36,20 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
     x = feats["features"]
     out = plan.paths.layer_dir(arch, layer, run)
     augmentation, extractor = None, None
-    if settings["augment"] or settings["colour_copies"] or settings["feedback"]:  # the layer's encoder is needed
+    if settings["augment"] or settings["feedback"]:  # the layer's encoder is needed
         # the encoder the features came from: a seed repeat changes the decoder's seed, never the encoder's
         extractor = plan_extractor(plan.encoder(arch), [layer])
     if settings["augment"]:
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
-    train_x, train_crops, groups = x[train_i], crops[train_i], None
-    if settings["colour_copies"]:  # colour-jittered copies of the training images, encoded once for this layer
-        copies = datamod.colour_copies(train_crops, settings["colour_copies"], np.random.default_rng(settings["seed"]))
-        train_x = torch.cat([train_x.float(), copy_features(plan.paths, arch, layer, settings, extractor, copies)])
-        train_crops = np.concatenate([train_crops, copies])
-        groups = contiguous_groups(len(train_i)).repeat(settings["colour_copies"] + 1)
+    train_x, train_crops = x[train_i], crops[train_i]
     perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
     resume_file = out / "training_state.pt"  # per-epoch state: a killed run continues from here
     fit = fit_decoder(settings, train_x, train_crops, x[val_i], crops[val_i], progress=progress, resume_file=resume_file,
-                      augmentation=augmentation, perceptual=perceptual, groups=groups,
+                      augmentation=augmentation, perceptual=perceptual,
                       encode=layer_encoder(extractor, layer) if extractor else None)
-    info = {**fit.info, "train_images": len(train_i)}  # before colour copies, as bench-quality counts them
+    info = {**fit.info, "train_images": len(train_i)}
     checkpoint = {"state_dict": fit.decoder.state_dict(), "settings": settings, "weights": encoder["weights"],
+                  "mean_image": training_mean_image(crops[train_i]),  # the no-information baseline evaluation scores
                   "weights_detail": encoder["weights_detail"], "encode_seconds": encoder["seconds"], **info}
     save_torch(checkpoint, out / "decoder.pt")
     write_bytes(out / "history.csv", fit.history.to_csv(index=False).encode())
