@@ -35,7 +35,7 @@ $(error JOBS=$(JOBS): the number of parallel jobs must be a positive integer, e.
 endif
 MAKEFLAGS += -j$(JOBS)
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
-# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, MATCH, NORMALISATION, DIV2K_DIR, SEEDS (decoders per layer,
+# ARCH, LAYERS, EPOCHS, LIMIT, BATCH_SIZE, DECODER, WIDTH, FEEDBACK, MATCH, NORMALISATION, DIV2K_DIR, SEEDS (decoders per layer,
 # one seed each), DECODER_PARAMS (every decoder scaled to this many parameters ± 10%): override the profile
 # (the plan step validates them); a variable the goal does not take is one error. ARCH may name any timm model
 # (its layers are its stages, or its blocks for a ViT), which then runs at the profile's defaults.
@@ -290,7 +290,7 @@ deps: $(DEPS) ## print each step's generated lib prerequisites
 	@cat $(DEPS)
 
 help: ## this list
-	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"] [IMAGES=folder (invert)] [REPORTS=folder] [VENV=.venv|system] [PYTHON=python3]"
+	@echo "make [target] [PROFILE=demo|paper|tiny] [ARCH=...] [LAYERS=...] [EPOCHS=n] [LIMIT=n] [BATCH_SIZE=n] [DECODER=resshuffle|simple|attention] [WIDTH=n] [FEEDBACK=k] [MATCH=n] [NORMALISATION=auto|imagenet|native] [SEEDS=k] [DECODER_PARAMS=n] [JOBS=n] [GPUS=n] [LAUNCH=\"srun ...\"] [IMAGES=folder (invert)] [REPORTS=folder] [VENV=.venv|system] [PYTHON=python3]"
 	@echo "VENV=system: every step on PYTHON's own packages (Colab's, a conda env's; no .venv), installing only what it lacks."
 	@echo "ARCH: a profile's encoder (demo: efficientnet_lite0, efficientnet_lite0_random, resnet34, vgg16, vit_base_patch16_224) or any timm model name."
 	@echo "efficientnet_lite0: Google's ImageNet-trained EfficientNet-Lite0, shipped in a PyPI wheel (Apache-2.0): the one trained"

@@ -14,7 +14,8 @@ BENCH_DATA := $(REPORTS)/bench/skimage
 BENCH_OFFLINE := $(REPORTS)/bench/offline
 BENCH_LEARNED := $(REPORTS)/bench/learned
 TRAIN_DIR ?= $(BENCH_DATA)/train
-VAL_DIR ?= $(if $(filter $(BENCH_DATA)/train,$(TRAIN_DIR)),$(BENCH_DATA)/val)
+# the exported folders' validation split goes with their training split; other folders have none unless named
+VAL_DIR ?= $(if $(filter $(BENCH_DATA)/train,$(TRAIN_DIR)),$(BENCH_DATA)/val,$(if $(filter $(BENCH_PHOTOS)/train,$(TRAIN_DIR)),$(BENCH_PHOTOS)/val))
 TEST_DIR ?= $(BENCH_DATA)/test
 # the profile the benchmarks that train take their settings from (a command-line PROFILE=, else demo)
 BENCH_PROFILE := $(if $(filter command line,$(origin PROFILE)),$(PROFILE),demo)
@@ -24,16 +25,16 @@ $(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test &: parameters/demo.yaml
 	$(PY) -m lib.bench.folders --out $(BENCH_DATA)
 
 # make bench-photos: ~250 natural photos the demo never saw, from Debian packages (lib/bench/natural_photos.tsv:
-# pinned versions and sha256; apt-get download, once), split by photo -> $(BENCH_PHOTOS)/train and test, with
-# sources.csv and licences.csv: TRAIN_DIR/TEST_DIR for bench-quality on learned features
+# pinned versions and sha256; apt-get download, once), split by photo -> $(BENCH_PHOTOS)/train, val and test, with
+# sources.csv and licences.csv: TRAIN_DIR/VAL_DIR/TEST_DIR for bench-quality on learned features
 BENCH_PHOTOS := $(REPORTS)/bench/photos
-$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test &: $(LIB)/bench/photos.py $(LIB)/bench/natural_photos.tsv | $(ENV_STAMP)
+$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test &: $(LIB)/bench/photos.py $(LIB)/bench/natural_photos.tsv | $(ENV_STAMP)
 	$(PY) -m lib.bench.photos --out $(BENCH_PHOTOS)
-bench-photos: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test ## natural photos from Debian packages -> $(BENCH_PHOTOS)/{train,test}
+bench-photos: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test ## natural photos from Debian packages -> $(BENCH_PHOTOS)/{train,val,test}
 
 # the exported folders bench-quality reads, built first when TRAIN_DIR/VAL_DIR/TEST_DIR name them
 QUALITY_INPUTS = $(if $(filter $(BENCH_DATA)/%,$(abspath $(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(VAL_DIR) $(TEST_DIR))),$(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test) \
-  $(if $(filter $(BENCH_PHOTOS)/%,$(abspath $(TRAIN_DIR) $(TEST_DIR))),$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test)
+  $(if $(filter $(BENCH_PHOTOS)/%,$(abspath $(TRAIN_DIR) $(VAL_DIR) $(TEST_DIR))),$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test)
 bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one layer on any images -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench.quality --profile $(BENCH_PROFILE) --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
@@ -55,9 +56,9 @@ bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test | $(ENV_
 # EfficientNet-Lite0's 5 stages, ImageNet and random weights, at the profile's settings; rows kept as in bench-offline,
 # then table.md. bench-colour runs on the same folders go beside them as <row>-colour.json (their linear readouts bound
 # the rows that miss)
-bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
+bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
 	$(PY) -m lib.bench.offline --sweep learned --out-dir $(BENCH_LEARNED) --train-dir $(BENCH_PHOTOS)/train \
-	  $(if $(wildcard $(BENCH_PHOTOS)/val),--val-dir $(BENCH_PHOTOS)/val) --test-dir $(BENCH_PHOTOS)/test $(BENCH_SWEEP)
+	  --val-dir $(BENCH_PHOTOS)/val --test-dir $(BENCH_PHOTOS)/test $(BENCH_SWEEP)
 
 # make bench-colour ARCH=resnet34 LAYER=layer4 WEIGHTS=random [COPIES=8] OUT=c.json: how well pooled features
 # predict each test image's mean colour (ridge, as the decoder's colour path), without and with colour-jittered

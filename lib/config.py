@@ -56,7 +56,6 @@ TRAINING_KEYS: dict[str, Field] = {
     "checkpoint": Field(str, "decoder kept: lowest validation loss (the study's), or the last epoch", ("best", "last")),
     "device": Field(str, "where to train", ("auto", "cpu", "cuda")),
     "augment": Field(bool, "random crop + flip encoded on the fly (the study's); false: cached centre crops"),
-    "perceptual_weight": Field(float, "0: MSE loss only (the default); w > 0: MSE + w x LPIPS(AlexNet), an option", minimum=0),
     "feedback": Field(int, "feedback stages after the decoder, each fed the encoder's residual of the last output (0: none)", minimum=0),
     "feedback_epochs": Field(int, "epochs of each feedback stage, on the cached training features", minimum=1),
     "seeds": Field(int, "decoders trained per layer, from seeds seed, seed+1, ... (data, split and encoder fixed)",

@@ -344,6 +344,17 @@ def normalise(uint8_batch: np.ndarray):
     return (x - mean) / std
 
 
+def training_mean_image(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
+    """The mean of uint8 N x H x W x 3 images as 3 x H x W in [0, 1] (float64 sums, so the order of images does not
+    change it beyond float32 rounding)."""
+    import torch
+
+    total = np.zeros(images.shape[1:], dtype=np.float64)
+    for start in range(0, len(images), chunk):
+        total += images[start : start + chunk].sum(axis=0, dtype=np.float64)
+    return torch.from_numpy(total / (255.0 * len(images))).permute(2, 0, 1).float().contiguous()
+
+
 def imagenet_mean_std(device=None):
     """ImageNet's per-channel (mean, std) as 1 x 3 x 1 x 1 tensors on `device`: normalised = (pixels - mean) / std."""
     import torch

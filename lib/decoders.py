@@ -164,14 +164,14 @@ class ResShuffleDecoder(nn.Module):
     def fit_mean_image(self, images) -> None:
         """Set the decoder's base output to the mean of the uint8 N x H x W x 3 training `images`."""
         from .data import imagenet_mean_std
-        from .metrics import training_mean_image
+        from .data import training_mean_image
 
         mean, std = imagenet_mean_std()
         self.mean_image.copy_((training_mean_image(images)[None] - mean) / std)
 
     @torch.no_grad()
     def fit_linear_start(self, features: torch.Tensor, images, groups: torch.Tensor,
-                         lambdas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), max_dims: int = 3072, max_rows: int = 100_000,
+                         lambdas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), max_dims: int = 2048, max_rows: int = 100_000,
                          chunk: int = 16, seed: int = 0) -> dict:
         """Set the colour and linear paths to closed-form ridge regressions, so the untrained decoder is a linear
         inverse: (1) each grid cell's mean colour on its k x k neighbourhood of standardised features and the

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .baselines import BASELINE_NAMES
 from .decoders import FeedbackDecoder
 from .encoders import layer_encoder
 from .matching import levels_record, match_features, steps_at
 from .metrics import (Pixels, feature_errors, mean_colour_baseline, mean_image_baseline, psnr, score, ssim,
                       thumbnail_baseline)
-from .stats import BASELINE_NAMES
 from .training import pick_device, reconstruct
 
 SCHEMA_VERSION = 3
@@ -66,7 +66,7 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
                      mean_image: torch.Tensor, match_steps: int, lpips=None, device: str = "auto",
                      progress: bool = True) -> Evaluation:
     """Score `decoder` on `images` (uint8 N x 224 x 224 x 3) from their `features` at `layer` of `extractor`.
-    `mean_image`: the decoder's training images' mean (3 x 224 x 224 in [0, 1], `metrics.training_mean_image`), the
+    `mean_image`: the decoder's training images' mean (3 x 224 x 224 in [0, 1], `data.training_mean_image`), the
     no-information baseline.
     `match_steps`: test-time feature-matching steps asked for (run only on grids where matching applies).
     `lpips`: a `metrics.LPIPSScorer`, or None to leave LPIPS empty."""
@@ -95,16 +95,11 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
     return Evaluation(per_image, recon, target, steps, match_seconds)
 
 
-def training_loss_label(perceptual_weight: float) -> str:
-    return "MSE" if perceptual_weight <= 0 else f"MSE + {perceptual_weight:g} x LPIPS"
-
-
 def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dict, evaluation: Evaluation,
                   **extra) -> dict:
     """One trained and evaluated layer, as the evaluate step and `make bench-quality` both write it.
 
-    `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, feedback,
-    perceptual_weight); `fit`: the training record (`fit_decoder`'s info, plus train_images: the
+    `settings`: the decoder's settings (decoder, width, batch_size, checkpoint, feedback); `fit`: the training record (`fit_decoder`'s info, plus train_images: the
     training images); `encoder`: weights, weights_detail, encode_seconds,
     normalisation (the encoder's input mean/std: imagenet | native), network (the registry's name, if `arch` is the
     run's name for it); `extra`: fields of the run (lpips_note,
@@ -116,7 +111,6 @@ def result_record(arch: str, layer: str, settings: dict, fit: dict, encoder: dic
         "network": encoder.get("network", arch), "weights": encoder["weights"], "weights_detail": encoder["weights_detail"],
         "normalisation": encoder["normalisation"],
         "decoder": settings["decoder"], "width": settings["width"], "depth": settings.get("depth"),
-        "loss": training_loss_label(settings.get("perceptual_weight", 0.0)),
         "decoder_params": fit["decoder_params"],
         "decoder_params_target": settings.get("decoder_params", 0),  # 0: the decoder at `width`, not matched
         "seed": settings.get("seed"), "closed_form_paths": fit["closed_form_paths"],

@@ -62,12 +62,18 @@ def convergence(summary: pd.DataFrame) -> list[str]:
                                        f" Budgets: {int(budget.min()):,} to {int(budget.max()):,} training images seen.")
     rule = (f"A decoder counts as still learning when the best validation loss of its last quarter of epochs is more "
             f"than {STILL_FALLING:.0%} below the best before them (the start included).")
+    kept = ""
+    if "improved_on_start" in rows:
+        start = rows[rows["improved_on_start"].fillna(True).astype(bool) == False]  # noqa: E712
+        if len(start):
+            kept = (" Never beat their untrained start on validation, so the start is what they report: "
+                    + ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in start.iterrows()) + ".")
     if not len(falling):
         return [f"{rule} No layer was still learning when its budget ended: every layer's number is what its decoder "
-                f"converged to at these settings.{spent}"]
+                f"converged to at these settings.{kept}{spent}"]
     names = ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in falling.iterrows())
     return [f"{rule} Still learning when the budget ended at {len(falling)} of {len(rows)} layers: {names}; their "
-            f"numbers are lower bounds of what the layer keeps, not its measure.{spent}"]
+            f"numbers are lower bounds of what the layer keeps, not its measure.{kept}{spent}"]
 
 
 def matching_findings(summary: pd.DataFrame) -> list[str]:
@@ -180,17 +186,10 @@ def findings(summary: pd.DataFrame) -> list[str]:
 
 
 def detail_findings(summary: pd.DataFrame) -> list[str]:
-    """The appendix's findings: training, test-time matching, the random control, feature consistency, the loss and
-    LPIPS, every number read from the summary."""
+    """The appendix's findings: training, test-time matching, the random control, feature consistency and LPIPS,
+    every number read from the summary."""
     out = training_findings(summary) + matching_findings(summary) + random_control_findings(summary)
     out += feature_consistency(summary)
-    n = len(summary)
-    perceptual = summary[summary["loss"] != "MSE"]
-    if len(perceptual):
-        out.append(
-            f"{len(perceptual)} of {n} decoders were trained with a perceptual loss ({perceptual['loss'].iloc[0]}): "
-            "their LPIPS measures the training objective itself, and their PSNR is not comparable to MSE-only runs."
-        )
     if summary["lpips_mean"].isna().all():
         out.append(f"LPIPS not computed: {summary['lpips_note'].iloc[0]}")
     return out

@@ -108,25 +108,6 @@ class LPIPSScorer:
         return np.concatenate(out).astype(np.float64)
 
 
-class PerceptualLoss(torch.nn.Module):
-    """Training option, not the default: mean LPIPS (AlexNet) between decoder outputs and targets, both in
-    ImageNet-normalised space. Differentiable (no clamp); its AlexNet is frozen and must be the real one."""
-
-    def __init__(self, alexnet_state: dict):
-        super().__init__()
-        self.model = LPIPSScorer(alexnet_state).model
-        self.model.requires_grad_(False)
-        mean, std = imagenet_mean_std()
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        def to_lpips_range(x):
-            return (x * self.std + self.mean) * 2 - 1
-
-        return self.model(to_lpips_range(output), to_lpips_range(target)).mean()
-
-
 def mean_colour_baseline(target: Pixels) -> Pixels:
     """Every pixel set to the image's own mean colour: what a decoder that learnt nothing spatial gets."""
     return Pixels(target.values.mean(dim=(2, 3), keepdim=True).expand_as(target.values).clone(), _PRIVATE)
@@ -138,15 +119,6 @@ def mean_image_baseline(mean_image: torch.Tensor, count: int) -> Pixels:
     if mean_image.ndim != 3 or mean_image.shape[0] != 3:
         raise ValueError(f"expected a 3 x H x W mean image, got {tuple(mean_image.shape)}")
     return Pixels(mean_image.float().clamp(0, 1)[None].expand(count, -1, -1, -1).clone(), _PRIVATE)
-
-
-def training_mean_image(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
-    """The mean of uint8 N x H x W x 3 images as 3 x H x W in [0, 1] (float64 sums, so the order of images does not
-    change it beyond float32 rounding)."""
-    total = np.zeros(images.shape[1:], dtype=np.float64)
-    for start in range(0, len(images), chunk):
-        total += images[start : start + chunk].sum(axis=0, dtype=np.float64)
-    return torch.from_numpy(total / (255.0 * len(images))).permute(2, 0, 1).float().contiguous()
 
 
 def thumbnail_baseline(target: Pixels, grid: int) -> Pixels:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .baselines import BASELINE_NAMES
+
 DRAWS = 10_000
 LEVEL = 0.95
-# What each decoder is held to, from least to most information: the training images' mean image (nothing about the
-# image at all), the image's own mean colour (3 numbers), its thumbnail at the layer's grid.
-BASELINE_NAMES = ("mean_image", "mean_colour", "thumbnail")
-BASELINE_LABELS = {"mean_image": "no information (training mean image)", "mean_colour": "mean colour",
-                   "thumbnail": "thumbnail"}
 
 
 def cluster_bootstrap(values, clusters, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict:

@@ -1,6 +1,6 @@
 """The one training loop, and the decoder fit the study steps and the benchmarks both train through.
 
-`train_loop` runs AdamW on MSE (plus an optional perceptual term) until a stop condition: a number of epochs, or a
+`train_loop` runs AdamW on MSE until a stop condition: a number of epochs, or a
 wall-clock deadline. It owns the learning-rate schedule, per-epoch validation, checkpoint choice and resume.
 `fit_decoder` builds a decoder, fits what it takes from its training data in closed form, trains it through
 `train_loop`, then trains its feedback stages through the same loop. Its budget is `epochs` (the study: settings
@@ -76,7 +76,7 @@ class LoopResult:
 
 def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, batch_size: int,
                generator: torch.Generator, epochs: int | None = None, deadline: float | None = None,
-               schedule: str = "anneal", weight_decay: float = 1e-4, extra_loss: Callable | None = None,
+               schedule: str = "anneal", weight_decay: float = 1e-4,
                validate: Callable[[nn.Module], float] | None = None, checkpoint: str = "last",
                resume_file: Path | None = None, resume_key=None, rngs: dict[str, torch.Generator] | None = None,
                on_step: Callable[[float], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
@@ -87,7 +87,6 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
     Stop: after `epochs`, or when the wall clock (`time.perf_counter()`) reaches `deadline`; exactly one.
     Schedule: `cosine` (per step; needs epochs), `plateau` (the study's ReduceLROnPlateau on the validation loss) or
     `anneal` (`anneal_factor`; the one schedule a deadline allows).
-    `extra_loss(output, target)` is added to the MSE (the optional LPIPS term).
     `validate(module)` -> loss, after every epoch and once before the first: with `checkpoint` "best" the module ends
     with the weights of the lowest validation loss (the start included), with "last" as training left it unless its
     start scored lower on validation: then the start (no decoder is kept that is worse than where it began).
@@ -155,8 +154,6 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
             inputs, target = batch(index)
             output = module(*inputs)
             loss = nn.functional.mse_loss(output, target)
-            if extra_loss is not None:
-                loss = loss + extra_loss(output, target)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -220,12 +217,13 @@ def still_falling(start_val_loss: float, val_losses: list[float]) -> bool | None
 
 
 def closed_form_paths(decoder) -> str:
-    """What gradient steps did to a resshuffle decoder's closed-form colour and linear paths: "fixed" (they stay as
-    fitted), or "none" where the grid is too fine for a closed-form start."""
+    """A decoder's closed-form colour and linear paths: "fixed" (fitted, and they stay as fitted), "zero" (fitted,
+    then dropped: the mean image alone did better on validation, `choose_start`), or "none" (a decoder without
+    them: the study's)."""
     base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
-    if not getattr(base, "closed_form_start", False):
+    if not hasattr(base, "closed_form_start"):
         return "none"
-    return "trained" if base.linear.conv.weight.requires_grad else "fixed"
+    return "fixed" if base.closed_form_start else "zero"
 
 
 def mean_colours(images: np.ndarray, chunk: int = 64) -> torch.Tensor:
@@ -248,6 +246,23 @@ def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.
         decoder.fit_mean_image(images)
     if getattr(decoder, "closed_form_start", False):
         decoder.fit_linear_start(features, images, groups)
+
+
+@torch.no_grad()
+def choose_start(decoder, validate: Callable[[nn.Module], float]) -> None:
+    """Keep a resshuffle decoder's closed-form colour and linear paths only where they beat its mean image alone on
+    validation: a fit that does not carry over to new photos (the deepest layers, few training photos) would start
+    the decoder below the no-information baseline. Otherwise the paths are zeroed, and the start is the mean image."""
+    fitted = validate(decoder)
+    paths = (decoder.linear.conv, decoder.colour)
+    kept = [copy.deepcopy(path.state_dict()) for path in paths]
+    for path in paths:
+        path.weight.zero_(), path.bias.zero_()
+    if validate(decoder) >= fitted:
+        for path, state in zip(paths, kept):
+            path.load_state_dict(state)
+    else:
+        decoder.closed_form_start = False  # what `closed_form_paths` reports: the mean image, no fitted paths
 
 
 def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
@@ -299,10 +314,10 @@ class FitResult:
 def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.ndarray,
                 val_features: torch.Tensor | None = None, val_images: np.ndarray | None = None, *,
                 seconds: float | None = None, encode=None, groups: torch.Tensor | None = None,
-                augmentation: OnlineAugmentation | None = None, perceptual: nn.Module | None = None,
+                augmentation: OnlineAugmentation | None = None,
                 resume_file: Path | None = None, progress: bool = True) -> FitResult:
     """Build the decoder `settings` name (decoder, width, seed, lr, weight_decay, batch_size, schedule, checkpoint,
-    device, perceptual_weight, feedback, and with an epoch budget epochs and feedback_epochs), fit its closed-form
+    device, feedback, and with an epoch budget epochs and feedback_epochs), fit its closed-form
     start, and train it through `train_loop`, then each of its `feedback` stages on what the stages before leave.
 
     Budget: `seconds` of wall clock from the call, shared equally by the base decoder (closed-form start included)
@@ -312,7 +327,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous quarters,
     as one photo's views sit together); colour copies of an image belong in its fold.
     `augmentation`: training batches are augmented views encoded on the fly (the cached centre-crop features still
-    fix the feature standardisation). `perceptual`: the LPIPS module of `perceptual_weight` > 0.
+    fix the feature standardisation).
     `resume_file`: the base decoder's training resumes after its last completed epoch (feedback stages redo).
     """
     from tqdm import tqdm  # text bars: readable in logs and in executed notebooks
@@ -327,15 +342,12 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
                          contiguous_groups(len(train_features)) if groups is None else groups)
     fit_seconds = time.perf_counter() - started
     base.to(device)
-    weight = settings.get("perceptual_weight", 0.0)
-    if weight > 0:
-        if perceptual is None:
-            raise ValueError("perceptual_weight > 0 needs a perceptual loss module (LPIPS with real AlexNet weights).")
-        perceptual.to(device)
     batch_size = min(settings["batch_size"], len(train_features))
     validate = None
     if val_features is not None:
         validate = lambda module: evaluate_loss(module, val_features, val_images, device, batch_size)  # noqa: E731
+        if getattr(base, "closed_form_start", False):
+            choose_start(base, validate)
     order = torch.Generator().manual_seed(settings["seed"])
     augment_rng = torch.Generator().manual_seed(settings["seed"] + 1)
     def base_batch(index):
@@ -360,7 +372,6 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     loop = train_loop(base, base_batch, len(train_features), lr=settings["lr"], batch_size=batch_size, generator=order,
                       weight_decay=settings["weight_decay"], validate=validate,
                       checkpoint=settings.get("checkpoint", "last") if validate is not None else "last",
-                      extra_loss=(lambda output, target: weight * perceptual(output, target)) if weight > 0 else None,
                       resume_file=resume_file, resume_key=(settings, _fingerprint(train_features, train_images)),
                       rngs={"augment": augment_rng}, on_step=on_step, on_epoch=on_epoch,
                       warn_cpu=device.type == "cpu", **budget)

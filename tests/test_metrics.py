@@ -99,44 +99,6 @@ def test_lpips_builds_from_a_cached_alexnet_file(torch_home, monkeypatch):
     assert (scorer(a, b) > 0).all()
 
 
-def test_perceptual_loss_option_needs_real_alexnet_and_trains_through_lpips(torch_home, monkeypatch):
-    import torchvision
-    from test_weights import accept_fake_weights
-
-    from lib import data as datamod, encoders, training
-    from lib.evaluation import training_loss_label
-    from lib.registry import ALEXNET_WEIGHTS_FILE
-    from lib.steps.train import perceptual_loss
-
-    with pytest.raises(encoders.WeightsError, match=f"perceptual_weight > 0 .*{ALEXNET_WEIGHTS_FILE}.*perceptual_weight: 0"):
-        perceptual_loss()
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), torch_home / ALEXNET_WEIGHTS_FILE)
-    accept_fake_weights(monkeypatch, torch_home / ALEXNET_WEIGHTS_FILE)  # random weights under the real name
-    loss = perceptual_loss()
-    rng = np.random.default_rng(4)
-    images = rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
-    target = datamod.normalise(images)
-    output = target[[1, 0, 3, 2]].clone().requires_grad_(True)
-    assert float(loss(target, target)) == pytest.approx(0, abs=1e-6)
-    value = loss(output, target)
-    value.backward()
-    assert value.item() > 0 and output.grad.abs().sum().item() > 0
-    assert not any(p.requires_grad for p in loss.parameters())  # AlexNet stays frozen
-    assert training_loss_label(0.0) == "MSE" and training_loss_label(0.1) == "MSE + 0.1 x LPIPS"
-
-    features = torch.randn(4, 8, 7, 7)
-    settings = {"decoder": "resshuffle", "epochs": 1, "batch_size": 2, "lr": 1e-3, "weight_decay": 0.0, "width": 16,
-                "schedule": "cosine", "device": "cpu", "seed": 0, "perceptual_weight": 0.5, "feedback": 0}
-    with pytest.raises(ValueError, match="perceptual loss module"):
-        training.fit_decoder(settings, features, images, features[:2], images[:2], progress=False)
-    history = training.fit_decoder(settings, features, images, features[:2], images[:2], progress=False, perceptual=loss).history
-    history_mse = training.fit_decoder({**settings, "perceptual_weight": 0.0}, features, images, features[:2], images[:2],
-                                       progress=False).history
-    # Same seed, same batches: the LPIPS term is what makes the training loss larger than plain MSE.
-    assert history["train_loss"].iloc[0] > history_mse["train_loss"].iloc[0]
-
-
 def test_feature_error_is_relative_distance_in_the_layers_features():
     from lib.encoders import build_extractor, encode_images
 

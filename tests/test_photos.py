@@ -82,18 +82,20 @@ def packages(tmp_path):
 
 def test_photos_are_read_from_debs_and_qt_bundles_and_split_by_photo(packages):
     out = packages["tmp"] / "photos"
-    counts = photos.build(out, packages["debs"], test=2, seed=0, manifest=packages["manifest"], progress=False)
-    assert counts == {"train": 3, "test": 2}
+    counts = photos.build(out, packages["debs"], test=2, val=1, seed=0, manifest=packages["manifest"], progress=False)
+    assert counts == {"train": 2, "val": 1, "test": 2}
     train_names, train = folders.load_folder(out / "train")
+    val_names, _ = folders.load_folder(out / "val")
     test_names, _ = folders.load_folder(out / "test")
-    assert len(train_names) == 3 and len(test_names) == 2 and not set(train_names) & set(test_names)
-    assert set(train_names) | set(test_names) == {"walls--wall0.png", "walls--wall1.png", "walls--wall2.png",
-                                                  "game-data--cat.png", "game-data--owl.png"}
+    assert (len(train_names), len(val_names), len(test_names)) == (2, 1, 2)
+    assert not set(train_names) & set(test_names) and not set(val_names) & (set(train_names) | set(test_names))
+    assert set(train_names) | set(val_names) | set(test_names) == {
+        "walls--wall0.png", "walls--wall1.png", "walls--wall2.png", "game-data--cat.png", "game-data--owl.png"}
     # stored at 512 px on the shorter side (downscaled only), the pixels of the packaged file
-    with Image.open(out / ("train" if "game-data--owl.png" in train_names else "test") / "game-data--owl.png") as owl:
+    find = lambda name: next(out / s / name for s in ("train", "val", "test") if (out / s / name).exists())
+    with Image.open(find("game-data--owl.png")) as owl:
         assert owl.size == (300, 500)
         np.testing.assert_array_equal(np.asarray(owl), np.asarray(Image.open(io.BytesIO(png(300, 500, 11)))))
-    find = lambda name: next(out / s / name for s in ("train", "test") if (out / s / name).exists())
     with Image.open(find("walls--wall0.png")) as wall:
         assert min(wall.size) == 512
     with Image.open(find("walls--wall2.png")) as upright:  # EXIF orientation applied: portrait, 512 wide
@@ -102,9 +104,12 @@ def test_photos_are_read_from_debs_and_qt_bundles_and_split_by_photo(packages):
     licences = (out / "licences.csv").read_text()
     assert "game-data--cat.png" in licences and "CC-BY-4.0" in licences and "2:3.1-2" in licences
     # the same seed again keeps every photo; another seed moves them and leaves no stale copy behind
-    assert photos.build(out, packages["debs"], test=2, seed=0, manifest=packages["manifest"], progress=False) == counts
-    photos.build(out, packages["debs"], test=2, seed=5, manifest=packages["manifest"], progress=False)
-    assert len(folders.image_files(out / "train")) == 3 and len(folders.image_files(out / "test")) == 2
+    assert photos.build(out, packages["debs"], test=2, val=1, seed=0, manifest=packages["manifest"],
+                        progress=False) == counts
+    photos.build(out, packages["debs"], test=2, val=1, seed=5, manifest=packages["manifest"], progress=False)
+    assert [len(folders.image_files(out / s)) for s in ("train", "val", "test")] == [2, 1, 2]
+    with pytest.raises(folders.BenchError, match="--val must be between 0 and 2"):
+        photos.build(out, packages["debs"], test=2, val=3, manifest=packages["manifest"], progress=False)
 
 
 def test_a_damaged_or_missing_package_is_one_clear_error(packages, monkeypatch):
@@ -114,11 +119,11 @@ def test_a_damaged_or_missing_package_is_one_clear_error(packages, monkeypatch):
     walls = packages["debs"] / "walls_1.0-1_all.deb"
     walls.write_bytes(walls.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(folders.BenchError, match=r"walls_1.0-1_all.deb has sha256 .*expected .*set aside as walls_1.0-1_all.deb.bad"):
-        photos.build(out, packages["debs"], test=2, manifest=packages["manifest"], progress=False)
+        photos.build(out, packages["debs"], test=2, val=1, manifest=packages["manifest"], progress=False)
     assert not walls.exists() and not (out / "train").exists()  # nothing half-built
     monkeypatch.setenv("PATH", str(packages["tmp"] / "no-such-bin"))  # no apt-get: the missing package is named
     with pytest.raises(folders.BenchError, match="walls 1.0-1 is not in .*debs and apt-get is missing"):
-        photos.build(out, packages["debs"], test=2, manifest=packages["manifest"], progress=False)
+        photos.build(out, packages["debs"], test=2, val=1, manifest=packages["manifest"], progress=False)
     with pytest.raises(folders.BenchError, match="not a .deb"):
         photos.ar_members(b"PK\x03\x04 a zip")
     with pytest.raises(folders.BenchError, match="not a Qt resource bundle"):

@@ -15,10 +15,10 @@ def _summary(**changes):
         "ssim_mean": [0.6, 0.4, 0.3, 0.35],
         "lpips_mean": [float("nan")] * 4,
         "lpips_note": ["LPIPS left empty: no AlexNet weights."] * 4,
+        "baseline_mean_image_psnr": [12.5] * 4,
         "baseline_mean_colour_psnr": [17.5] * 4,
         "baseline_thumbnail_psnr": [28.0, 25.0, 21.0, 21.0],
         "weights": ["random"] * 3 + ["imagenet"],
-        "loss": ["MSE"] * 4,
         "ssim_std": [0.1] * 4, "lpips_std": [float("nan")] * 4, "mse_mean": [0.01] * 4, "mse_std": [0.001] * 4,
         "train_seconds": [10.0] * 4,
     })
@@ -29,6 +29,10 @@ def _summary(**changes):
 
 def test_findings_are_read_from_the_summary():
     lines = findings.findings(_summary())
+    assert "4 of 4 layers reach the no-information baseline (the training images' mean image, 12.50–12.50 dB)." in lines
+    below = findings.findings(_summary(baseline_mean_image_psnr=[12.5, 12.5, 15.5, 12.5]))
+    assert "3 of 4 layers reach the no-information baseline (the training images' mean image, 12.50–15.50 dB); " \
+           "below it: ResNet34 layer4." in below
     assert "3 of 4 layers beat the per-image mean-colour baseline; not: ResNet34 layer4." in lines
     assert "0 of 4 layers beat the thumbnail at their own grid" in " ".join(lines)
     assert lines[0] == ("ResNet34: PSNR falls from 24.00 dB at layer1 (64x56x56) to 15.00 dB at layer4 (512x7x7), "
@@ -41,13 +45,7 @@ def test_findings_are_read_from_the_summary():
                        "untrained network than the image's mean colour (`make bench-colour ARCH=resnet34 "
                        "LAYER=layer4 WEIGHTS=random` measures how much of that colour the layer's pooled features hold, "
                        "and how much of the layout its cells tell that carries over to the test photos)."]
-    assert not any("perceptual loss" in line for line in lines)
     assert any(line.startswith("LPIPS not computed: LPIPS left empty") for line in lines)
-
-
-def test_findings_label_a_perceptual_loss_run():
-    lines = findings.detail_findings(_summary(loss=["MSE", "MSE + 0.1 x LPIPS", "MSE", "MSE"]))
-    assert any(line.startswith("1 of 4 decoders were trained with a perceptual loss (MSE + 0.1 x LPIPS)") for line in lines)
 
 
 def test_feature_consistency_is_read_from_the_summary():
@@ -190,14 +188,16 @@ def test_depth_statistics_sentences():
 def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
     lines = findings.training_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
     assert lines == ["Gradient steps brought the validation MSE of the kept decoder under that of its untrained start "
-                     "at 3 of 4 layers; not at ResNet34 layer4 (start 0.310, kept 0.370)."]
+                     "(the training images' mean image, plus the closed-form linear fit at coarse grids) at 3 of 4 "
+                     "layers; never at ResNet34 layer4 (start 0.310, best epoch 0.370), which keep their start: no "
+                     "decoder is kept that is worse on validation than where it began."]
     assert findings.training_findings(_summary()) == []  # a summary written before these columns
     assert lines[0] in findings.detail_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
 
 
 def test_benchmark_results_are_read_as_files_without_the_benchmark_code():
-    """The report reads the committed offline table and bench-colour results as files: their rows carry the labels it
-    shows, so lib.benchmark_findings imports nothing from lib.bench (nor torch through it)."""
+    """The report reads the committed learned-features table and bench-colour results as files: their rows carry the
+    labels it shows, so lib.benchmark_findings imports nothing from lib.bench (nor torch through it)."""
     import json
     import subprocess
     import sys
@@ -205,21 +205,31 @@ def test_benchmark_results_are_read_as_files_without_the_benchmark_code():
     from lib import REPORTS_DIR, ROOT
 
     code = ("import sys; from lib import benchmark_findings; "
-            f"frame, lines = benchmark_findings.offline_benchmark({str(REPORTS_DIR / 'bench' / 'offline' / 'table.json')!r}); "
+            f"frame, lines = benchmark_findings.offline_benchmark({str(REPORTS_DIR / 'bench' / 'learned' / 'table.json')!r}); "
             f"benchmark_findings.layout_control({str(REPORTS_DIR / 'bench' / 'colour')!r}); "
             "print(sorted(m for m in sys.modules if m == 'lib.bench' or m.startswith('lib.bench.')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
-    table = json.loads((REPORTS_DIR / "bench" / "offline" / "table.json").read_text())
-    frame, lines = benchmark_findings.offline_benchmark(REPORTS_DIR / "bench" / "offline" / "table.json")
+    table = json.loads((REPORTS_DIR / "bench" / "learned" / "table.json").read_text())
+    frame, lines = benchmark_findings.offline_benchmark(REPORTS_DIR / "bench" / "learned" / "table.json")
     assert len(frame) == table["layers"] and lines[0].startswith(f"{table['met']} of {table['layers']} layers measured")
     for row in table["rows"]:  # every label shown as stored
-        shown = frame.loc[f"{findings.label(row['arch'])} {row['layer']}"]
+        shown = frame.loc[benchmark_findings.row_label(row)]
         assert shown["margin (dB) [95% interval]"] == row["margins_label"]
         assert shown["ε decoder / thumbnail / colour"] == row["feature_errors_label"]
         assert shown["matching steps (decoder alone)"] == row["matching_label"]
         assert shown["held to"] == row["targets_label"]
+
+
+def test_a_benchmark_table_from_before_the_profiles_settings_is_not_shown(tmp_path):
+    import json
+
+    old = {"rows": [{"arch": "resnet34", "layer": "layer1", "weights": "random", "psnr_mean": 20.0}], "met": 0,
+           "layers": 1, "missing": [], "settings": {"minutes": 10}}
+    (tmp_path / "table.json").write_text(json.dumps(old))
+    frame, lines = benchmark_findings.offline_benchmark(tmp_path / "table.json", "make bench-offline")
+    assert frame is None and "`make bench-offline` measures it again" in lines[0]
 
 
 def _row(kind, arch, layer, psnr, params, run=np.nan, seed=42, target=0, seeds=1, sd=np.nan):
@@ -261,12 +271,27 @@ def test_capacity_section_reads_main_runs_that_serve_the_sweep_and_seed_42_defau
 
 def test_settings_are_one_sentence_with_the_layers_that_differ():
     summary = pd.DataFrame({"arch": ["resnet34"] * 3 + ["vgg16"], "layer": ["layer2", "layer3", "layer4", "block5"],
-                            "decoder": ["resshuffle"] * 4, "epochs": [10, 1, 2, 10], "batch_size": [4] * 4,
-                            "checkpoint": ["last"] * 4, "colour_copies": [0, 8, 8, 0], "feedback": [0, 1, 0, 0],
+                            "decoder": ["resshuffle"] * 4, "epochs": [10, 1, 2, 10],
+                            "images_seen": [880, 88, 176, 880], "batch_size": [4] * 4,
+                            "checkpoint": ["last"] * 4, "feedback": [0, 1, 0, 0],
                             "match_steps": [0] * 4, "best_epoch": [10, 1, 2, 10], "seeds": [1, 1, 2, 1],
                             "train_seconds": [28.0, 200.1, 108.0, 33.7], "eval_seconds": [5.3, 8.5, 14.7, 20.7]})
     assert findings.settings_lines(summary) == [
-        "Every layer: resshuffle decoder, 10 epochs, batch 4, checkpoint last, 0 colour copies, 0 feedback stages, "
-        "0 matching steps.",
-        "Except ResNet34 layer3: 1 epoch, 8 colour copies, 1 feedback stage.",
-        "Except ResNet34 layer4: 2 epochs, 8 colour copies."]
+        "Every layer: resshuffle decoder, 10 epochs, 880 training images seen, batch 4, checkpoint last, "
+        "0 feedback stages, 0 matching steps.",
+        "Except ResNet34 layer3: 1 epoch, 88 training images seen, 1 feedback stage.",
+        "Except ResNet34 layer4: 2 epochs, 176 training images seen."]
+
+
+def test_convergence_names_the_layers_still_learning_and_states_the_rule():
+    summary = _summary(still_falling=[False, True, None, False], images_seen=[880] * 4)
+    lines = findings.convergence(summary)
+    assert len(lines) == 1 and "more than 1% below the best before them" in lines[0]
+    assert "Still learning when the budget ended at 1 of 3 layers: ResNet34 layer2;" in lines[0]
+    assert lines[0].endswith("Each decoder's budget: 880 training images seen.")
+    assert lines[0] in findings.findings(summary)
+    settled = findings.convergence(_summary(still_falling=[False] * 4, images_seen=[880, 880, 1760, 880]))
+    assert "No layer was still learning" in settled[0] and settled[0].endswith("880 to 1,760 training images seen.")
+    assert findings.convergence(_summary()) == []  # a summary written before the column
+    table = findings.compact_table(summary.assign(decoder_params=[1e5] * 4), "resnet34")
+    assert list(table["still learning"]) == ["", "yes", ""]

@@ -40,9 +40,9 @@ TABLE_FIELDS = (
     "arch", "layer", "weights", "profile", "psnr_mean", "psnr_std", "ssim_mean", "psnr_ci_low", "psnr_ci_high",
     *(f"baseline_{b}_psnr" for b in BASELINES),
     *(f"psnr_minus_{b}{end}" for b in BASELINES for end in ("", "_ci_low", "_ci_high")), "test_sources",
-    "feature_error_mean", "baseline_thumbnail_feature_error", "baseline_mean_colour_feature_error",
+    "feature_error_mean", *(f"baseline_{b}_feature_error" for b in BASELINES),
     "closed_form_paths", "feedback", "match_steps", "decoder_psnr_mean", "epochs", "images_seen", "still_falling",
-    "train_seconds", "minutes",
+    "train_seconds", "minutes", "schema_version",
 )
 # the names of the sweeps: `offline` (the study's 14 layers and Lite0's 10 rows on the demo's views) and `learned`
 # (Lite0's 10 rows on natural photos the demo never saw)

@@ -162,21 +162,25 @@ def photo_name(row: dict) -> str:
 
 
 def build(out: Path, debs_dir: Path, test: int = 50, seed: int = 0, manifest: Path = MANIFEST,
-          progress: bool = True) -> dict[str, int]:
-    """train/ and test/ folders of the listed photos (split by photo, `test` of them for test, by `seed`), each
-    with sources.csv, and licences.csv beside them. Photos already there are kept."""
+          progress: bool = True, val: int = 20) -> dict[str, int]:
+    """train/, val/ and test/ folders of the listed photos (split by photo, by `seed`: `test` of them for test, the
+    next `val` for validation, where a benchmark chooses its checkpoint), each with sources.csv, and licences.csv
+    beside them. Photos already there are kept."""
     from PIL import Image, ImageOps
     from tqdm import tqdm
 
     rows = read_manifest(manifest)
     if not 0 < test < len(rows):
         raise BenchError(f"--test must be between 1 and {len(rows) - 1} (the manifest lists {len(rows)} photos), got {test}.")
+    if not 0 <= val < len(rows) - test:
+        raise BenchError(f"--val must be between 0 and {len(rows) - test - 1} (the manifest lists {len(rows)} photos, "
+                         f"{test} for test), got {val}.")
     names = [photo_name(r) for r in rows]
     if len(set(names)) != len(names):
         raise BenchError(f"{manifest}: two photos would share a name; give them distinct files.")
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    split = {i: ("test" if k < test else "train") for k, i in enumerate(order)}
+    split = {i: ("test" if k < test else "val" if k < test + val else "train") for k, i in enumerate(order)}
     debs = fetch_debs(rows, debs_dir)
     out = Path(out)
     cache: dict = {}
@@ -195,11 +199,12 @@ def build(out: Path, debs_dir: Path, test: int = 50, seed: int = 0, manifest: Pa
         with atomic_path(target) as partial:
             image.save(partial, format="PNG")
     counts = {}
-    for part in ("train", "test"):
+    for part in ("train", "val", "test"):
         chosen = [names[i] for i in range(len(rows)) if split[i] == part]
         counts[part] = len(chosen)
         write_text(out / part / SOURCES_FILE, "image,source\n" + "".join(f"{name}.png,{name}\n" for name in chosen))
         kept = set(chosen)
+        (out / part).mkdir(parents=True, exist_ok=True)
         for stale in (out / part).iterdir():  # a photo another seed or manifest put here
             if stale.suffix.lower() in IMAGE_SUFFIXES and stale.stem not in kept:
                 stale.unlink()
@@ -214,17 +219,19 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--debs", type=Path, default=None, help="where the .deb files are kept (default: OUT/debs)")
     parser.add_argument("--test", type=int, default=50, help="photos held out for test")
+    parser.add_argument("--val", type=int, default=20, help="photos held out for validation (checkpoint choice)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from . import run_cli
 
     def compute() -> dict:
-        counts = build(args.out, args.debs or args.out / "debs", args.test, args.seed)
+        counts = build(args.out, args.debs or args.out / "debs", args.test, args.seed, val=args.val)
         return {**counts, "seed": args.seed, "manifest": str(MANIFEST.name), "shorter_side": SHORTER_SIDE}
 
     # photos.json beside the folders: what was built, with provenance
     return run_cli(compute, args.out / "photos.json",
-                   lambda r, out: f"wrote {r['train']} train and {r['test']} test photos under {args.out} ({out})")
+                   lambda r, out: f"wrote {r['train']} train, {r['val']} validation and {r['test']} test photos under "
+                                  f"{args.out} ({out})")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir
     """
     from ..encoders import encode_images, layer_encoder, plan_extractor, storable
     from ..evaluation import evaluate_decoder, result_record
-    from ..metrics import training_mean_image
+    from ..data import training_mean_image
     from ..stats import baseline_comparisons
     from ..steps.evaluate import lpips_scorer
     from ..training import contiguous_groups, fit_decoder

@@ -24,10 +24,11 @@ from .. import plan as planmod
 from ..evaluation import scores_summary
 from ..io import write_bytes
 from ..registry import STUDY
-from ..stats import BASELINE_NAMES, baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
+from ..baselines import BASELINE_NAMES
+from ..stats import baseline_comparisons, capacity_comparisons, depth_comparisons, weights_comparisons
 
 SUMMARY_COLUMNS = [
-    "row", "arch", "network", "layer", "run", "seed", "seeds", "feature_shape", "spatial_locations", "decoder", "loss",
+    "row", "arch", "network", "layer", "run", "seed", "seeds", "feature_shape", "spatial_locations", "decoder",
     "width", "depth", "decoder_params", "decoder_params_target", "weights", "normalisation", "epochs", "steps",
     "images_seen", "batch_size", "checkpoint", "feedback", "match_steps", "best_epoch",
     "start_val_loss", "best_val_loss", "improved_on_start", "still_falling",

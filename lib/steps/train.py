@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from .. import data as datamod
 from .. import plan as planmod
-from ..encoders import WeightsError, layer_encoder, plan_extractor, torchvision_weights
+from ..encoders import layer_encoder, plan_extractor
 from ..io import save_torch, write_bytes
-from ..metrics import training_mean_image
-from ..registry import ALEXNET_WEIGHTS_FILE
 from ..training import OnlineAugmentation, fit_decoder
 from .data import load_store, split_indices
 from .encode import load_features
-
-
-def perceptual_loss():
-    """The optional LPIPS training loss: real AlexNet weights (cached or downloadable) or one clear error."""
-    from ..metrics import PerceptualLoss
-
-    try:
-        state, _ = torchvision_weights(ALEXNET_WEIGHTS_FILE, "imagenet")
-    except WeightsError as error:
-        raise WeightsError(f"perceptual_weight > 0 trains with LPIPS, which needs AlexNet's ImageNet weights: {error} "
-                           "Or set perceptual_weight: 0 (MSE only).") from None
-    return PerceptualLoss(state)
 
 
 def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> dict:
@@ -42,14 +28,13 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
     if settings["augment"]:
         augmentation = OnlineAugmentation(extractor, layer, [store["images"][i] for i in train_i], store["crop"])
     train_x, train_crops = x[train_i], crops[train_i]
-    perceptual = perceptual_loss() if settings["perceptual_weight"] > 0 else None
     resume_file = out / "training_state.pt"  # per-epoch state: a killed run continues from here
     fit = fit_decoder(settings, train_x, train_crops, x[val_i], crops[val_i], progress=progress, resume_file=resume_file,
-                      augmentation=augmentation, perceptual=perceptual,
+                      augmentation=augmentation,
                       encode=layer_encoder(extractor, layer) if extractor else None)
     info = {**fit.info, "train_images": len(train_i)}
     checkpoint = {"state_dict": fit.decoder.state_dict(), "settings": settings, "weights": encoder["weights"],
-                  "mean_image": training_mean_image(crops[train_i]),  # the no-information baseline evaluation scores
+                  "mean_image": datamod.training_mean_image(crops[train_i]),  # the no-information baseline evaluation scores
                   "weights_detail": encoder["weights_detail"], "encode_seconds": encoder["seconds"], **info}
     save_torch(checkpoint, out / "decoder.pt")
     write_bytes(out / "history.csv", fit.history.to_csv(index=False).encode())

@@ -1,0 +1,8 @@
+"""What every decoder is held to, from least to most information about the image: the training images' mean image
+(nothing about the image at all: what a decoder that learnt nothing from the features outputs at best), the image's
+own mean colour (3 numbers), its thumbnail at the layer's grid (a colour per position). The evaluation scores them
+(`lib.evaluation`), the statistics pair each with the decoder (`lib.stats`), and the report names them."""
+
+BASELINE_NAMES = ("mean_image", "mean_colour", "thumbnail")
+BASELINE_LABELS = {"mean_image": "no information (training mean image)", "mean_colour": "mean colour",
+                   "thumbnail": "thumbnail"}
