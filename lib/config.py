@@ -279,9 +279,12 @@ def parse_overrides(pairs: dict[str, str], goals: list[str] | None = None) -> di
     return out
 
 
-def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cache: dict | None = None) -> dict:
+def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cache: dict | None = None,
+            any_layer: bool = False) -> dict:
     """The fully resolved study: data settings and, per architecture, per-layer training settings and runs.
-    `capacity_cache`: decoder sizes already matched (`_matched`), updated in place."""
+    `capacity_cache`: decoder sizes already matched (`_matched`), updated in place. `any_layer`: a layer that LAYERS
+    names runs at its architecture's settings even where the profile's entry does not list it (a benchmark of one
+    layer at a profile's settings)."""
     overrides = dict(overrides or {})
     raw = load_profile(profile)
     name = profile_path(profile).stem
@@ -319,6 +322,9 @@ def resolve(profile: str, overrides: dict[str, Any] | None = None, capacity_cach
     for arch in wanted_archs:
         settings = archs[arch]
         layers = [l for l in settings["layers"] if not wanted_layers or l in wanted_layers]
+        if any_layer and wanted_layers:
+            network_layers = get_architecture(settings["arch"]).layers
+            layers = [l for l in wanted_layers if l in network_layers]
         if not layers:
             continue
         arch_defaults = {k: settings.get(k, raw[k]) for k in TRAINING_KEYS}

@@ -164,3 +164,26 @@ def test_a_wall_clock_budget_trains_the_decoder_and_its_feedback_stages(monkeypa
     assert fit.info["steps"] > 0 and fit.info["epochs"] >= 1 and fit.info["feedback"] == 1
     assert len(fit.info["feedback_epochs"]) == 1 and fit.info["feedback_epochs"][0] >= 1
     assert fit.history.empty  # no validation set: nothing to choose an epoch by, the last is kept
+
+
+def test_the_closed_form_fit_is_kept_only_where_it_beats_the_mean_image_on_validation():
+    """Flat-coloured images whose features tell their colour: the fitted colour path carries over to validation
+    images told the same way, and is kept; validation images whose features tell the opposite colour make it worse
+    than the mean image alone, and the start falls back to the mean image."""
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (16, 3))
+    images = np.broadcast_to(colours[:, None, None, :], (16, 224, 224, 3)).astype(np.uint8)
+    features = torch.from_numpy(colours / 255.0).float()[:, :, None, None].expand(-1, -1, 7, 7).contiguous()
+    settings = {"decoder": "resshuffle", "epochs": 1, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0, "width": 16,
+                "schedule": "cosine", "device": "cpu", "seed": 0, "checkpoint": "last", "feedback": 0}
+    told = training.fit_decoder(settings, features[:12], images[:12], features[12:], images[12:], progress=False)
+    assert told.info["closed_form_paths"] == "fixed"
+    mismatched = 1 - features[12:]  # each tells the opposite of its own colour
+    misled = training.fit_decoder(settings, features[:12], images[:12], mismatched, images[12:], progress=False)
+    assert misled.info["closed_form_paths"] == "zero"
+    assert misled.decoder.linear.conv.weight.abs().sum() == 0 and misled.decoder.colour.weight.abs().sum() == 0
+    # the start is the mean image, and so scores what the mean image scores on validation
+    mean_only = training.build_decoder("resshuffle", 3, 7, 16)
+    mean_only.fit_mean_image(images[:12])
+    expected = training.evaluate_loss(mean_only, mismatched, images[12:], torch.device("cpu"), 4)
+    assert misled.info["start_val_loss"] == pytest.approx(expected, rel=1e-6)

@@ -141,9 +141,10 @@ def kept_settings(profile: str, arch: str, layer: str, weights: str, overrides: 
     from ..evaluation import SCHEMA_VERSION
     from .quality import layer_settings
 
-    settings, _, _ = layer_settings(profile, arch, layer, overrides, weights)
-    return dict(images, schema_version=SCHEMA_VERSION, profile=profile, settings=settings, weights=weights,
-                minutes=minutes, views=1)
+    settings, encoder, study = layer_settings(profile, arch, layer, overrides, weights)
+    return dict(images, schema_version=SCHEMA_VERSION, profile=study["profile"], settings=settings, weights=weights,
+                match_requested=study["match_steps"], normalisation_policy=encoder["normalisation"], minutes=minutes,
+                views=1)
 
 
 def offline(out_dir: Path, train_dir, test_dir, *, val_dir=None, profile: str = "demo", overrides: dict | None = None,
@@ -178,7 +179,7 @@ def offline(out_dir: Path, train_dir, test_dir, *, val_dir=None, profile: str = 
         if result and "psnr_mean" not in result:  # e.g. a bench-colour run saved under a row's name
             raise BenchError(f"'{path}' is not a bench-quality record, and the sweep would overwrite it: move it "
                              f"(bench-colour runs beside the sweep are named <row>-colour.json).")
-        kept = bool(result) and all(result.get(k, RECORD_DEFAULTS.get(k)) == v for k, v in wanted.items()) \
+        kept = bool(result) and all(result.get(k) == v for k, v in wanted.items()) \
             and sorted(result["per_image"]["psnr"]) == test_names  # tested on these very images
         if kept and (arch, layer, weights) in selected:
             print(f"{arch} {layer} ({weights}): kept (same settings; delete {path} to rerun)")

@@ -7,7 +7,7 @@ and the record is the study's (`lib.evaluation.result_record`) plus the benchmar
 settings used, the budget, 95% intervals over the test photos and every image's scores.
 
     python -m lib.bench.quality --profile demo --arch efficientnet_lite0 --layer stage1 --train-dir DIR \\
-        [--val-dir DIR] --test-dir DIR [--set epochs=20 --set feedback=0 ...] [--minutes 10] --out result.json
+        [--val-dir DIR] --test-dir DIR [--set EPOCHS=20 --set FEEDBACK=0 ...] [--minutes 10] --out result.json
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def layer_settings(profile: str, arch: str, layer: str, overrides: dict | None =
     from .. import config
 
     try:
-        study = config.resolve(profile, {**(overrides or {}), "arch": [arch], "layers": [layer]})
+        study = config.resolve(profile, {**(overrides or {}), "arch": [arch], "layers": [layer]}, any_layer=True)
     except config.ProfileError as error:
         raise BenchError(str(error)) from None
     entry = study["architectures"][arch]
@@ -103,7 +103,7 @@ def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir
         groups = contiguous_groups(len(test_images)).repeat(train_on_test_copies)
     else:
         _, images = load_folder(train_dir, views=views, seed=settings["seed"])
-        groups = None  # the study's folds: contiguous quarters, one photo's views together
+        groups = None  # the study's folds: contiguous quarters of the training images, in folder order
     val_images = load_folder(val_dir)[1] if val_dir is not None else None
     extractor = plan_extractor(encoder, [layer])
 
@@ -120,17 +120,20 @@ def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir
                                   mean_image=training_mean_image(images), match_steps=study["match_steps"],
                                   lpips=scorer, device=settings["device"], progress=progress)
     info = {**fit.info, "train_images": len(images) // views if not train_on_test_copies else len(images)}
-    return result_record(
+    record = result_record(
         arch, layer, settings, info,
         {"weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
          "encode_seconds": encode_seconds, "normalisation": extractor.normalisation, "network": encoder["arch"]},
-        evaluation, profile=study["profile"], settings=settings, minutes=minutes, views=views,
+        evaluation, profile=study["profile"], match_requested=study["match_steps"],
+        normalisation_policy=encoder["normalisation"], minutes=minutes, views=views,
         validation_images=0 if val_images is None else len(val_images), train_on_test_copies=train_on_test_copies,
         lpips_note=lpips_note,
         # 95% intervals over the test photos (sources.csv), paired by image
         **baseline_comparisons(evaluation.per_image, image_sources(test_dir, test_names)),
         per_image=per_image_record(evaluation.per_image),
     )
+    record["settings"] = settings  # the layer's resolved settings, as the study's train step would use them
+    return record
 
 
 def summary_line(result: dict, out) -> str:
@@ -161,7 +164,9 @@ def parse_overrides(pairs: list[str]) -> dict:
 
     named = {}
     for pair in pairs:
-        name, _, value = pair.partition("=")
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise BenchError(f"--set {pair}: give NAME=value, e.g. --set EPOCHS=20.")
         if name not in OVERRIDES:
             raise BenchError(f"{name}: not a setting bench-quality overrides. Valid: {', '.join(OVERRIDES)}.")
         named[name] = value
