@@ -15,7 +15,7 @@ BENCH_OFFLINE := $(REPORTS)/bench/offline
 BENCH_LEARNED := $(REPORTS)/bench/learned
 TRAIN_DIR ?= $(BENCH_DATA)/train
 # the exported folders' validation split goes with their training split; other folders have none unless named
-VAL_DIR ?= $(if $(TRAIN_ON_TEST_COPIES),,$(if $(filter $(BENCH_DATA)/train,$(TRAIN_DIR)),$(BENCH_DATA)/val,$(if $(filter $(BENCH_PHOTOS)/train,$(TRAIN_DIR)),$(BENCH_PHOTOS)/val)))
+VAL_DIR ?= $(if $(TRAIN_ON_TEST_COPIES),,$(if $(filter $(BENCH_DATA)/train,$(abspath $(TRAIN_DIR))),$(BENCH_DATA)/val,$(if $(filter $(BENCH_PHOTOS)/train,$(abspath $(TRAIN_DIR))),$(BENCH_PHOTOS)/val)))
 TEST_DIR ?= $(BENCH_DATA)/test
 # the profile the benchmarks that train take their settings from (a command-line PROFILE=, else demo)
 BENCH_PROFILE := $(if $(filter command line,$(origin PROFILE)),$(PROFILE),demo)

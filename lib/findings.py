@@ -31,19 +31,19 @@ def weights_statement(summary: pd.DataFrame) -> str:
 
 
 def training_findings(summary: pd.DataFrame) -> list[str]:
-    """Whether the gradient steps beat the decoder's untrained start on validation (start_val_loss vs the kept
-    decoder's best_val_loss, `improved_on_start`); nothing for a summary without them."""
-    if not {"start_val_loss", "best_val_loss"} <= set(summary) or summary["start_val_loss"].isna().all():
+    """Which decoders ended on their untrained start (`best_epoch` 0: no epoch, or under `checkpoint: last` not the
+    last, beat it on validation), read from the summary; nothing for a summary without those columns."""
+    if not {"start_val_loss", "best_val_loss", "best_epoch"} <= set(summary) or summary["start_val_loss"].isna().all():
         return []
     rows = summary.dropna(subset=["start_val_loss", "best_val_loss"])
-    worse = rows[rows["best_val_loss"] >= rows["start_val_loss"]]
-    line = (f"Gradient steps brought the validation MSE of the kept decoder under that of its untrained start (the "
-            f"training images' mean image, plus the closed-form linear fit at coarse grids) at "
-            f"{len(rows) - len(worse)} of {len(rows)} layers")
-    if len(worse):
-        line += ("; never at " + ", ".join(f"{label(r['arch'])} {r['layer']} (start {r['start_val_loss']:.3f}, best "
-                                          f"epoch {r['best_val_loss']:.3f})" for _, r in worse.iterrows())
-                 + ", which keep their start: no decoder is kept that is worse on validation than where it began")
+    kept = rows[rows["best_epoch"] == 0]
+    line = (f"Gradient steps left a decoder better on validation than its untrained start (the training images' mean "
+            f"image, plus its closed-form linear fit where that did better) at {len(rows) - len(kept)} of {len(rows)} "
+            "layers")
+    if len(kept):
+        line += ("; the start was kept at " + ", ".join(f"{label(r['arch'])} {r['layer']} (validation MSE "
+                                                       f"{r['start_val_loss']:.3f})" for _, r in kept.iterrows())
+                 + ": no decoder is kept that is worse on validation than where it began")
     return [line + "."]
 
 
@@ -63,11 +63,11 @@ def convergence(summary: pd.DataFrame) -> list[str]:
     rule = (f"A decoder counts as still learning when the best validation loss of its last quarter of epochs is more "
             f"than {STILL_FALLING:.0%} below the best before them (the start included).")
     kept = ""
-    if "improved_on_start" in rows:
-        start = rows[rows["improved_on_start"].fillna(True).astype(bool) == False]  # noqa: E712
+    if "best_epoch" in rows:
+        start = rows[rows["best_epoch"] == 0]
         if len(start):
-            kept = (" Never beat their untrained start on validation, so the start is what they report: "
-                    + ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in start.iterrows()) + ".")
+            kept = (" Kept their untrained start, which training did not beat on validation, so the start is what "
+                    "they report: " + ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in start.iterrows()) + ".")
     if not len(falling):
         return [f"{rule} No layer was still learning when its budget ended: every layer's number is what its decoder "
                 f"converged to at these settings.{kept}{spent}"]

@@ -1,11 +1,11 @@
 """The one training loop, and the decoder fit the study steps and the benchmarks both train through.
 
-`train_loop` runs AdamW on MSE until a stop condition: a number of epochs, or a
-wall-clock deadline. It owns the learning-rate schedule, per-epoch validation, checkpoint choice and resume.
-`fit_decoder` builds a decoder, fits what it takes from its training data in closed form, trains it through
-`train_loop`, then trains its feedback stages through the same loop. Its budget is `epochs` (the study: settings
+`train_loop` runs AdamW on MSE until a stop condition: a number of epochs, or a wall-clock deadline. It owns the
+learning-rate schedule, per-epoch validation, checkpoint choice and resume. `fit_decoder` builds a decoder, fits
+what it takes from its training data in closed form, trains it through `train_loop`, then trains its feedback stages
+through the same loop. Its budget is `epochs` (the study: settings
 `epochs` and `feedback_epochs`) or `seconds` of wall clock shared equally by the base decoder and each feedback
-stage (`make bench-quality MINUTES=`).
+stage (`make bench-quality MINUTES=`: not deterministic, so never what a profile runs).
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
             for name, rng in rngs.items():
                 rng.set_state(state["rngs"][name])
             result, best_state, spent = state["result"], state["best_state"], state["seconds"]
-            start_state = state["start_state"]
+            start_state = state.get("start_state")  # None in a state saved before starts were kept
             first_epoch = result.epochs + 1
             print(f"resuming after epoch {result.epochs}")
     if first_epoch == 1 and validate is not None:  # the starting point is a candidate too
@@ -187,14 +187,15 @@ def train_loop(module: nn.Module, batch: Callable, count: int, *, lr: float, bat
                         "rngs": {name: rng.get_state() for name, rng in rngs.items()}, "result": result,
                         "best_state": best_state, "start_state": start_state,
                         "seconds": time.perf_counter() - started}, resume_file)
-    if checkpoint == "last" and result.history and not result.history[-1]["val_loss"] > result.start_val_loss:
-        result.best_epoch = result.epochs  # the module as training left it
-        result.best_val_loss = result.history[-1]["val_loss"]
-    elif checkpoint == "last" and not result.history:
-        result.best_epoch = result.epochs
-    elif checkpoint == "last":  # training ended worse than its start on validation: the start is kept
+    last = result.history[-1]["val_loss"] if result.history else None
+    if checkpoint == "last" and last is not None and start_state is not None and not last <= result.start_val_loss:
+        # training ended worse than its start on validation (or diverged): the start is kept
         result.best_epoch, result.best_val_loss = 0, result.start_val_loss
         module.load_state_dict(start_state)
+    elif checkpoint == "last":  # the module as training left it
+        result.best_epoch = result.epochs
+        if last is not None:
+            result.best_val_loss = last
     elif checkpoint == "best" and best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
@@ -380,7 +381,8 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     decoder, stage_losses, stage_epochs = base, [], []
     if settings.get("feedback", 0):
         decoder, stage_losses, stage_epochs = _fit_feedback(base, settings, train_features, train_images, encode, device,
-                                                            batch_size, validate, deadline, on_step, progress, name)
+                                                            batch_size, validate, deadline, on_step, progress, name,
+                                                            loop.best_val_loss)
     if seconds:
         bar.close()
     decoder.to("cpu").eval()
@@ -394,7 +396,8 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
         "best_epoch": loop.best_epoch,
         "best_val_loss": loop.best_val_loss,
         # whether any epoch beat the untrained start on validation, and whether the budget ended while it still fell
-        "improved_on_start": None if math.isnan(loop.start_val_loss) else bool(loop.best_val_loss < loop.start_val_loss),
+        "improved_on_start": None if math.isnan(loop.start_val_loss) else any(
+            row["val_loss"] < loop.start_val_loss for row in loop.history),
         "still_falling": still_falling(loop.start_val_loss, [row["val_loss"] for row in loop.history]),
         "start_val_loss": loop.start_val_loss,  # the untrained start's (closed-form for coarse resshuffle)
         "decoder_params": count_parameters(decoder),
@@ -409,9 +412,11 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
 
 
 def _fit_feedback(base: nn.Module, settings: dict, features: torch.Tensor, images: np.ndarray, encode, device,
-                  batch_size: int, validate, deadline, on_step, progress: bool, name: str):
+                  batch_size: int, validate, deadline, on_step, progress: bool, name: str, base_val_loss: float):
     """Wrap `base` in a FeedbackDecoder with `settings["feedback"]` stages and train them one after another through
-    `train_loop`, each on what the stages before it leave. Returns (decoder, validation losses, epochs per stage)."""
+    `train_loop`, each on what the stages before it leave. A stage that leaves the validation loss above what the
+    decoder before it scored (`base_val_loss` for the first) is dropped with those after it, as a decoder is never kept
+    worse than its start. Returns (decoder, validation losses of the stages kept, epochs per stage kept)."""
     from tqdm import tqdm
 
     if encode is None:
@@ -446,9 +451,13 @@ def _fit_feedback(base: nn.Module, settings: dict, features: torch.Tensor, image
         if loop.steps == 0 and deadline is not None:  # no time was left for it: an untrained stage is dropped
             del decoder.refiners[stage - 1 :]
             break
-        epochs.append(loop.epochs)
         if validate is not None:
-            losses.append(validate(decoder))
+            loss = validate(decoder)
+            if not loss <= (losses[-1] if losses else base_val_loss):
+                del decoder.refiners[stage - 1 :]
+                break
+            losses.append(loss)
+        epochs.append(loop.epochs)
     return decoder, losses, epochs
 
 

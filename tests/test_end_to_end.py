@@ -115,12 +115,16 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     # (for the random encoders: the trained Lite0's stage4 may see a blurred 7x7 thumbnail as farther than a flat colour)
     random = summary[summary["weights"] == "random"]
     assert (random["baseline_thumbnail_feature_error"] < random["baseline_mean_colour_feature_error"]).all()
-    # the tiny profile runs one feedback stage (the paper's default runs 2): recorded, and its weights saved
-    assert (summary["feedback"] == 1).all()
+    # the tiny profile asks for one feedback stage (the paper's default runs 2): trained, and kept with its weights
+    # where it left validation no worse than the decoder before it (dropped otherwise, as a worse start would be)
     for arch, layer in EXPECTED:
         checkpoint = torch.load(study["root"] / arch / layer / "decoder.pt", weights_only=False)
-        assert any(key.startswith("refiners.0.") for key in checkpoint["state_dict"])
-        assert len(checkpoint["feedback_val_loss"]) == 1 and 0 < checkpoint["feedback_val_loss"][0] < 10
+        kept = checkpoint["feedback"]
+        assert kept in (0, 1) and len(checkpoint["feedback_val_loss"]) == kept
+        assert any(key.startswith("refiners.0.") for key in checkpoint["state_dict"]) == (kept == 1)
+        if kept:
+            assert 0 < checkpoint["feedback_val_loss"][0] <= checkpoint["best_val_loss"]
+    assert (summary["feedback"] <= 1).all()
     # validation MSE before any gradient step and of the decoder kept, both measured
     assert summary["start_val_loss"].gt(0).all() and summary["best_val_loss"].gt(0).all()
     # feature matching (tiny: 2 steps) ran on the one 56x56 layer only; the decoder's own score is kept beside it

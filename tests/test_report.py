@@ -186,13 +186,14 @@ def test_depth_statistics_sentences():
 
 
 def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
-    lines = findings.training_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
-    assert lines == ["Gradient steps brought the validation MSE of the kept decoder under that of its untrained start "
-                     "(the training images' mean image, plus the closed-form linear fit at coarse grids) at 3 of 4 "
-                     "layers; never at ResNet34 layer4 (start 0.310, best epoch 0.370), which keep their start: no "
-                     "decoder is kept that is worse on validation than where it began."]
+    columns = dict(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.31, 0.4], best_epoch=[10, 10, 0, 7])
+    lines = findings.training_findings(_summary(**columns))
+    assert lines == ["Gradient steps left a decoder better on validation than its untrained start (the training images' "
+                     "mean image, plus its closed-form linear fit where that did better) at 3 of 4 layers; the start "
+                     "was kept at ResNet34 layer4 (validation MSE 0.310): no decoder is kept that is worse on "
+                     "validation than where it began."]
     assert findings.training_findings(_summary()) == []  # a summary written before these columns
-    assert lines[0] in findings.detail_findings(_summary(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.37, 0.4]))
+    assert lines[0] in findings.detail_findings(_summary(**columns))
 
 
 def test_benchmark_results_are_read_as_files_without_the_benchmark_code():

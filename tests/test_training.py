@@ -187,3 +187,29 @@ def test_the_closed_form_fit_is_kept_only_where_it_beats_the_mean_image_on_valid
     mean_only.fit_mean_image(images[:12])
     expected = training.evaluate_loss(mean_only, mismatched, images[12:], torch.device("cpu"), 4)
     assert misled.info["start_val_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_feedback_stage_that_leaves_validation_worse_is_dropped(monkeypatch):
+    """The feedback stage's start is the decoder before it: a stage scoring worse on validation is not kept."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
+    features = torch.randn(8, 4, 7, 7)
+    settings = {"decoder": "resshuffle", "epochs": 1, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0, "width": 16,
+                "schedule": "cosine", "device": "cpu", "seed": 0, "checkpoint": "last", "feedback": 1,
+                "feedback_epochs": 1}
+    encode = lambda image: torch.nn.functional.adaptive_avg_pool2d(image, 7)[:, :1].expand(-1, 4, -1, -1)  # noqa: E731
+    original = training.evaluate_loss
+
+    def evaluate_loss(decoder, *args):  # the stage's validation pass scores worse than anything before it
+        if isinstance(decoder, training.FeedbackDecoder) and len(decoder.refiners):
+            return 1e9
+        return original(decoder, *args)
+
+    monkeypatch.setattr(training, "evaluate_loss", evaluate_loss)
+    fit = training.fit_decoder(settings, features[:6], images[:6], features[6:], images[6:], encode=encode,
+                               progress=False)
+    assert fit.info["feedback"] == 0 and fit.info["feedback_val_loss"] == [] and fit.info["feedback_epochs"] == []
+    monkeypatch.setattr(training, "evaluate_loss", original)
+    kept = training.fit_decoder(settings, features[:6], images[:6], features[6:], images[6:], encode=encode,
+                                progress=False)
+    assert kept.info["feedback"] == len(kept.info["feedback_val_loss"]) == len(kept.info["feedback_epochs"])

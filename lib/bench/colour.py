@@ -157,9 +157,9 @@ def layout_readout(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
 
 def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Tensor, test_features: torch.Tensor,
                    test_images: np.ndarray) -> dict:
-    """A closed-form linear read of the cells, `ResShuffleDecoder.fit_linear_start` (each cell's pixel block from its
-    feature neighbourhood, plus the image's colour from its pooled features, ridge, penalty cross-validated over
-    `groups`; the default decoder starts from it at grids of 28x28 and coarser), scored on the test images, with the
+    """A closed-form linear read of the cells, the default decoder's start: the training images' mean image plus
+    `ResShuffleDecoder.fit_linear_start` (each cell's pixel block from its feature neighbourhood, plus the image's
+    colour from its pooled features, ridge, penalty cross-validated over `groups`), scored on the test images, with the
     thumbnail of the grid beside it. Where it falls far short of the thumbnail, a decoder must infer the missing
     detail and colour from content, which a few hundred training photos teach little of."""
     from ..decoders import ResShuffleDecoder
@@ -169,9 +169,11 @@ def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
     decoder = ResShuffleDecoder(channels, grid, width=16, out_size=size)  # its deep path is never used here
     decoder.standardise.fit(features)
     decoder.pooled.fit(features)
+    decoder.fit_mean_image(images)
     fitted = decoder.fit_linear_start(features, images, groups)
     with torch.no_grad():
-        predicted = decoder.linear(decoder.standardise(test_features)) + decoder.colour(decoder.pooled(test_features))
+        predicted = decoder.mean_image + decoder.linear(decoder.standardise(test_features)) \
+            + decoder.colour(decoder.pooled(test_features))
     target = Pixels.from_uint8(test_images)
     return {"linear_inverse_psnr": float(psnr(Pixels.from_normalised(predicted), target).mean()),
             "linear_inverse_penalty": fitted["penalty"], "linear_inverse_kernel": fitted["kernel"],
