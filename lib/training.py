@@ -458,6 +458,8 @@ def _fit_feedback(base: nn.Module, settings: dict, features: torch.Tensor, image
                 break
             losses.append(loss)
         epochs.append(loop.epochs)
+    if not len(decoder.refiners):  # every stage dropped: the decoder is its base, saved and loaded as one
+        return base, losses, epochs
     return decoder, losses, epochs
 
 

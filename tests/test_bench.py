@@ -56,11 +56,13 @@ def test_quality_benchmark_writes_the_promised_json(tmp_path):
     # an epoch budget: one epoch over the 6 training photos, and one of the feedback stage
     assert (result["epochs"], result["minutes"], result["images_seen"]) == (1, None, 6)
     assert result["batch_size"] == 4 and result["width"] == 32
-    assert result["feedback"] == 1 and result["feedback_epochs"] == [1]
+    # the feedback stage trained; it is kept only where it left validation no worse than the decoder before it
+    assert result["feedback_requested"] == 1 and result["feedback"] in (0, 1)
+    assert result["feedback_epochs"] == [1] * result["feedback"]
     # a validation folder: the checkpoint is checked against the untrained start, and the trend recorded
     assert isinstance(result["improved_on_start"], bool) and isinstance(result["still_falling"], bool)
-    # vgg16 block5 is 7x7: a closed-form start, whose paths stay as fitted
-    assert result["closed_form_paths"] == "fixed" and 3 < result["psnr_mean"] < 60
+    # a closed-form start, kept where it beat the mean image alone on validation (random images: it may not)
+    assert result["closed_form_paths"] in ("fixed", "zero") and 3 < result["psnr_mean"] < 60
     assert "vgg16 block5 (random weights, profile tiny): PSNR" in done.stdout
     assert "(95% intervals over 3 test photos)" in done.stdout and "6 train / 2 validation / 3 test images" in done.stdout
     # the layer's own view: the mean-colour image lies farther from the original in its features than the thumbnail
@@ -290,7 +292,7 @@ def _fake_quality(calls):
     def run(profile, arch, layer, train_dir, test_dir, *, val_dir=None, overrides=None, weights=None, minutes=None):
         calls.append({"profile": profile, "arch": arch, "layer": layer, "weights": weights, "minutes": minutes,
                       "overrides": overrides, "val_dir": val_dir})
-        settings, _, study = quality.layer_settings(profile, arch, layer, overrides, weights)
+        settings, encoder, study = quality.layer_settings(profile, arch, layer, overrides, weights)
         psnr = FAKE_PSNR.get((arch, layer), 20.0)
         grid = check_layer(arch, layer)[1]
         match = matching.steps_at(grid, study["match_steps"])  # feature matching where the grid is fine enough
@@ -299,6 +301,7 @@ def _fake_quality(calls):
         return {
             "schema_version": SCHEMA_VERSION, "arch": arch, "layer": layer, "weights": weights, "profile": profile,
             "settings": settings, "minutes": minutes, "views": 1, "train_images": train, "test_images": len(names),
+            "match_requested": study["match_steps"], "normalisation_policy": encoder["normalisation"],
             "validation_images": len(folders.image_files(val_dir)) if val_dir is not None else 0,
             "psnr_mean": psnr, "psnr_std": 1.0, "ssim_mean": 0.5, "psnr_ci_low": psnr - 1, "psnr_ci_high": psnr + 1,
             "test_sources": len(names),

@@ -1,9 +1,10 @@
 """A benchmark row is the study's computation: bench-quality at a profile's settings, on that profile's split
 exported as image folders, gives the numbers the study's own train and evaluate steps give for the layer.
 
-The frozen encoders here give each image the same features whatever else shares its batch (the study encodes all
-its images together, the benchmark each folder apart), so the two are the same arithmetic; every score is then
-compared to float64 rounding.
+Both run on one thread here, and the images meet the encoder in the study's batches (`quality.encode_together`): a
+CPU kernel sums in another order on another thread count or batch, and a feature then rounds differently in its last
+bit. What remains between two processes is below float32 resolution: the training trajectory (validation losses)
+agrees to float64 rounding, and each score, computed from float32 pixels, to float32 resolution.
 """
 import json
 import os
@@ -15,10 +16,11 @@ import pytest
 import torch
 
 from lib import PARAMETERS_DIR, ROOT
-from lib.bench import folders, quality
+from lib.bench import folders
 
 ARCH, LAYER = "efficientnet_lite0", "stage4"  # tiny's learned encoder: one run, a feedback stage, no capacity run
-SAME = 1e-12  # float64 rounding of means over the same per-image scores (see test_end_to_end.SAME)
+SAME = 1e-12  # float64 rounding of means over the same values (see test_end_to_end.SAME)
+FLOAT32 = 1e-6  # relative: a score computed from float32 pixels resolves about 1e-7 of itself
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +28,21 @@ def both(tmp_path_factory):
     work = tmp_path_factory.mktemp("bench_pipeline")
     profile = work / "tiny.yaml"
     shutil.copy(PARAMETERS_DIR / "tiny.yaml", profile)
+    one_thread = {**os.environ, "MAKEFLAGS": "", "OMP_NUM_THREADS": "1"}
+    # JOBS = the cores: each step of the study gets one thread (the Makefile's THREADS)
     done = subprocess.run(["make", "--no-print-directory", "evaluate", f"PROFILE={profile}", f"REPORTS={work / 'reports'}",
-                           f"ARCH={ARCH}", f"LAYERS={LAYER}"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "MAKEFLAGS": ""})
+                           f"ARCH={ARCH}", f"LAYERS={LAYER}", f"JOBS={os.cpu_count()}"], cwd=ROOT, capture_output=True,
+                          text=True, env=one_thread)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     layer_dir = work / "reports" / "tiny" / ARCH / LAYER
     counts = folders.export_split(work / "folders", str(profile))
-    bench = quality.quality(str(profile), ARCH, LAYER, work / "folders" / "train", work / "folders" / "test",
-                            val_dir=work / "folders" / "val", progress=False)
+    out = work / "bench.json"
+    done = subprocess.run(["make", "--no-print-directory", "bench-quality", f"PROFILE={profile}", f"ARCH={ARCH}",
+                           f"LAYER={LAYER}", f"TRAIN_DIR={work / 'folders' / 'train'}", f"VAL_DIR={work / 'folders' / 'val'}",
+                           f"TEST_DIR={work / 'folders' / 'test'}", f"OUT={out}", f"REPORTS={work / 'reports'}"],
+                          cwd=ROOT, capture_output=True, text=True, env=one_thread)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    bench = json.loads(out.read_text())
     return {"summary": json.loads((layer_dir / "summary.json").read_text()),
             "metrics": pd.read_csv(layer_dir / "metrics.csv"),
             "checkpoint": torch.load(layer_dir / "decoder.pt", weights_only=False), "bench": bench, "counts": counts}
@@ -51,13 +60,15 @@ def test_the_benchmark_trains_with_the_profiles_settings_on_the_same_images(both
 
 def test_a_bench_row_and_a_pipeline_row_are_the_same_computation(both):
     bench, summary = both["bench"], both["summary"]
-    for key in ("start_val_loss", "best_val_loss", "psnr_mean", "ssim_mean", "mse_mean", "decoder_psnr_mean",
-                "feature_error_mean", "baseline_mean_image_psnr", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr",
-                "baseline_mean_image_feature_error"):
+    for key in ("start_val_loss", "best_val_loss"):  # the same training, step by step
         assert bench[key] == pytest.approx(summary[key], rel=0, abs=SAME), key
+    for key in ("psnr_mean", "ssim_mean", "mse_mean", "decoder_psnr_mean", "feature_error_mean",
+                "baseline_mean_image_psnr", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr",
+                "baseline_mean_image_feature_error"):
+        assert bench[key] == pytest.approx(summary[key], rel=FLOAT32), key
     # image by image: the exported file is the study's image, named after its place in the store
     pipeline = both["metrics"].set_index("image")["psnr"]
     exported = {name.split("-", 1)[1].rsplit(".", 1)[0]: value for name, value in bench["per_image"]["psnr"].items()}
     assert sorted(exported) == sorted(pipeline.index)
     for name, value in exported.items():
-        assert value == pytest.approx(pipeline[name], rel=0, abs=SAME), name
+        assert value == pytest.approx(pipeline[name], rel=FLOAT32), name

@@ -183,8 +183,11 @@ def test_make_invert_trains_what_is_missing_then_scores_each_image_at_each_layer
     np.testing.assert_allclose(metrics["psnr"], 10 * np.log10(1 / metrics["mse"]), rtol=1e-9)
     assert metrics["lpips"].isna().all()  # offline: no AlexNet weights, and never a random one
     baselines = metrics.filter(like="baseline_")
-    assert baselines.notna().all().all() and baselines.shape[1] == 4
+    assert baselines.notna().all().all() and baselines.shape[1] == 6
     by_layer = metrics.set_index(["layer", "image"])
+    # no information: the study's training images' mean image, the same for every layer of one run
+    np.testing.assert_allclose(by_layer.loc["layer1", "baseline_mean_image_psnr"],
+                               by_layer.loc["layer4", "baseline_mean_image_psnr"])
     # the mean colour is the image's own, whatever the layer; the thumbnail keeps more at layer1's 56x56 than at 7x7
     np.testing.assert_allclose(by_layer.loc["layer1", "baseline_mean_colour_psnr"],
                                by_layer.loc["layer4", "baseline_mean_colour_psnr"])

@@ -54,6 +54,28 @@ def layer_settings(profile: str, arch: str, layer: str, overrides: dict | None =
     return settings, encoder, study
 
 
+def encode_together(extractor, layer: str, parts: list[tuple[list[str], np.ndarray | None]]) -> list:
+    """Each part's features (None for a part without images) as the encode step makes them: every named image of
+    all parts in one pass, in name order, in the encode step's batches, kept as it keeps them (fp16 where it fits).
+    An exported split's files are named by their place in the study's store (`folders.export_split`), so its images
+    meet the encoder in the very batches they met it in the study: a CPU kernel may round a feature differently with
+    another batch around it. Images without names (the in-domain control's copies) are encoded apart."""
+    import torch
+
+    from ..encoders import encode_images, storable
+
+    named = sorted((name, k, i) for k, (names, _) in enumerate(parts) for i, name in enumerate(names))
+    out = [None if images is None else [None] * len(images) for _, images in parts]
+    if named:
+        features = storable(encode_images(extractor, layer, np.stack([parts[k][1][i] for _, k, i in named])))
+        for (_, k, i), value in zip(named, features):
+            out[k][i] = value
+    for k, (names, images) in enumerate(parts):
+        if images is not None and not names:
+            out[k] = list(storable(encode_images(extractor, layer, images)))
+    return [None if part is None else torch.stack(part) for part in out]
+
+
 def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir=None, overrides: dict | None = None,
             weights: str | None = None, minutes: float | None = None, train_on_test_copies: int = 0, views: int = 1,
             progress: bool = True) -> dict:
@@ -70,7 +92,7 @@ def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir
     the originals never seen: an in-domain control that asks whether a layer holds what the test images need, when
     the training photos are like them. Not a result: its score is labelled by `train_on_test_copies` in the JSON.
     """
-    from ..encoders import encode_images, layer_encoder, plan_extractor, storable
+    from ..encoders import layer_encoder, plan_extractor
     from ..evaluation import evaluate_decoder, result_record
     from ..data import training_mean_image
     from ..stats import baseline_comparisons
@@ -98,20 +120,18 @@ def quality(profile: str, arch: str, layer: str, train_dir, test_dir, *, val_dir
     started = time.perf_counter()
     test_names, test_images = load_folder(test_dir)
     if train_on_test_copies:
+        train_names = []
         images = datamod.colour_copies(test_images, train_on_test_copies, np.random.default_rng([settings["seed"], 1]))
         # every copy of one test image in one fold: the closed-form penalty is chosen on images it has not seen
         groups = contiguous_groups(len(test_images)).repeat(train_on_test_copies)
     else:
-        _, images = load_folder(train_dir, views=views, seed=settings["seed"])
+        train_names, images = load_folder(train_dir, views=views, seed=settings["seed"])
+        train_names = [name for name in train_names for _ in range(views)]
         groups = None  # the study's folds: contiguous quarters of the training images, in folder order
-    val_images = load_folder(val_dir)[1] if val_dir is not None else None
+    val_names, val_images = load_folder(val_dir) if val_dir is not None else ([], None)
     extractor = plan_extractor(encoder, [layer])
-
-    def features(batch):  # as the encode step stores them (fp16 where it fits), then as training reads them
-        return storable(encode_images(extractor, layer, batch))
-
-    train_x, test_x = features(images), features(test_images)
-    val_x = features(val_images) if val_images is not None else None
+    train_x, val_x, test_x = encode_together(extractor, layer, [(train_names, images), (val_names, val_images),
+                                                               (test_names, test_images)])
     encode_seconds = time.perf_counter() - started
     fit = fit_decoder(settings, train_x, images, val_x, val_images, seconds=None if minutes is None else minutes * 60,
                       encode=layer_encoder(extractor, layer), groups=groups, progress=progress)
