@@ -15,12 +15,13 @@ BENCH_OFFLINE := $(REPORTS)/bench/offline
 BENCH_LEARNED := $(REPORTS)/bench/learned
 TRAIN_DIR ?= $(BENCH_DATA)/train
 # the exported folders' validation split goes with their training split; other folders have none unless named
-VAL_DIR ?= $(if $(TRAIN_ON_TEST_COPIES),,$(if $(filter $(BENCH_DATA)/train,$(abspath $(TRAIN_DIR))),$(BENCH_DATA)/val,$(if $(filter $(BENCH_PHOTOS)/train,$(abspath $(TRAIN_DIR))),$(BENCH_PHOTOS)/val)))
+VAL_DIR ?= $(if $(TRAIN_ON_TEST_COPIES),,$(if $(filter $(abspath $(BENCH_DATA)/train),$(abspath $(TRAIN_DIR))),$(BENCH_DATA)/val,$(if $(filter $(abspath $(BENCH_PHOTOS)/train),$(abspath $(TRAIN_DIR))),$(BENCH_PHOTOS)/val)))
 TEST_DIR ?= $(BENCH_DATA)/test
 # the profile the benchmarks that train take their settings from (a command-line PROFILE=, else demo)
 BENCH_PROFILE := $(if $(filter command line,$(origin PROFILE)),$(PROFILE),demo)
 # the study's knobs a benchmark passes on as overrides of the profile's settings
-BENCH_SETTINGS = $(foreach knob,EPOCHS BATCH_SIZE DECODER WIDTH FEEDBACK MATCH NORMALISATION,$(if $($(knob)),--set $(knob)=$($(knob))))
+# (command line only, as the study reads its knobs: a variable of that name in the environment does not count)
+BENCH_SETTINGS = $(foreach knob,EPOCHS BATCH_SIZE DECODER WIDTH FEEDBACK MATCH NORMALISATION,$(if $(filter command line,$(origin $(knob))),--set $(knob)=$($(knob))))
 $(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test &: parameters/demo.yaml $(LIB)/data.py $(LIB)/bench/folders.py | $(ENV_STAMP)
 	$(PY) -m lib.bench.folders --out $(BENCH_DATA)
 
@@ -33,8 +34,8 @@ $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test &: $(LIB)/bench/p
 bench-photos: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test ## natural photos from Debian packages -> $(BENCH_PHOTOS)/{train,val,test}
 
 # the exported folders bench-quality reads, built first when TRAIN_DIR/VAL_DIR/TEST_DIR name them
-QUALITY_INPUTS = $(if $(filter $(BENCH_DATA)/%,$(abspath $(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(VAL_DIR) $(TEST_DIR))),$(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test) \
-  $(if $(filter $(BENCH_PHOTOS)/%,$(abspath $(TRAIN_DIR) $(VAL_DIR) $(TEST_DIR))),$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test)
+QUALITY_INPUTS = $(if $(filter $(abspath $(BENCH_DATA))/%,$(abspath $(if $(TRAIN_ON_TEST_COPIES),,$(TRAIN_DIR)) $(VAL_DIR) $(TEST_DIR))),$(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test) \
+  $(if $(filter $(abspath $(BENCH_PHOTOS))/%,$(abspath $(TRAIN_DIR) $(VAL_DIR) $(TEST_DIR))),$(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test)
 bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one layer on any images -> $(OUT)
 	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER= and OUT= (see make help)" >&2; exit 2; }
 	$(PY) -m lib.bench.quality --profile $(BENCH_PROFILE) --arch $(ARCH) --layer $(LAYER) --test-dir $(TEST_DIR) \
@@ -42,7 +43,7 @@ bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one l
 	  $(if $(VAL_DIR),--val-dir $(VAL_DIR)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(MINUTES),--minutes $(MINUTES)) \
 	  $(if $(VIEWS),--views $(VIEWS)) $(BENCH_SETTINGS) --out $(OUT)
 
-# make bench-offline [PROFILE=demo] [EPOCHS=n ...] [MINUTES=m] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]:
+# make bench-offline [PROFILE=demo] [EPOCHS=n] [MINUTES=m] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]:
 # the offline targets in one sweep -- bench-quality on the demo's views for the study's 14 layers (random-init
 # encoders) and EfficientNet-Lite0's 5 stages (ImageNet and random weights), at the profile's settings, one JSON per
 # row (kept while its settings and test images hold: delete one to rerun it), then table.md: decoder vs the baselines
@@ -51,11 +52,10 @@ bench-offline: $(BENCH_DATA)/train $(BENCH_DATA)/val $(BENCH_DATA)/test | $(ENV_
 	$(PY) -m lib.bench.offline --out-dir $(BENCH_OFFLINE) --train-dir $(BENCH_DATA)/train --val-dir $(BENCH_DATA)/val \
 	  --test-dir $(BENCH_DATA)/test $(BENCH_SWEEP)
 
-# make bench-learned [PROFILE=demo] [EPOCHS=n ...] [MINUTES=m] [ONLY="efficientnet_lite0/stage3/imagenet"]: the
+# make bench-learned [PROFILE=demo] [EPOCHS=n] [MINUTES=m] [ONLY="efficientnet_lite0/stage3/imagenet"]: the
 # learned-features targets in one sweep -- bench-quality on the natural photo folders (bench-photos) for
 # EfficientNet-Lite0's 5 stages, ImageNet and random weights, at the profile's settings; rows kept as in bench-offline,
-# then table.md. bench-colour runs on the same folders go beside them as <row>-colour.json (their linear readouts bound
-# the rows that miss)
+# then table.md
 bench-learned: $(BENCH_PHOTOS)/train $(BENCH_PHOTOS)/val $(BENCH_PHOTOS)/test | $(ENV_STAMP) ## Lite0's stages, both weights, vs their targets on natural photos -> $(BENCH_LEARNED)/table.md
 	$(PY) -m lib.bench.offline --sweep learned --out-dir $(BENCH_LEARNED) --train-dir $(BENCH_PHOTOS)/train \
 	  --val-dir $(BENCH_PHOTOS)/val --test-dir $(BENCH_PHOTOS)/test $(BENCH_SWEEP)

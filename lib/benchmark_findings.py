@@ -28,7 +28,7 @@ def row_label(row: dict) -> str:
 
 def offline_benchmark(table_file: Path, command: str = "make bench-offline") -> tuple[pd.DataFrame | None, list[str]]:
     """`make bench-offline`'s table.json (the study's layers with random-init encoders, EfficientNet-Lite0 with
-    ImageNet and random weights, on the demo's views, a fixed CPU budget per layer) as a table and sentences read from
+    ImageNet and random weights, at a profile's settings) as a table and sentences read from
     it; (None, [why not]) when it has not been run under this reports root. Its rows carry the quality records'
     fields and the labels shown here (`lib/bench/offline.py` writes both); each target is a baseline and the margin
     (dB) the decoder must exceed over it. `make bench-learned`'s table (`command`) reads the same way."""
@@ -95,7 +95,7 @@ def offline_benchmark(table_file: Path, command: str = "make bench-offline") -> 
                  for t, m in r["targets"].items()]
     clear = sum(verdict(*i) == "above" for _, _, i in intervals)
     sources = sorted({int(r["test_sources"]) for r in table["rows"]})
-    unclear = [f"{row_label(r)} vs its {t.replace('_', ' ')}" for r, t, i in intervals if verdict(*i) == "unclear"]
+    unclear = [f"{row_label(r)} vs its {BASELINE_LABELS[t]}" for r, t, i in intervals if verdict(*i) == "unclear"]
     not_clear = f"; not clear: {', '.join(unclear)}." if unclear else "."
     lines.append(f"{clear} of {len(intervals)} margins have a 95% interval above their target (bootstrap over the "
                  f"{'/'.join(map(str, sources))} test photos){not_clear}")
@@ -113,7 +113,8 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
 
     runs = [json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.json"))] if Path(folder).is_dir() else []
     # `make bench-quality TRAIN_ON_TEST_COPIES=k` runs kept beside them: the decoder trained in-domain
-    decoders = {(r["arch"], r["layer"], r["weights"]): r["psnr_mean"] for r in runs if r.get("train_on_test_copies")}
+    decoders = {(r["arch"], r["layer"], r["weights"]): r["psnr_mean"] for r in runs
+                if r.get("train_on_test_copies") and "profile" in r}  # at a profile's settings only
     runs = [r for r in runs if "layout_test_r2" in r]
     if not runs:
         return None, [f"Not measured under this reports root (no `make bench-colour` results in `{folder}`)."]
@@ -173,8 +174,8 @@ def layout_control(folder: Path) -> tuple[pd.DataFrame | None, list[str]]:
         lines.append(line + ".")
     read = [r for r in rows if "linear_inverse_psnr" in r]
     if read:  # the closed-form linear inverse: what a linear read of the cells recovers, against the thumbnail
-        lines.append("A closed-form linear read of the cells (the default decoder's start at grids of 28×28 and "
-                     "coarser) scores "
+        lines.append("A closed-form linear read of the cells (as the default decoder's closed-form start: the "
+                     "training images' mean image plus ridge fits, here on the photos and their flips) scores "
                      + "; ".join(f"{r['linear_inverse_psnr']:.2f} dB at {label(r['arch'])} {r['layer']} ({r['weights']}), "
                                  f"{r['linear_inverse_psnr'] - r['baseline_thumbnail_psnr']:+.2f} dB against its "
                                  f"{r['layout_grid']}×{r['layout_grid']} thumbnail" for r in read) + ".")

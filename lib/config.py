@@ -126,6 +126,13 @@ def _check_value(where: str, key: str, value: Any, field: Field) -> Any:
     return value
 
 
+# settings that profiles once had, and why they went (an old profile gets this instead of "unknown parameter")
+REMOVED_KEYS = {
+    "colour_copies": "colour-jittered training copies existed to lift random-weight controls; no profile used them",
+    "perceptual_weight": "the LPIPS training loss was an option no profile ran; decoders train on MSE",
+}
+
+
 def _check_keys(where: str, mapping: Any, schema: dict, extra: set[str] = frozenset()) -> dict:
     if not isinstance(mapping, dict):
         raise ProfileError(f"{where} must be a mapping of keys to values, got {type(mapping).__name__}.")
@@ -134,6 +141,8 @@ def _check_keys(where: str, mapping: Any, schema: dict, extra: set[str] = frozen
         if key in extra:
             out[key] = value
             continue
+        if key in REMOVED_KEYS:
+            raise ProfileError(f"{where}: '{key}' was removed ({REMOVED_KEYS[key]}); delete it from the profile.")
         if key not in schema:
             valid = sorted(set(schema) | set(extra))
             raise ProfileError(

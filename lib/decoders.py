@@ -152,8 +152,8 @@ class ResShuffleDecoder(nn.Module):
         nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
         # The deep path starts at zero and the colour and linear paths are fitted in closed form (`fit_linear_start`)
         # to what the training images' mean image (`fit_mean_image`) leaves: the untrained decoder is the mean image
-        # plus that linear inverse, never worse than the no-information baseline, and the start checkpoint choice
-        # falls back to where training does not beat it. (EfficientNet-Lite0 ImageNet stage0, demo, 10 epochs:
+        # plus that linear inverse, kept only where it beats the mean image alone on validation
+        # (`training.choose_start`), and the start checkpoint choice falls back to where training does not beat it. (EfficientNet-Lite0 ImageNet stage0, demo, 10 epochs:
         # 28.98 dB with the closed-form start, 26.81 learning those paths from zero; docs/method.md.)
         self.closed_form_start = True
         self.register_buffer("mean_image", torch.zeros(1, 3, out_size, out_size))

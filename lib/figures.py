@@ -225,7 +225,7 @@ def _panels(count: int, columns: int = 2, height: float = 2.6):
 
 def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path:
     """The result at a glance: PSNR against depth, one panel per network (its random twin beside it), with 95%
-    intervals over test photos, both baselines, and the study's published decoders where it measured the layer."""
+    intervals over test photos, the three baselines, and the study's published decoders where it measured the layer."""
     _chart_style()
     networks = networks_of(summary["arch"])
     fig, axes = _panels(len(networks))
@@ -341,7 +341,7 @@ def training_curves(histories: dict[str, pd.DataFrame], path: Path, starts: dict
 
 def pipeline_diagram(path: Path) -> Path:
     """The method in one picture: image -> frozen encoder up to layer l -> features -> trained decoder ->
-    reconstruction, scored against the original beside the two baselines."""
+    reconstruction, scored against the original beside the baselines."""
     fig, ax = plt.subplots(figsize=(7.2, 1.7))
     ax.set_xlim(0, 100), ax.set_ylim(0, 24), ax.axis("off")
     boxes = [(1, "image u\n224×224 RGB", "0.92"), (21, "frozen encoder\nup to layer ℓ", "#d9d2e9"),
@@ -352,9 +352,10 @@ def pipeline_diagram(path: Path) -> Path:
         ax.text(x + 8, 17, text, ha="center", va="center", fontsize=8)
     for x in (17.6, 37.6, 57.6, 77.6):
         ax.annotate("", (x + 3.2, 17), (x, 17), arrowprops=dict(arrowstyle="->", color="0.2"))
-    ax.text(50, 4.5, "scored on held-out images in [0, 1] RGB: PSNR, SSIM, LPIPS, MSE of û against u, beside each "
-                     "image's mean colour\nand its thumbnail at the layer's h × w grid (area-downsampled, bicubic back "
-                     "to 224)", ha="center", va="center", fontsize=8)
+    ax.text(50, 4.5, "scored on held-out images in [0, 1] RGB: PSNR, SSIM, LPIPS, MSE of û against u, beside the "
+                     "training images' mean image (no information),\neach image's mean colour and its thumbnail at "
+                     "the layer's h × w grid (area-downsampled, bicubic back to 224)", ha="center", va="center",
+                     fontsize=8)
     return save(fig, path)
 
 

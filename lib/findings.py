@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .baselines import AT_BASELINE_DB
 from .figures import arch_label, series_label
 from .published import PUBLISHED
 
@@ -37,9 +38,9 @@ def training_findings(summary: pd.DataFrame) -> list[str]:
         return []
     rows = summary.dropna(subset=["start_val_loss", "best_val_loss"])
     kept = rows[rows["best_epoch"] == 0]
-    line = (f"Gradient steps left a decoder better on validation than its untrained start (the training images' mean "
-            f"image, plus its closed-form linear fit where that did better) at {len(rows) - len(kept)} of {len(rows)} "
-            "layers")
+    line = (f"Gradient steps left a decoder better on validation than its untrained start (for the default decoder the "
+            f"training images' mean image, plus its closed-form linear fit where that did better) at "
+            f"{len(rows) - len(kept)} of {len(rows)} layers")
     if len(kept):
         line += ("; the start was kept at " + ", ".join(f"{label(r['arch'])} {r['layer']} (validation MSE "
                                                        f"{r['start_val_loss']:.3f})" for _, r in kept.iterrows())
@@ -65,12 +66,17 @@ def convergence(summary: pd.DataFrame) -> list[str]:
     kept = ""
     if "best_epoch" in rows:
         start = rows[rows["best_epoch"] == 0]
-        if len(start):
-            kept = (" Kept their untrained start, which training did not beat on validation, so the start is what "
-                    "they report: " + ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in start.iterrows()) + ".")
+        never = start["improved_on_start"].fillna(False).astype(bool) == False if "improved_on_start" in start \
+            else pd.Series(True, index=start.index)  # noqa: E712
+        names = lambda frame: ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in frame.iterrows())  # noqa: E731
+        if never.any():
+            kept += (" No epoch beat the untrained start on validation, so the start is what these report: "
+                     + names(start[never]) + ".")
+        if (~never).any():
+            kept += (" Earlier epochs beat the start but the last did not, and `checkpoint: last` kept the start: "
+                     + names(start[~never]) + ".")
     if not len(falling):
-        return [f"{rule} No layer was still learning when its budget ended: every layer's number is what its decoder "
-                f"converged to at these settings.{kept}{spent}"]
+        return [f"{rule} No layer's validation loss was still falling when its budget ended.{kept}{spent}"]
     names = ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in falling.iterrows())
     return [f"{rule} Still learning when the budget ended at {len(falling)} of {len(rows)} layers: {names}; their "
             f"numbers are lower bounds of what the layer keeps, not its measure.{kept}{spent}"]
@@ -158,7 +164,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
     above_thumb = summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]
     n = len(summary)
     if "baseline_mean_image_psnr" in summary:
-        above_none = summary["psnr_mean"] >= summary["baseline_mean_image_psnr"]
+        above_none = summary["psnr_mean"] >= summary["baseline_mean_image_psnr"] - AT_BASELINE_DB
         under = [f"{label(a)} {l}" for a, l, ok in zip(summary["arch"], summary["layer"], above_none) if not ok]
         out.append(f"{int(above_none.sum())} of {n} layers reach the no-information baseline (the training images' mean "
                    f"image, {summary['baseline_mean_image_psnr'].min():.2f}–{summary['baseline_mean_image_psnr'].max():.2f} dB)"
@@ -421,7 +427,7 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
                + (f"; the study reported {', '.join(study)} with ImageNet weights on DIV2K." if study else "."))
     beat_colour = int((summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]).sum())
     beat_thumb = int((summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]).sum())
-    reach_none = int((summary["psnr_mean"] >= summary["baseline_mean_image_psnr"]).sum())
+    reach_none = int((summary["psnr_mean"] >= summary["baseline_mean_image_psnr"] - AT_BASELINE_DB).sum())
     out.append(f"{reach_none} of {len(summary)} layers reach the no-information baseline, {beat_colour} beat the mean "
                f"colour and {beat_thumb} beat the thumbnail of their own grid.")
     if comparisons is not None and len(comparisons):
@@ -441,7 +447,7 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
 
 
 def compact_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
-    """One encoder's results in print width: PSNR with its 95% interval, SSIM, LPIPS, MSE and both baselines."""
+    """One encoder's results in print width: PSNR with its 95% interval, SSIM, LPIPS, MSE and the three baselines."""
     rows = summary[summary["arch"] == arch]
     interval = (f"{m:.2f} [{lo:.2f}, {hi:.2f}]" for m, lo, hi in zip(rows["psnr_mean"], rows["psnr_ci_low"], rows["psnr_ci_high"])) \
         if "psnr_ci_low" in rows else (pm(m, s, 2) for m, s in zip(rows["psnr_mean"], rows["psnr_std"]))
@@ -462,7 +468,7 @@ def compact_table(summary: pd.DataFrame, arch: str) -> pd.DataFrame:
 
 
 def _convergence_column(rows: pd.DataFrame) -> dict:
-    """"↘" where a layer's validation loss was still falling when its budget ended (`convergence` states the rule)."""
+    """"yes" where a layer's validation loss was still falling when its budget ended (`convergence` states the rule)."""
     if "still_falling" not in rows or rows["still_falling"].isna().all():
         return {}
     return {"still learning": rows["still_falling"].map(lambda v: "yes" if v is True or v == 1 else "")}

@@ -212,6 +212,8 @@ def still_falling(start_val_loss: float, val_losses: list[float]) -> bool | None
     """Whether validation loss was still falling when training stopped (`STILL_FALLING`); None without validation."""
     if not val_losses or math.isnan(start_val_loss):
         return None
+    if any(math.isnan(loss) for loss in val_losses):  # diverged: not settled, whatever the order of the NaNs
+        return True
     tail = max(1, math.ceil(len(val_losses) / 4))
     before = min([start_val_loss, *val_losses[:-tail]])
     return bool(min(val_losses[-tail:]) < (1 - STILL_FALLING) * before)
@@ -238,8 +240,8 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
 
 
 def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
-    """What a decoder takes from its training set before any gradient step: per-channel feature statistics,
-    and for resshuffle at coarse grids the closed-form colour and linear paths (cross-validated over `groups`)."""
+    """What a decoder takes from its training set before any gradient step: per-channel feature statistics, and for
+    resshuffle its mean image and the closed-form colour and linear paths (cross-validated over `groups`)."""
     for module in decoder.modules():
         if isinstance(module, FeatureStandardise):
             module.fit(features)
@@ -326,7 +328,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     Validation (`val_features`, `val_images`) scores the base decoder every epoch and the model after each stage.
     `encode` (normalised images -> the layer's features) is the frozen encoder the feedback stages query.
     `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous quarters,
-    as one photo's views sit together); colour copies of an image belong in its fold.
+    as one photo's views sit together); the in-domain control's copies of one test image share a fold.
     `augmentation`: training batches are augmented views encoded on the fly (the cached centre-crop features still
     fix the feature standardisation).
     `resume_file`: the base decoder's training resumes after its last completed epoch (feedback stages redo).
@@ -399,7 +401,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
         "improved_on_start": None if math.isnan(loop.start_val_loss) else any(
             row["val_loss"] < loop.start_val_loss for row in loop.history),
         "still_falling": still_falling(loop.start_val_loss, [row["val_loss"] for row in loop.history]),
-        "start_val_loss": loop.start_val_loss,  # the untrained start's (closed-form for coarse resshuffle)
+        "start_val_loss": loop.start_val_loss,  # the untrained start's (resshuffle: mean image + closed-form fit)
         "decoder_params": count_parameters(decoder),
         "feature_shape": list(train_features.shape[1:]),
         "closed_form_paths": closed_form_paths(decoder),

@@ -422,3 +422,10 @@ def test_a_plan_that_fails_is_its_own_one_error_and_leaves_nothing(tmp_path, wor
     assert done.returncode != 0 and done.stderr.startswith(message), done.stderr
     assert "No such file" not in done.stderr and done.stderr.count("***") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["colour_copies", "perceptual_weight"])
+def test_a_removed_setting_says_it_was_removed(tmp_path, key):
+    path = write_profile(tmp_path, lambda raw: raw.update({key: 0}))
+    with pytest.raises(ProfileError, match=f"'{key}' was removed .*; delete it from the profile"):
+        config.resolve(path)

@@ -201,7 +201,7 @@ def test_make_invert_trains_what_is_missing_then_scores_each_image_at_each_layer
 def test_invert_scores_the_studys_own_test_images_as_the_evaluate_step_does(inverted, tmp_path):
     """The study's test images saved as files (the data step's stored images, lossless) come out of lib.invert with
     the evaluate step's per-image scores: the same preprocessing, encoder, decoder and evaluation. layer1 runs the
-    whole path: feedback stage, feature matching, both baselines."""
+    whole path: feedback stage, feature matching, the three baselines."""
     from lib.plan import load
     from lib.steps import data as data_step
     from lib.steps import evaluate

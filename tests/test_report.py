@@ -97,7 +97,10 @@ def test_layout_control_is_read_from_bench_colour_results(tmp_path):
             "old.json": {"arch": "resnet34", "layer": "layer2", "copies": 0},  # written before layout existed: skipped
             # a bench-quality run of the in-domain control, and one trained on the training photos (not shown here)
             "l4-decoder.json": {"arch": "resnet34", "layer": "layer4", "weights": "random", "train_on_test_copies": 4,
-                                "psnr_mean": 18.17},
+                                "psnr_mean": 18.17, "profile": "demo"},
+            # a decoder record from before the benchmarks ran a profile's settings: not shown
+            "l4-old-decoder.json": {"arch": "resnet34", "layer": "layer4", "weights": "random",
+                                    "train_on_test_copies": 8, "psnr_mean": 99.0},
             "l1-decoder.json": {"arch": "resnet34", "layer": "layer1", "weights": "random", "train_on_test_copies": 0,
                                 "psnr_mean": 28.5}}
     for name, run in runs.items():
@@ -130,8 +133,9 @@ def test_layout_control_reads_the_linear_inverse_against_the_thumbnail(tmp_path)
     (tmp_path / "l1.json").write_text(json.dumps(_colour_run("layer1", 0.79, 0.67, 17.64)))  # before the readout
     table, lines = benchmark_findings.layout_control(tmp_path)
     assert list(table["linear read (dB)"]) == ["—", "16.25"] and list(table["thumbnail (dB)"]) == ["—", "18.50"]
-    assert lines[-1] == ("A closed-form linear read of the cells (the default decoder's start at grids of 28×28 and "
-                         "coarser) scores 16.25 dB at VGG16 block5 (random), -2.25 dB against its 7×7 thumbnail."), lines
+    assert lines[-1] == ("A closed-form linear read of the cells (as the default decoder's closed-form start: the training "
+                         "images' mean image plus ridge fits, here on the photos and their flips) scores 16.25 dB at "
+                         "VGG16 block5 (random), -2.25 dB against its 7×7 thumbnail."), lines
     # runs before the readout existed: no such columns
     (tmp_path / "b5.json").unlink()
     assert "linear read (dB)" not in benchmark_findings.layout_control(tmp_path)[0]
@@ -188,8 +192,9 @@ def test_depth_statistics_sentences():
 def test_training_findings_say_where_gradient_steps_did_not_beat_the_start():
     columns = dict(start_val_loss=[1.2, 0.9, 0.31, 0.5], best_val_loss=[0.1, 0.2, 0.31, 0.4], best_epoch=[10, 10, 0, 7])
     lines = findings.training_findings(_summary(**columns))
-    assert lines == ["Gradient steps left a decoder better on validation than its untrained start (the training images' "
-                     "mean image, plus its closed-form linear fit where that did better) at 3 of 4 layers; the start "
+    assert lines == ["Gradient steps left a decoder better on validation than its untrained start (for the default "
+                     "decoder the training images' mean image, plus its closed-form linear fit where that did better) "
+                     "at 3 of 4 layers; the start "
                      "was kept at ResNet34 layer4 (validation MSE 0.310): no decoder is kept that is worse on "
                      "validation than where it began."]
     assert findings.training_findings(_summary()) == []  # a summary written before these columns
@@ -291,8 +296,14 @@ def test_convergence_names_the_layers_still_learning_and_states_the_rule():
     assert "Still learning when the budget ended at 1 of 3 layers: ResNet34 layer2;" in lines[0]
     assert lines[0].endswith("Each decoder's budget: 880 training images seen.")
     assert lines[0] in findings.findings(summary)
-    settled = findings.convergence(_summary(still_falling=[False] * 4, images_seen=[880, 880, 1760, 880]))
-    assert "No layer was still learning" in settled[0] and settled[0].endswith("880 to 1,760 training images seen.")
+    settled = findings.convergence(_summary(still_falling=[False] * 4, images_seen=[880, 880, 1760, 880],
+                                            best_epoch=[10, 0, 0, 10], improved_on_start=[True, False, True, True]))
+    assert "No layer's validation loss was still falling when its budget ended." in settled[0]
+    assert "No epoch beat the untrained start on validation, so the start is what these report: ResNet34 layer2." \
+        in settled[0]
+    assert "Earlier epochs beat the start but the last did not, and `checkpoint: last` kept the start: ResNet34 " \
+           "layer4." in settled[0]
+    assert settled[0].endswith("880 to 1,760 training images seen.")
     assert findings.convergence(_summary()) == []  # a summary written before the column
     table = findings.compact_table(summary.assign(decoder_params=[1e5] * 4), "resnet34")
     assert list(table["still learning"]) == ["", "yes", ""]

@@ -189,7 +189,7 @@ def test_the_closed_form_fit_is_kept_only_where_it_beats_the_mean_image_on_valid
     assert misled.info["start_val_loss"] == pytest.approx(expected, rel=1e-6)
 
 
-def test_a_feedback_stage_that_leaves_validation_worse_is_dropped(monkeypatch):
+def test_a_feedback_stage_that_leaves_validation_worse_is_dropped(monkeypatch, tmp_path):
     """The feedback stage's start is the decoder before it: a stage scoring worse on validation is not kept."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
@@ -209,7 +209,22 @@ def test_a_feedback_stage_that_leaves_validation_worse_is_dropped(monkeypatch):
     fit = training.fit_decoder(settings, features[:6], images[:6], features[6:], images[6:], encode=encode,
                                progress=False)
     assert fit.info["feedback"] == 0 and fit.info["feedback_val_loss"] == [] and fit.info["feedback_epochs"] == []
-    monkeypatch.setattr(training, "evaluate_loss", original)
+    # every stage dropped: the decoder is its base, saved and loaded as one
+    assert not isinstance(fit.decoder, training.FeedbackDecoder)
+    from lib.steps.evaluate import load_decoder
+
+    path = tmp_path / "decoder.pt"
+    torch.save({"state_dict": fit.decoder.state_dict(), "settings": settings, **fit.info}, path)
+    loaded, _ = load_decoder(path)
+    torch.testing.assert_close(loaded(features[6:]), fit.decoder(features[6:]), rtol=0, atol=0)
+
+    def better(decoder, *args):  # the stage's validation pass scores better than anything before it
+        if isinstance(decoder, training.FeedbackDecoder) and len(decoder.refiners):
+            return 1e-9
+        return original(decoder, *args)
+
+    monkeypatch.setattr(training, "evaluate_loss", better)
     kept = training.fit_decoder(settings, features[:6], images[:6], features[6:], images[6:], encode=encode,
                                 progress=False)
-    assert kept.info["feedback"] == len(kept.info["feedback_val_loss"]) == len(kept.info["feedback_epochs"])
+    assert (kept.info["feedback"], kept.info["feedback_val_loss"], kept.info["feedback_epochs"]) == (1, [1e-9], [1])
+    assert isinstance(kept.decoder, training.FeedbackDecoder) and len(kept.decoder.refiners) == 1

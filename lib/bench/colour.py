@@ -2,7 +2,7 @@
 default decoder's colour path), with and without colour-jittered copies of the training images, against the
 mean-colour baseline (the best any single colour can score); and how much of each image's layout (its thumbnail at
 the layer's grid, less its mean colour) the layer's cells tell, across the training photos and on the test photos;
-and a closed-form linear read of the cells (the default decoder's start at grids of 28x28 and coarser) on the test
+and a closed-form linear read of the cells (as the default decoder's closed-form start) on the test
 photos, beside the thumbnail of the grid:
 
     python -m lib.bench.colour --arch resnet34 --layer layer4 --train-dir DIR --test-dir DIR --weights random \\

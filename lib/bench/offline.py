@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import data as datamod
+from ..baselines import AT_BASELINE_DB
 from ..figures import offline_benchmark
 from ..io import write_json, write_text
 from ..provenance import record
@@ -99,10 +100,11 @@ def table_row(result: dict) -> dict:
     targets = targets_of(result["arch"], result["layer"])
     row = {key: result[key] for key in TABLE_FIELDS}
     # met: the 95% interval of the margin over each target lies above its bar (the thumbnail of a fine grid), or the
-    # mean does (a bar that is a concession, e.g. within 1 dB; and the no-information floor, which a decoder at its
-    # start already meets on average)
+    # mean does (a bar that is a concession, e.g. within 1 dB; and the no-information floor, where a decoder that kept
+    # its mean-image start sits at the bar up to rounding, `AT_BASELINE_DB`)
     row.update(targets=targets, met=all((result[f"psnr_minus_{t}_ci_low"] if t == "thumbnail" and margin >= 0
-                                         else result[f"psnr_minus_{t}"]) >= margin for t, margin in targets.items()),
+                                         else result[f"psnr_minus_{t}"]) >= margin - AT_BASELINE_DB
+                                        for t, margin in targets.items()),
                git_commit=result["provenance"]["git_commit"],
                targets_label=targets_label(targets), margins_label=margins_label(result, list(targets)),
                feature_errors_label=feature_errors_label(result), matching_label=matching_label(result))
@@ -110,7 +112,7 @@ def table_row(result: dict) -> dict:
 
 
 def offline_table(results: list[dict]) -> dict:
-    """Decoder vs both baselines per layer, the targets each layer has to meet and whether it does."""
+    """Decoder vs the three baselines per layer, the targets each layer has to meet and whether it does."""
     rows = [table_row(r) for r in results]
     return {"rows": rows, "met": sum(r["met"] for r in rows), "layers": len(rows)}
 

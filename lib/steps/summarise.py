@@ -57,7 +57,8 @@ def layer_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def _aggregate(records: list[dict], images: list[pd.DataFrame]) -> tuple[dict, pd.DataFrame]:
     """Several seeds of one layer as one row: each image's metrics averaged over the seeds, the first seed's record
-    for everything else, training time summed, and the seed-to-seed spread of the means."""
+    for everything else (its start and kept epoch), training time summed, the seed-to-seed spread of the means, and
+    still learning if any seed was."""
     mean_images = pd.concat(images).groupby("image", sort=False).mean(numeric_only=True).reset_index()
     row = {**records[0], **scores_summary(mean_images)}
     psnr = np.array([r["psnr_mean"] for r in records])
@@ -65,6 +66,8 @@ def _aggregate(records: list[dict], images: list[pd.DataFrame]) -> tuple[dict, p
                eval_seconds=sum(r["eval_seconds"] for r in records), psnr_seed_sd=float(psnr.std(ddof=1)),
                psnr_seed_min=float(psnr.min()), psnr_seed_max=float(psnr.max()),
                ssim_seed_sd=float(np.std([r["ssim_mean"] for r in records], ddof=1)))
+    if any(r.get("still_falling") is not None for r in records):
+        row["still_falling"] = any(bool(r.get("still_falling")) for r in records)
     return row, mean_images
 
 
@@ -95,7 +98,7 @@ def run(root) -> pd.DataFrame:
     sources = {e.image: e.source for e in datamod.read_manifest(planmod.require(paths.manifest, "data"))}
     rows, per_image, main_images = [], {}, {}
 
-    def compared(images: pd.DataFrame) -> dict:  # intervals over test photos, margins over both baselines
+    def compared(images: pd.DataFrame) -> dict:  # intervals over test photos, margins over the three baselines
         return baseline_comparisons(images, [sources[i] for i in images["image"]], seed=seed)
 
     for arch, layer in plan.layers():
