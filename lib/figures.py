@@ -352,10 +352,9 @@ def pipeline_diagram(path: Path) -> Path:
         ax.text(x + 8, 17, text, ha="center", va="center", fontsize=8)
     for x in (17.6, 37.6, 57.6, 77.6):
         ax.annotate("", (x + 3.2, 17), (x, 17), arrowprops=dict(arrowstyle="->", color="0.2"))
-    ax.text(50, 4.5, "scored on held-out images in [0, 1] RGB: PSNR, SSIM, LPIPS, MSE of û against u, beside the "
-                     "training images' mean image (no information),\neach image's mean colour and its thumbnail at "
-                     "the layer's h × w grid (area-downsampled, bicubic back to 224)", ha="center", va="center",
-                     fontsize=8)
+    ax.text(50, 4.5, "scored on held-out images in [0, 1] RGB: PSNR, SSIM, LPIPS, MSE of û against u, beside\n"
+                     "the training images' mean image, each image's mean colour and its thumbnail at the layer's grid",
+                     ha="center", va="center", fontsize=8)
     return save(fig, path)
 
 
