@@ -25,7 +25,8 @@ def _summary():
     side = frame["feature_shape"].str.split("x").str[1].astype(int)
     return frame.assign(spatial_locations=side ** 2, psnr_std=1.0, psnr_ci_low=frame["psnr_mean"] - 0.5,
                         psnr_ci_high=frame["psnr_mean"] + 0.5, ssim_mean=0.5, mse_mean=0.01, lpips_mean=np.nan,
-                        baseline_mean_colour_psnr=13.0, decoder_params=250_000, test_sources=3, epochs=10,
+                        baseline_mean_colour_psnr=13.0, baseline_mean_image_psnr=12.5, decoder_params=250_000,
+                        test_sources=3, epochs=10,
                         train_seconds=60.0, device="cpu",
                         normalisation=["native"] * 4 + ["imagenet"] * 2)
 
@@ -41,13 +42,15 @@ def test_abstract_is_computed_from_the_summary():
     assert lines[1] == ("We trained one decoder for each of 6 layers of 3 encoders (EfficientNet-Lite0, EfficientNet-Lite0 "
                         "(random), ResNet34; 1 with ImageNet weights, 2 randomly initialised) on 100 training images "
                         "(views of natural photos, 12 photos) and scored them on 24 held-out images from 3 photos, beside "
-                        "each image's mean colour (13.0 dB) and its thumbnail at the layer's grid.")
+                        "what a decoder that learnt nothing outputs (the training images' mean image, 12.5 dB), each "
+                        "image's mean colour (13.0 dB) and its thumbnail at the layer's grid.")
     assert "EfficientNet-Lite0 from 30.0 dB at stage0 (thumbnail 33.0) to 12.0 dB at stage4 (thumbnail 17.5)" in lines[2]
     # a study network that fell back to random weights says so; the study's own numbers for the networks that ran
     assert "ResNet34 (random weights) from 25.0 dB at layer1" in lines[2]
     assert lines[2].endswith("the study reported ResNet34 14.3 to 12.7 dB with ImageNet weights on DIV2K.")
-    # 30, 26, 25, 13.5 beat 13.0; 12.0 and 13.0 do not; no layer beats its thumbnail
-    assert lines[3] == "4 of 6 layers beat the mean colour and 0 beat the thumbnail of their own grid."
+    # 30, 26, 25, 13.5 beat 13.0; 12.0 and 13.0 do not; 12.0 is below no information's 12.5; no layer beats its thumbnail
+    assert lines[3] == ("5 of 6 layers reach the no-information baseline, 4 beat the mean colour and 0 beat the thumbnail "
+                        "of their own grid.")
     assert "+4.0 dB at stage0 and -1.5 dB at stage4 of EfficientNet-Lite0 (from -1.5 to +4.0 dB" in lines[4]
     # two learned/random pairs: the sentence stays with the first network
     two = pd.concat([_comparisons(), _comparisons().assign(network="vgg16", psnr_gain=[9.0, 8.0])])
@@ -69,7 +72,9 @@ def test_setup_names_weights_plainly_and_keeps_the_detail_for_the_appendix():
 
 def test_compact_table_and_matched_grids():
     table = findings.compact_table(_summary(), "resnet34")
-    assert list(table.columns) == ["grid", "PSNR [95%]", "SSIM", "LPIPS", "MSE", "mean colour", "thumbnail", "params"]
+    assert list(table.columns) == ["grid", "PSNR [95%]", "SSIM", "LPIPS", "MSE", "no info", "mean colour", "thumbnail",
+                                   "params"]
+    assert table.loc["layer4", "no info"] == "12.50"
     assert table.loc["layer1", "PSNR [95%]"] == "25.00 [24.50, 25.50]" and table.loc["layer4", "grid"] == "7×7"
     assert table.loc["layer1", "LPIPS"] == "—"
     matched, lines = findings.matched_grids(_summary())
@@ -125,6 +130,7 @@ def _offline_table(n):
     archs = ["resnet34", "vgg16", "vit_base_patch16_224", "efficientnet_lite0"]
     rows = [{"arch": archs[i % 4], "layer": f"layer{i}", "weights": "imagenet" if i % 3 else "random",
              "psnr_mean": 20.0 + i % 5, "psnr_std": 2.0, "baseline_mean_colour_psnr": 17.9,
+             "baseline_mean_image_psnr": 12.0,
              "baseline_thumbnail_psnr": 25.0 - i % 4, "met": bool(i % 2),
              "targets": {"mean_colour": 0.0, **({"thumbnail": 0.0} if i % 5 == 0 else {})}} for i in range(n)]
     return {"rows": rows, "met": sum(r["met"] for r in rows), "layers": n, "settings": {}}
