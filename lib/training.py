@@ -380,9 +380,9 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
                       warn_cpu=device.type == "cpu", **budget)
     if not seconds:
         bar.close()  # feedback stages show their own bars; a wall-clock bar spans them too
-    decoder, stage_losses, stage_epochs = base, [], []
+    decoder, stage_losses, stage_epochs, built = base, [], [], count_parameters(base)
     if settings.get("feedback", 0):
-        decoder, stage_losses, stage_epochs = _fit_feedback(base, settings, train_features, train_images, encode, device,
+        decoder, stage_losses, stage_epochs, built = _fit_feedback(base, settings, train_features, train_images, encode, device,
                                                             batch_size, validate, deadline, on_step, progress, name,
                                                             loop.best_val_loss)
     if seconds:
@@ -402,7 +402,8 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
             row["val_loss"] < loop.start_val_loss for row in loop.history),
         "still_falling": still_falling(loop.start_val_loss, [row["val_loss"] for row in loop.history]),
         "start_val_loss": loop.start_val_loss,  # the untrained start's (resshuffle: mean image + closed-form fit)
-        "decoder_params": count_parameters(decoder),
+        # as built: every feedback stage asked for counted, kept or dropped (what `decoder_params` matching sizes)
+        "decoder_params": built,
         "feature_shape": list(train_features.shape[1:]),
         "closed_form_paths": closed_form_paths(decoder),
         "device": str(device),
@@ -418,13 +419,15 @@ def _fit_feedback(base: nn.Module, settings: dict, features: torch.Tensor, image
     """Wrap `base` in a FeedbackDecoder with `settings["feedback"]` stages and train them one after another through
     `train_loop`, each on what the stages before it leave. A stage that leaves the validation loss above what the
     decoder before it scored (`base_val_loss` for the first) is dropped with those after it, as a decoder is never kept
-    worse than its start. Returns (decoder, validation losses of the stages kept, epochs per stage kept)."""
+    worse than its start. Returns (decoder, validation losses of the stages kept, epochs per stage kept, parameters
+    of the decoder as built with every stage)."""
     from tqdm import tqdm
 
     if encode is None:
         raise ValueError("feedback stages need the layer's encoder (encode=...).")
     channels, grid = features.shape[1], features.shape[2]
     decoder = FeedbackDecoder(base, channels, grid, settings["feedback"]).attach(encode).to(device)
+    built = count_parameters(decoder)
     order = torch.Generator().manual_seed(settings["seed"] + 2)
     losses, epochs, inputs, input_seconds = [], [], None, 0.0
     for stage in range(1, settings["feedback"] + 1):
@@ -461,8 +464,8 @@ def _fit_feedback(base: nn.Module, settings: dict, features: torch.Tensor, image
             losses.append(loss)
         epochs.append(loop.epochs)
     if not len(decoder.refiners):  # every stage dropped: the decoder is its base, saved and loaded as one
-        return base, losses, epochs
-    return decoder, losses, epochs
+        return base, losses, epochs, built
+    return decoder, losses, epochs, built
 
 
 @torch.no_grad()

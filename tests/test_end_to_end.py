@@ -333,9 +333,11 @@ def test_html_and_pdf_report(study):
     for arch, rows in summary.groupby("arch", sort=False):
         assert f"{rows['psnr_mean'].iloc[0]:.1f} dB at {rows['layer'].iloc[0]}" in abstract, arch
     beat = int((summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]).sum())
-    assert f"{beat} of {len(summary)} layers beat the mean colour" in abstract
-    # computed sentences in the results and the appendix
-    assert re.search(r"\d+ of 14 layers measured meet their targets \(10(\.0)? minutes of training per layer", flat)
+    reach = int((summary["psnr_mean"] >= summary["baseline_mean_image_psnr"] - 1e-4).sum())
+    assert f"{reach} of {len(summary)} layers reach the no-information baseline, {beat} beat the mean colour" in abstract
+    # computed sentences in the results and the appendix: the committed learned-features table, at the demo's settings
+    assert re.search(r"\d+ of 10 layers measured meet their targets \(profile \W*demo\W*'s settings and epochs", flat)
+    assert "A decoder counts as still learning when" in flat  # the convergence rule, with the layers it names
     assert "In the layer's own features" in flat  # feature-consistency control
     assert re.search(r"Going one layer deeper loses PSNR with an interval above zero at [01] of 1 steps", flat)
     assert "$$" not in flat  # equations were typeset, not left as TeX
@@ -421,15 +423,16 @@ def test_a_rendering_change_only_re_renders(study):
     assert "lib.render html" in done.stdout and "lib.render pdf" in done.stdout
 
 
-@pytest.mark.parametrize("changed", ["lib/evaluation.py", "lib/matching.py"])
+@pytest.mark.parametrize("changed", ["lib/evaluation.py", "lib/matching.py", "lib/metrics.py"])
 def test_an_evaluation_change_re_evaluates_without_retraining(study, changed):
     done = make("-n", "report", *study["args"], "-W", changed)
     assert "02_train" not in done.stdout and "03_evaluate" in done.stdout
 
 
-@pytest.mark.parametrize("changed", ["lib/training.py", "lib/metrics.py", "lib/decoders.py"])
+@pytest.mark.parametrize("changed", ["lib/training.py", "lib/decoders.py"])
 def test_a_training_change_retrains(study, changed):
-    """metrics.py holds the optional LPIPS training loss: training depends on it."""
+    """The training loop and the decoders: every decoder trains again (metrics.py, with no training loss left in it,
+    only re-evaluates)."""
     done = make("-n", "report", *study["args"], "-W", changed)
     assert "02_train" in done.stdout and "lib.steps.encode" not in done.stdout
 
