@@ -6,6 +6,7 @@ own mean colour (3 numbers), its thumbnail at the layer's grid (a colour per pos
 BASELINE_NAMES = ("mean_image", "mean_colour", "thumbnail")
 BASELINE_LABELS = {"mean_image": "no information (training mean image)", "mean_colour": "mean colour",
                    "thumbnail": "thumbnail"}
+BASELINE_SHORT = {"mean_image": "no information", "mean_colour": "mean colour", "thumbnail": "thumbnail"}  # in tables
 
 # A decoder that kept its mean-image start outputs the baseline itself, through a float32 round trip of the ImageNet
 # normalisation: its PSNR then equals the baseline's to about 1e-5 dB. Reaching the no-information baseline is

@@ -91,7 +91,8 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
         per_image[f"baseline_{name}_psnr"] = psnr(candidate, target)
         per_image[f"baseline_{name}_ssim"] = ssim(candidate, target)
     # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
-    per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, baselines))
+    one_image = {"mean_image": mean_image_baseline(mean_image, 1)}  # the same for every image: encoded once
+    per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, {**baselines, **one_image}))
     return Evaluation(per_image, recon, target, steps, match_seconds)
 
 

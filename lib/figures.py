@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .baselines import BASELINE_NAMES
 from .io import atomic_path
 
 ARCH_LABELS = {"resnet34": "ResNet34", "vgg16": "VGG16", "vit_base_patch16_224": "ViT-B/16",
@@ -243,7 +244,7 @@ def headline(summary: pd.DataFrame, published: pd.DataFrame, path: Path) -> Path
             handles[series_label(arch, own["weights"].iloc[0])] = ax.errorbar(
                 xs, own["psnr_mean"], yerr=err, capsize=2, **encoder_style(arch, networks, random))
         grid = rows.drop_duplicates("layer")
-        for baseline in ("thumbnail", "mean_colour", "mean_image"):
+        for baseline in reversed(BASELINE_NAMES):
             style = BASELINE_STYLE[baseline]
             handles[style["label"]] = ax.plot(grid["layer"].map(x), grid[f"baseline_{baseline}_psnr"], **style)[0]
         study = published[published["arch"] == network]
@@ -276,7 +277,7 @@ def cross_architecture(summary: pd.DataFrame, path: Path) -> Path:
         ax.plot(best.index, best.values, label=series_label(arch, weights),
                 **encoder_style(arch, networks, weights == "random"))
     grids = summary.assign(side=side).drop_duplicates("side").sort_values("side")
-    for baseline in ("thumbnail", "mean_colour", "mean_image"):
+    for baseline in reversed(BASELINE_NAMES):
         ax.plot(grids["side"], grids[f"baseline_{baseline}_psnr"], **BASELINE_STYLE[baseline])
     ax.set_xscale("log", base=2)
     ax.set_xticks(grids["side"], [f"{int(s)}×{int(s)}" for s in grids["side"]])
@@ -298,7 +299,7 @@ def baseline_margins(summary: pd.DataFrame, path: Path) -> Path:
     for ax, arch in zip(axes, archs):
         rows = summary[summary["arch"] == arch]
         x = np.arange(len(rows))
-        for offset, baseline in zip((-0.26, 0.0, 0.26), ("mean_image", "mean_colour", "thumbnail")):
+        for offset, baseline in zip((-0.26, 0.0, 0.26), BASELINE_NAMES):
             mid = rows[f"psnr_minus_{baseline}"].to_numpy(float)
             err = np.stack([mid - rows[f"psnr_minus_{baseline}_ci_low"], rows[f"psnr_minus_{baseline}_ci_high"] - mid])
             style = BASELINE_STYLE[baseline]
@@ -415,7 +416,7 @@ def offline_benchmark(table: dict, path: Path) -> Path:
     rows = table["rows"]
     fig, ax = plt.subplots(figsize=(min(7.2, max(5.0, 0.3 * len(rows) + 1.5)), 3.6))
     x = np.arange(len(rows))
-    for baseline in ("thumbnail", "mean_colour", "mean_image"):
+    for baseline in reversed(BASELINE_NAMES):
         ax.plot(x, [r[f"baseline_{baseline}_psnr"] for r in rows], ls="none",
                 **{k: v for k, v in BASELINE_STYLE[baseline].items() if k != "ls"})
     networks = networks_of(r["arch"] for r in rows)

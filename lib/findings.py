@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .baselines import AT_BASELINE_DB
+from .baselines import AT_BASELINE_DB, BASELINE_SHORT
 from .figures import arch_label, series_label
 from .published import PUBLISHED
 
@@ -220,7 +220,7 @@ def baseline_statistics(summary: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]
     lines.append(f"Intervals are 95% percentile bootstraps ({DRAWS:,} resamples) over the "
                  f"{'/'.join(map(str, sources))} test source photos (whole photos resampled, so views of one photo "
                  f"move together), paired by image.{few}")
-    for baseline, name in (("mean_image", "no information"), ("mean_colour", "mean colour"), ("thumbnail", "thumbnail")):
+    for baseline, name in BASELINE_SHORT.items():
         if f"psnr_minus_{baseline}" not in summary:
             continue
         cols = [f"psnr_minus_{baseline}", f"psnr_minus_{baseline}_ci_low", f"psnr_minus_{baseline}_ci_high"]

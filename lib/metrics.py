@@ -131,27 +131,29 @@ def thumbnail_baseline(target: Pixels, grid: int) -> Pixels:
 @torch.no_grad()
 def feature_error(extractor, layer: str, candidate: Pixels, target_features: torch.Tensor, batch: int = 16) -> np.ndarray:
     """Per image, how far `candidate` lies from the original in the layer's own features: ||f(candidate) - f(original)||
-    / ||f(original)||, with `target_features` = f(original) (N x C x g x g). A control for what PSNR cannot say: where a
+    / ||f(original)||, with `target_features` = f(original) (N x C x g x g). `candidate`: one image per original, or
+    one image for all of them (the mean image), encoded once. A control for what PSNR cannot say: where a
     reconstruction trails a baseline in PSNR yet is closer in the layer's features, the pixels it misses are ones the
     layer hardly encodes, and no decoder of these features alone can be told them.
     """
     from .data import normalise
 
     images = candidate.to_uint8()  # as the original was encoded: from uint8 pixels
-    if len(images) > 1 and (images == images[:1]).all():  # one image for all (the mean image): encoded once
-        shared = extractor(normalise(images[:1]))[layer].double().flatten(1)
+    if len(images) not in (1, len(target_features)):
+        raise ValueError(f"{len(images)} candidate images for {len(target_features)} originals: give one per original or one for all")
+    one = extractor(normalise(images))[layer].double().flatten(1) if len(images) == 1 else None
     out = []
-    for start in range(0, len(images), batch):
+    for start in range(0, len(target_features), batch):
         original = target_features[start : start + batch].double().flatten(1)
-        features = shared if "shared" in locals() else extractor(normalise(images[start : start + batch]))[layer].double().flatten(1)
+        features = one if one is not None else extractor(normalise(images[start : start + batch]))[layer].double().flatten(1)
         out.append(((features - original).norm(dim=1) / original.norm(dim=1).clamp_min(1e-12)).numpy())
     return np.concatenate(out)
 
 
 def feature_errors(extractor, layer: str, target_features: torch.Tensor, reconstruction: Pixels,
                    baselines: dict[str, Pixels]) -> dict[str, np.ndarray]:
-    """`feature_error` of the reconstruction and of each baseline (name -> its images), per image, under their
-    summary names (feature_error, baseline_<name>_feature_error)."""
+    """`feature_error` of the reconstruction and of each baseline (name -> its images, or one image for all), per
+    image, under their summary names (feature_error, baseline_<name>_feature_error)."""
     candidates = {"feature_error": reconstruction,
                   **{f"baseline_{name}_feature_error": images for name, images in baselines.items()}}
     return {name: feature_error(extractor, layer, candidate, target_features) for name, candidate in candidates.items()}

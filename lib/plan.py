@@ -21,9 +21,11 @@ def require(path: Path, target: str) -> Path:
 
 
 class Plan:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, study: dict | None = None):
+        """The plan a study under `root` wrote, or `study` itself: settings `config.resolve` returned, read the
+        same way (the benchmarks)."""
         self.paths = StudyPaths(root)
-        self.study = json.loads(require(self.paths.plan, "plan").read_text())
+        self.study = study if study is not None else json.loads(require(self.paths.plan, "plan").read_text())
 
     @property
     def profile(self) -> str:

@@ -115,3 +115,11 @@ def test_feature_error_is_relative_distance_in_the_layers_features():
     got = metrics.feature_error(extractor, "layer1", flat, features, batch=2)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert (got > 0.05).all()
+    # one image for all the originals (the mean image) is encoded once and scores as the same image repeated
+    one = metrics.mean_image_baseline(flat.values[0], 1)
+    repeated = metrics.mean_image_baseline(flat.values[0], 3)
+    # float32 features: a batch of one may round differently in the last bit from a batch of two
+    np.testing.assert_allclose(metrics.feature_error(extractor, "layer1", one, features, batch=2),
+                               metrics.feature_error(extractor, "layer1", repeated, features, batch=2), rtol=1e-5)
+    with pytest.raises(ValueError, match="one per original or one for all"):
+        metrics.feature_error(extractor, "layer1", metrics.mean_image_baseline(flat.values[0], 2), features)

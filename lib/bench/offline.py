@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import data as datamod
-from ..baselines import AT_BASELINE_DB
+from ..baselines import AT_BASELINE_DB, BASELINE_NAMES, BASELINE_SHORT
 from ..figures import offline_benchmark
 from ..io import write_json, write_text
 from ..provenance import record
@@ -35,13 +35,12 @@ from .quality import quality
 # 14x14 and 7x7.
 LITE0_TARGETS = {"stage0": {"thumbnail": 0.0}, "stage1": {"thumbnail": 0.0}, "stage2": {"thumbnail": -1.0},
                  "stage3": {"mean_image": 0.0}, "stage4": {"mean_image": 0.0}}
-BASELINES = ("mean_image", "mean_colour", "thumbnail")
 # the quality record's fields each row of the table carries, under the same names
 TABLE_FIELDS = (
     "arch", "layer", "weights", "profile", "psnr_mean", "psnr_std", "ssim_mean", "psnr_ci_low", "psnr_ci_high",
-    *(f"baseline_{b}_psnr" for b in BASELINES),
-    *(f"psnr_minus_{b}{end}" for b in BASELINES for end in ("", "_ci_low", "_ci_high")), "test_sources",
-    "feature_error_mean", *(f"baseline_{b}_feature_error" for b in BASELINES),
+    *(f"baseline_{b}_psnr" for b in BASELINE_NAMES),
+    *(f"psnr_minus_{b}{end}" for b in BASELINE_NAMES for end in ("", "_ci_low", "_ci_high")), "test_sources",
+    "feature_error_mean", *(f"baseline_{b}_feature_error" for b in BASELINE_NAMES),
     "closed_form_paths", "feedback", "match_steps", "decoder_psnr_mean", "epochs", "images_seen", "still_falling",
     "train_seconds", "minutes", "schema_version",
 )
@@ -74,8 +73,7 @@ def targets_of(arch: str, layer: str) -> dict[str, float]:
 def targets_label(targets: dict[str, float]) -> str:
     """What a row of the offline table is held to, as written in table.md and the report: "mean colour + thumbnail",
     with a margin where it is not zero ("thumbnail +1 dB")."""
-    names = {"mean_image": "no information"}
-    return " + ".join(names.get(name, name.replace("_", " ")) + (f" {margin:+g} dB" if margin else "")
+    return " + ".join(BASELINE_SHORT[name] + (f" {margin:+g} dB" if margin else "")
                       for name, margin in targets.items())
 
 

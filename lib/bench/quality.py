@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .. import data as datamod
+from ..baselines import BASELINE_NAMES
 from ..stats import margins_label
 from . import run_cli
 from .folders import BenchError, image_sources, load_folder
@@ -40,18 +41,17 @@ def layer_settings(profile: str, arch: str, layer: str, overrides: dict | None =
     `overrides` (setting -> value, as the study's knobs give them) and `weights` (imagenet | random | None: the
     profile's) applied: exactly what the study's train and evaluate steps would use."""
     from .. import config
+    from ..plan import Plan
 
+    if weights is not None and weights not in ("imagenet", "random"):
+        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}' (or leave it out: the profile's).")
     try:
         study = config.resolve(profile, {**(overrides or {}), "arch": [arch], "layers": [layer]}, any_layer=True)
     except config.ProfileError as error:
         raise BenchError(str(error)) from None
-    entry = study["architectures"][arch]
-    if weights is not None and weights not in ("imagenet", "random"):
-        raise BenchError(f"WEIGHTS must be imagenet or random, got '{weights}' (or leave it out: the profile's).")
-    encoder = {"name": arch, "arch": entry["arch"], "weights": weights or entry["weights"],
-               "weights_file": entry["weights_file"], "normalisation": entry["normalisation"], "seed": study["seed"]}
-    settings = {"arch": arch, "layer": layer, "seed": study["seed"], **entry["layers"][layer]}
-    return settings, encoder, study
+    plan = Plan(".", study)  # read as the study's steps read their plan.json
+    encoder = {**plan.encoder(arch), **({"weights": weights} if weights else {})}
+    return plan.layer(arch, layer), encoder, study
 
 
 def encode_together(extractor, layer: str, parts: list[tuple[list[str], np.ndarray | None]]) -> list:
@@ -168,7 +168,7 @@ def summary_line(result: dict, out) -> str:
         f"{result['psnr_mean']:.2f} ± {result['psnr_std']:.2f} dB, SSIM {result['ssim_mean']:.3f} | no information "
         f"{result['baseline_mean_image_psnr']:.2f} dB, mean colour {result['baseline_mean_colour_psnr']:.2f} dB, "
         f"thumbnail {result['baseline_thumbnail_psnr']:.2f} dB | margins "
-        f"{margins_label(result, ['mean_image', 'mean_colour', 'thumbnail'])} (95% intervals over "
+        f"{margins_label(result, BASELINE_NAMES)} (95% intervals over "
         f"{result['test_sources']} test photos) | {result['train_images']} train{trained_on}{views} / "
         f"{result['validation_images']} validation / {result['test_images']} test images, {result['epochs']} epochs "
         f"in {result['train_seconds']:.0f}s ({budget}; {result['fit_seconds']:.0f}s closed-form start), "

@@ -34,7 +34,7 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
                       encode=layer_encoder(extractor, layer) if extractor else None)
     info = {**fit.info, "train_images": len(train_i)}
     checkpoint = {"state_dict": fit.decoder.state_dict(), "settings": settings, "weights": encoder["weights"],
-                  "mean_image": datamod.training_mean_image(crops[train_i]),  # the no-information baseline evaluation scores
+                  "mean_image": datamod.training_mean_image(train_crops),  # the no-information baseline evaluation scores
                   "weights_detail": encoder["weights_detail"], "encode_seconds": encoder["seconds"], **info}
     save_torch(checkpoint, out / "decoder.pt")
     write_bytes(out / "history.csv", fit.history.to_csv(index=False).encode())
