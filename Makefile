@@ -94,7 +94,7 @@ EXPENSIVE := $(LAUNCH) $(SLOTS) env OMP_NUM_THREADS=$(THREADS) $(PY)
 # The lib sources each step runs (LIB_PLAN, LIB_FETCH, LIB_DATA, LIB_ENCODE, LIB_TRAIN, LIB_EVALUATE,
 # LIB_FIGURES, LIB_REPORT, LIB_RENDER, LIB_INVERT), generated from its imports (lib/deps.py, standard library only):
 # a change re-runs the steps that run it, nothing else.
-BENCH_GOALS := bench-quality bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos
+BENCH_GOALS := bench-quality bench-ablation bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos
 DEPS := $(STATE)/deps.mk
 $(DEPS): $(LIB)/deps.py $(wildcard $(LIB)/*.py $(LIB)/*/*.py notebooks/*.ipynb)
 	@$(PYTHON) -m lib.deps $@
@@ -265,7 +265,7 @@ invert: notebooks/06_invert.ipynb $(LIB_INVERT) $(INVERT_DECODERS) | invert-imag
 
 .PHONY: invert invert-images
 
-# ---- benchmarks: bench.mk (bench-quality, bench-offline, bench-learned, bench-colour, bench-speed, bench-projection, gpu-check)
+# ---- benchmarks: bench.mk (bench-quality, bench-ablation, bench-offline, bench-learned, bench-colour, bench-speed, bench-projection, gpu-check)
 include bench.mk
 
 # ---- checks ----------------------------------------------------------------------------------------

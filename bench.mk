@@ -43,6 +43,16 @@ bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one l
 	  $(if $(VAL_DIR),--val-dir $(VAL_DIR)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(MINUTES),--minutes $(MINUTES)) \
 	  $(if $(VIEWS),--views $(VIEWS)) $(BENCH_SETTINGS) --out $(OUT)
 
+# make bench-ablation ARCH=efficientnet_lite0 LAYER=stage1 MECHANISM=pointwise OUT=a.json [the variables of bench-quality]:
+# one mechanism of the default decoder (standardise, pointwise, x4_step, matching_grids) switched off, against the
+# decoder as the profile runs it, same images, settings and budget, in one run (lib/bench/ablation.py): both records
+# and the paired PSNR difference with its 95% interval over the test photos
+bench-ablation: $(QUALITY_INPUTS) | $(ENV_STAMP) ## one decoder mechanism off vs on, one layer -> $(OUT)
+	@test -n "$(ARCH)" -a -n "$(LAYER)" -a -n "$(MECHANISM)" -a -n "$(OUT)" || { echo "error: set ARCH=, LAYER=, MECHANISM= and OUT= (see make help)" >&2; exit 2; }
+	$(PY) -m lib.bench.ablation --profile $(BENCH_PROFILE) --arch $(ARCH) --layer $(LAYER) --mechanism $(MECHANISM) \
+	  --train-dir $(TRAIN_DIR) --test-dir $(TEST_DIR) $(if $(VAL_DIR),--val-dir $(VAL_DIR)) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+	  $(BENCH_SETTINGS) --out $(OUT)
+
 # make bench-offline [PROFILE=demo] [EPOCHS=n] [MINUTES=m] [ONLY="resnet34/layer1 efficientnet_lite0/stage0/imagenet"]:
 # the offline targets in one sweep -- bench-quality on the demo's views for the study's 14 layers (random-init
 # encoders) and EfficientNet-Lite0's 5 stages (ImageNet and random weights), at the profile's settings, one JSON per
@@ -90,4 +100,4 @@ gpu-check: | $(ENV_STAMP) ## one paper layer on synthetic data + bench-speed + p
 	@test -n "$(OUT)" || { echo "error: set OUT=dir" >&2; exit 2; }
 	$(PY) -m lib.bench.gpu_check --out $(OUT)
 
-.PHONY: bench-quality bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos
+.PHONY: bench-quality bench-ablation bench-offline bench-learned bench-colour bench-speed bench-projection gpu-check bench-photos

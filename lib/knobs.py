@@ -23,6 +23,8 @@ TARGET_VARIABLES = {
     # the benchmarks that train run a profile's settings (PROFILE=); these knobs of the study override them
     "bench-quality": {"ARCH", "LAYER", "TRAIN_DIR", "VAL_DIR", "TEST_DIR", "TRAIN_ON_TEST_COPIES", "WEIGHTS", "MINUTES",
                       "VIEWS", "OUT", "EPOCHS", "BATCH_SIZE", "DECODER", "WIDTH", "FEEDBACK", "MATCH", "NORMALISATION"},
+    "bench-ablation": {"ARCH", "LAYER", "MECHANISM", "TRAIN_DIR", "VAL_DIR", "TEST_DIR", "WEIGHTS", "OUT", "EPOCHS",
+                       "BATCH_SIZE", "DECODER", "WIDTH", "FEEDBACK", "MATCH", "NORMALISATION"},
     "bench-offline": {"MINUTES", "EPOCHS", "ONLY"},
     "bench-learned": {"MINUTES", "EPOCHS", "ONLY"},
     "bench-colour": {"ARCH", "LAYER", "TRAIN_DIR", "TEST_DIR", "WEIGHTS", "COPIES", "INDOMAIN_COPIES", "OUT"},

@@ -449,6 +449,10 @@ def test_offline_sweep_measures_each_layer_once_and_judges_its_targets(tmp_path)
     row = json.loads((out / "efficientnet_lite0-stage1-imagenet.json").read_text())
     row["settings"]["width"] = 64
     (out / "efficientnet_lite0-stage1-imagenet.json").write_text(json.dumps(row))
+    # ... but not one measured when the profile trained another number of seeds at the layer: a row trains one
+    row = json.loads((out / "resnet34-layer3.json").read_text())
+    row["settings"]["seeds"] = 3
+    (out / "resnet34-layer3.json").write_text(json.dumps(row))
     table = offline.offline(out, tmp_path / "train", tmp_path / "test", minutes=10, run=fake)
     # (and Lite0 stage2 again: the call before measured it at 5 minutes)
     assert _rows(calls[31:]) == [("vgg16", "block3", "random"), ("efficientnet_lite0", "stage1", "imagenet"),

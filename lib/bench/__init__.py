@@ -4,6 +4,8 @@ bench.mk), its own JSON and its own table.
     quality     one layer trained and scored as a profile's study does (its settings and epochs, the study's loop
                 `lib.training.fit_decoder` and evaluation `lib.evaluation`) on any folders of images: the study's
                 result record, with intervals against the three baselines              (make bench-quality)
+    ablation    `quality` twice on one layer: as the profile runs it, and with one mechanism of the default decoder
+                switched off; the paired difference                                 (make bench-ablation)
     offline     `quality` on the study's layers (random-init encoders) and EfficientNet-Lite0's stages (ImageNet and
                 random weights), on the demo's views or natural photos: table.json/.md/.png of each row against
                 its targets                                                   (make bench-offline, bench-learned)

@@ -142,9 +142,15 @@ def kept_settings(profile: str, arch: str, layer: str, weights: str, overrides: 
     from .quality import layer_settings
 
     settings, encoder, study = layer_settings(profile, arch, layer, overrides, weights)
-    return dict(images, schema_version=SCHEMA_VERSION, profile=study["profile"], settings=settings, weights=weights,
+    return dict(images, schema_version=SCHEMA_VERSION, profile=study["profile"], settings=row_settings(settings), weights=weights,
                 match_requested=study["match_steps"], normalisation_policy=encoder["normalisation"], minutes=minutes,
                 views=1)
+
+
+def row_settings(settings: dict) -> dict:
+    """A layer's settings as a row's computation uses them: without `seeds`, how many decoders the study trains for
+    the layer, as a row trains one (the main run's seed)."""
+    return {key: value for key, value in settings.items() if key != "seeds"}
 
 
 def offline(out_dir: Path, train_dir, test_dir, *, val_dir=None, profile: str = "demo", overrides: dict | None = None,
@@ -179,7 +185,8 @@ def offline(out_dir: Path, train_dir, test_dir, *, val_dir=None, profile: str = 
         if result and "psnr_mean" not in result:  # e.g. a bench-colour run saved under a row's name
             raise BenchError(f"'{path}' is not a bench-quality record, and the sweep would overwrite it: move it "
                              f"(bench-colour runs beside the sweep are named <row>-colour.json).")
-        kept = bool(result) and all(result.get(k) == v for k, v in wanted.items()) \
+        got = {**result, "settings": row_settings(result["settings"])} if result.get("settings") else result
+        kept = bool(result) and all(got.get(k) == v for k, v in wanted.items()) \
             and sorted(result["per_image"]["psnr"]) == test_names  # tested on these very images
         if kept and (arch, layer, weights) in selected:
             print(f"{arch} {layer} ({weights}): kept (same settings; delete {path} to rerun)")
