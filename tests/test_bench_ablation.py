@@ -50,6 +50,20 @@ def test_standardise_off_leaves_the_features_as_they_are():
     assert not torch.allclose(on(features), features)
 
 
+def test_closed_form_paths_off_start_at_zero_or_train_on_from_the_fit():
+    features, images = torch.randn(8, 4, 14, 14), np.random.default_rng(0).integers(0, 256, (8, 224, 224, 3), np.uint8)
+    groups = training.contiguous_groups(8)
+    fixed, trained, zero = (ResShuffleDecoder(4, 14, width=32) for _ in range(3))
+    ablation._paths_trained(trained), ablation._no_closed_form_start(zero)
+    for decoder in (fixed, trained, zero):
+        training.fit_to_training_data(decoder, features, images, groups)
+    assert fixed.linear.conv.weight.abs().sum() > 0 and not fixed.linear.conv.weight.requires_grad
+    assert torch.equal(trained.linear.conv.weight, fixed.linear.conv.weight) and trained.linear.conv.weight.requires_grad
+    assert trained.colour.weight.requires_grad
+    assert zero.linear.conv.weight.abs().sum() == 0 and zero.linear.conv.weight.requires_grad
+    assert training.closed_form_paths(zero) == "zero"
+
+
 def test_the_switch_is_undone_after_the_block():
     original = training.build_decoder
     with ablation.switched_off("pointwise"):

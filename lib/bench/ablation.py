@@ -8,6 +8,9 @@ learned features (docs/method.md, "Mechanisms on learned features").
         --train-dir DIR --val-dir DIR --test-dir DIR [--profile demo] [--set MATCH=30 ...] --out result.json
 
 Mechanisms (what "off" runs instead):
+    closed_form_start  the colour and linear paths fitted in closed form before any gradient step, on top of the
+                    training mean image (off: they start at zero and are learnt with the deep path)
+    fixed_paths     those fitted paths held fixed while the deep path trains (off: trained on from the fit)
     standardise     per-channel standardisation of the features (off: the features as the encoder gives them, to the
                     base decoder, its closed-form start and feature matching alike; feedback stages keep theirs)
     pointwise       the pointwise MLP after one 3x3 convolution at 56x56 and 112x112 grids (off: its hidden layers
@@ -32,11 +35,27 @@ from .folders import BenchError, image_sources
 from .quality import OVERRIDES, parse_overrides, quality
 
 MECHANISMS = {
+    "closed_form_start": "the closed-form start of the colour and linear paths",
+    "fixed_paths": "the closed-form paths held fixed while the deep path trains",
     "standardise": "per-channel feature standardisation",
     "pointwise": "the pointwise MLP at 56x56 and 112x112 grids",
     "x4_step": "one x4 sub-pixel step from 56x56 to 224",
     "matching_grids": "feature matching on 56x56 grids only",
 }
+
+
+def _no_closed_form_start(decoder) -> None:
+    decoder.closed_form_start = False  # the colour and linear paths start at zero and train with the deep path
+
+
+def _paths_trained(decoder) -> None:
+    fit = decoder.fit_linear_start
+
+    def fit_then_free(*args, **kwargs):
+        out = fit(*args, **kwargs)
+        decoder.linear.requires_grad_(True), decoder.colour.requires_grad_(True)  # trained on from the fit
+        return out
+    decoder.fit_linear_start = fit_then_free
 
 
 def _no_standardise(decoder) -> None:
@@ -71,7 +90,8 @@ def _no_x4_step(decoder) -> None:
                                  nn.BatchNorm2d(half), nn.GELU(), decoders.ResBlock(half), final, nn.PixelShuffle(2))
 
 
-DECODER_CHANGES = {"standardise": _no_standardise, "pointwise": _no_pointwise, "x4_step": _no_x4_step}
+DECODER_CHANGES = {"closed_form_start": _no_closed_form_start, "fixed_paths": _paths_trained,
+                   "standardise": _no_standardise, "pointwise": _no_pointwise, "x4_step": _no_x4_step}
 
 
 @contextmanager
