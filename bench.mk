@@ -43,8 +43,9 @@ bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one l
 	  $(if $(VAL_DIR),--val-dir $(VAL_DIR)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(MINUTES),--minutes $(MINUTES)) \
 	  $(if $(VIEWS),--views $(VIEWS)) $(BENCH_SETTINGS) --out $(OUT)
 
-# make bench-ablation ARCH=efficientnet_lite0 LAYER=stage1 MECHANISM=pointwise OUT=a.json [the variables of bench-quality]:
-# one mechanism of the default decoder (standardise, pointwise, x4_step, matching_grids) switched off, against the
+# make bench-ablation ARCH=efficientnet_lite0 LAYER=stage1 MECHANISM=pointwise OUT=a.json [PROFILE= folders WEIGHTS= knobs]:
+# one mechanism of the default decoder (closed_form_start, fixed_paths, standardise, pointwise, x4_step,
+# matching_grids) switched off, against the
 # decoder as the profile runs it, same images, settings and budget, in one run (lib/bench/ablation.py): both records
 # and the paired PSNR difference with its 95% interval over the test photos
 bench-ablation: $(QUALITY_INPUTS) | $(ENV_STAMP) ## one decoder mechanism off vs on, one layer -> $(OUT)

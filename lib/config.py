@@ -85,7 +85,7 @@ TOP_KEYS: dict[str, Field] = {
                                 "networks, each other encoder's own) | imagenet | native", NORMALISATIONS),
     "seed": Field(int, "seed for splits, initialisation and batch order"),
     "lpips": Field(str, "LPIPS needs real AlexNet weights: auto (if available) | required", ("auto", "required", "off")),
-    "match_steps": Field(int, "test-time feature-matching steps on each reconstruction, at 56x56 grids (0: none)", minimum=0),
+    "match_steps": Field(int, "test-time feature-matching steps on each reconstruction, at 28x28 grids and finer (0: none)", minimum=0),
 }
 # an entry of `architectures` is a name for one encoder of the run; `arch:` names its network when they
 # differ (the same network twice, e.g. with ImageNet and with random weights)

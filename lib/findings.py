@@ -8,6 +8,7 @@ import pandas as pd
 
 from .baselines import AT_BASELINE_DB, BASELINE_SHORT
 from .figures import arch_label, series_label
+from .matching import GRIDS
 from .published import PUBLISHED
 
 
@@ -89,7 +90,7 @@ def matching_findings(summary: pd.DataFrame) -> list[str]:
     ran = summary[summary["match_steps"] > 0]
     changes = [f"{label(r['arch'])} {r['layer']} {r['decoder_psnr_mean']:.2f} → {r['psnr_mean']:.2f} dB "
                f"({r['psnr_mean'] - r['decoder_psnr_mean']:+.2f}, {int(r['match_steps'])} steps)" for _, r in ran.iterrows()]
-    return [f"Test-time feature matching (56×56 grids): {'; '.join(changes)}."] if changes else []
+    return [f"Test-time feature matching ({GRIDS}): {'; '.join(changes)}."] if changes else []
 
 
 def _matching_column(rows: pd.DataFrame) -> dict:

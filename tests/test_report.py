@@ -72,7 +72,7 @@ def test_feature_matching_is_reported_where_it_ran():
     matched = _summary(match_steps=[100, 0, 0, 0], decoder_psnr_mean=[23.5, 20.0, 15.0, 19.0], decoder_params=[125_000] * 4)
     table = findings.compact_table(matched, "resnet34")
     assert table.loc["layer1", "decoder alone (dB)"] == "23.50" and table.loc["layer4", "decoder alone (dB)"] == "—"
-    assert "Test-time feature matching (56×56 grids): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in findings.detail_findings(matched)
+    assert "Test-time feature matching (28×28 grids and finer): ResNet34 layer1 23.50 → 24.00 dB (+0.50, 100 steps)." in findings.detail_findings(matched)
     # none ran (or a run evaluated before it existed): no column, no sentence
     for summary in (_summary(match_steps=[0] * 4, decoder_psnr_mean=[24.0, 20.0, 15.0, 19.0], decoder_params=[1] * 4),
                     _summary(decoder_params=[1] * 4)):

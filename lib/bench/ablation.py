@@ -17,7 +17,7 @@ Mechanisms (what "off" runs instead):
                     3x3 convolutions too); fine grids only
     x4_step         one x4 sub-pixel step from 56x56 to 224 at coarse grids (off: a 112x112 stage between, two x2
                     steps); coarse grids only
-    matching_grids  feature matching on 56x56 grids only (off: on the layer's grid whatever it is); needs MATCH > 0
+    matching_grids  feature matching where `matching.applies` (off: on the layer's grid whatever it is); needs MATCH > 0
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from unittest import mock
 
 from torch import nn
 
-from .. import decoders, evaluation, training
+from .. import decoders, evaluation, matching, training
 from ..stats import cluster_bootstrap
 from . import run_cli
 from .folders import BenchError, image_sources
@@ -40,7 +40,7 @@ MECHANISMS = {
     "standardise": "per-channel feature standardisation",
     "pointwise": "the pointwise MLP at 56x56 and 112x112 grids",
     "x4_step": "one x4 sub-pixel step from 56x56 to 224",
-    "matching_grids": "feature matching on 56x56 grids only",
+    "matching_grids": f"feature matching on {matching.GRIDS} only",
 }
 
 
@@ -126,7 +126,7 @@ def check(mechanism: str, profile: str, arch: str, layer: str, overrides: dict |
     settings, encoder, study = layer_settings(profile, arch, layer, overrides, weights)
     if mechanism == "matching_grids":
         if not study["match_steps"]:
-            raise BenchError(f"matching_grids compares feature matching on the layer's grid with 56x56 grids only; "
+            raise BenchError(f"matching_grids compares feature matching on the layer's grid with {matching.GRIDS} only; "
                              f"profile '{study['profile']}' runs none: give MATCH= steps.")
         return
     if settings["decoder"] != "resshuffle":

@@ -8,7 +8,7 @@ For every planned layer, at the profile's own settings (batch size, width, epoch
 - the work the profile does: encoder passes (every step with `augment`, else once per image), decoder
   updates, validation each epoch and test evaluation, with `feedback` stages their updates and the encoder
   passes over reconstructions they need, and with `match_steps` the test-time feature matching (an encoder
-  forward and backward pass per step and test image, at 56x56 grids: `matching.steps_at`).
+  forward and backward pass per step and test image, at 28x28 grids and finer: `matching.steps_at`).
 
 Minutes follow from an assumed sustained throughput (`--tflops`) plus a per-step overhead for kernel
 launches and data (`--step-ms`): a model, not a measurement. Numbers measured on a GPU replace it.
