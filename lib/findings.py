@@ -8,7 +8,6 @@ import pandas as pd
 
 from .baselines import AT_BASELINE_DB, BASELINE_SHORT
 from .figures import arch_label, series_label
-from .matching import GRIDS
 from .published import PUBLISHED
 
 
@@ -85,6 +84,8 @@ def convergence(summary: pd.DataFrame) -> list[str]:
 
 def matching_findings(summary: pd.DataFrame) -> list[str]:
     """What test-time feature matching changed, layer by layer, from the summary (nothing where none ran)."""
+    from .matching import GRIDS  # here: the findings need no torch until a layer was matched
+
     if "match_steps" not in summary:
         return []
     ran = summary[summary["match_steps"] > 0]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 MIN_GRID = 28  # coarsest feature grid at which matching runs
-GRIDS = "28×28 grids and finer"  # where it runs, as the report and docs say it
+GRIDS = f"{MIN_GRID}×{MIN_GRID} grids and finer"  # where it runs, as the report and docs say it
 # (fraction of the image's side, scale) of each level of the correction
 LEVELS = ((1, 0.25), (1 / 2, 1.0), (1 / 4, 1.0), (1 / 8, 1.0))
 

@@ -94,6 +94,7 @@ def test_an_ablation_runs_both_decoders_on_the_same_images_and_pairs_them(split)
 @pytest.mark.parametrize("variables, message", [
     (["MECHANISM=colour_copies"], "unknown mechanism 'colour_copies'"),
     (["MECHANISM=matching_grids", "MATCH=0"], "give MATCH= steps"),
+    (["MECHANISM=matching_grids", "MATCH=2"], "is matched already"),  # layer1, 56x56: on and off would be one run
     (["MECHANISM=x4_step"], "no x4 step"),  # layer1 is a 56x56 grid: its decoder is the pointwise MLP
     (["MECHANISM=pointwise", "DECODER=simple"], "not of 'simple'"),
 ])

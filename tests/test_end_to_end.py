@@ -127,7 +127,7 @@ def test_summary_has_one_row_per_layer_with_real_values(study):
     assert (summary["feedback"] <= 1).all()
     # validation MSE before any gradient step and of the decoder kept, both measured
     assert summary["start_val_loss"].gt(0).all() and summary["best_val_loss"].gt(0).all()
-    # feature matching (tiny: 2 steps) ran on the one 56x56 layer only; the decoder's own score is kept beside it
+    # feature matching (tiny: 2 steps) ran on the one layer at 28x28 or finer (56x56) only; the decoder's own score is kept beside it
     assert list(summary["match_steps"]) == [0, 0, 2, 0, 0, 0]
     changed = (summary["psnr_mean"] - summary["decoder_psnr_mean"]).to_numpy()
     assert changed[2] != 0 and (changed[[0, 1, 3, 4, 5]] == 0).all()

@@ -128,6 +128,10 @@ def check(mechanism: str, profile: str, arch: str, layer: str, overrides: dict |
         if not study["match_steps"]:
             raise BenchError(f"matching_grids compares feature matching on the layer's grid with {matching.GRIDS} only; "
                              f"profile '{study['profile']}' runs none: give MATCH= steps.")
+        grid = check_layer(encoder["arch"], layer)[1]
+        if matching.applies(grid):
+            raise BenchError(f"matching_grids: {arch} {layer} ({grid}x{grid}) is matched already ({matching.GRIDS}), so "
+                             "both runs would be the same; it compares only layers on coarser grids.")
         return
     if settings["decoder"] != "resshuffle":
         raise BenchError(f"{mechanism} is a mechanism of the resshuffle decoder, not of '{settings['decoder']}'.")
