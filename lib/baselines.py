@@ -12,3 +12,9 @@ BASELINE_SHORT = {"mean_image": "no information", "mean_colour": "mean colour", 
 # normalisation: its PSNR then equals the baseline's to about 1e-5 dB. Reaching the no-information baseline is
 # judged with this tolerance, so that such a decoder counts as at it, not below it by rounding.
 AT_BASELINE_DB = 1e-4
+
+
+def at_or_above(value, bar):
+    """Whether `value` (dB: a PSNR, or a margin over a baseline) reaches `bar`, up to `AT_BASELINE_DB`; works on numbers
+    and on pandas/numpy columns alike."""
+    return value >= bar - AT_BASELINE_DB

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .baselines import AT_BASELINE_DB, BASELINE_SHORT
+from .baselines import BASELINE_SHORT, at_or_above
 from .figures import arch_label, series_label
 from .published import PUBLISHED
 
@@ -66,8 +66,8 @@ def convergence(summary: pd.DataFrame) -> list[str]:
     kept = ""
     if "best_epoch" in rows:
         start = rows[rows["best_epoch"] == 0]
-        never = start["improved_on_start"].fillna(False).astype(bool) == False if "improved_on_start" in start \
-            else pd.Series(True, index=start.index)  # noqa: E712
+        never = ~start["improved_on_start"].fillna(False).astype(bool) if "improved_on_start" in start \
+            else pd.Series(True, index=start.index)
         names = lambda frame: ", ".join(f"{label(r['arch'])} {r['layer']}" for _, r in frame.iterrows())  # noqa: E731
         if never.any():
             kept += (" No epoch beat the untrained start on validation, so the start is what these report: "
@@ -166,7 +166,7 @@ def findings(summary: pd.DataFrame) -> list[str]:
     above_thumb = summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]
     n = len(summary)
     if "baseline_mean_image_psnr" in summary:
-        above_none = summary["psnr_mean"] >= summary["baseline_mean_image_psnr"] - AT_BASELINE_DB
+        above_none = at_or_above(summary["psnr_mean"], summary["baseline_mean_image_psnr"])
         under = [f"{label(a)} {l}" for a, l, ok in zip(summary["arch"], summary["layer"], above_none) if not ok]
         out.append(f"{int(above_none.sum())} of {n} layers reach the no-information baseline (the training images' mean "
                    f"image, {summary['baseline_mean_image_psnr'].min():.2f}–{summary['baseline_mean_image_psnr'].max():.2f} dB)"
@@ -429,7 +429,7 @@ def abstract(summary: pd.DataFrame, comparisons: pd.DataFrame | None, data: str,
                + (f"; the study reported {', '.join(study)} with ImageNet weights on DIV2K." if study else "."))
     beat_colour = int((summary["psnr_mean"] > summary["baseline_mean_colour_psnr"]).sum())
     beat_thumb = int((summary["psnr_mean"] > summary["baseline_thumbnail_psnr"]).sum())
-    reach_none = int((summary["psnr_mean"] >= summary["baseline_mean_image_psnr"] - AT_BASELINE_DB).sum())
+    reach_none = int(at_or_above(summary["psnr_mean"], summary["baseline_mean_image_psnr"]).sum())
     out.append(f"{reach_none} of {len(summary)} layers reach the no-information baseline, {beat_colour} beat the mean "
                f"colour and {beat_thumb} beat the thumbnail of their own grid.")
     if comparisons is not None and len(comparisons):
