@@ -1,7 +1,7 @@
 """Decoders from one layer's features (C x g x g) back to the 3 x 224 x 224 ImageNet-normalised image.
 
-- `resshuffle` (default): per-channel feature standardisation, then the training images' mean image plus three
-  paths:
+- `resshuffle` (default): the features as the encoder gives them, read by the training images' mean image plus
+  three paths:
   - deep: at grids of 28x28 and coarser, residual conv blocks at the grid, x2 sub-pixel (PixelShuffle)
     stages up to 56x56, then one x4 sub-pixel step to RGB, so nothing runs above 56x56; channels `width` up
     to 14x14, halving per doubling beyond. At 56x56 and 112x112, a pointwise MLP at the grid straight to each
@@ -30,10 +30,10 @@ from .ridge import cross_validated_penalty, ridge_from_sums
 
 
 class FeatureStandardise(nn.Module):
-    """Per-channel (x - mean) / std with statistics fixed from the training features.
-
-    Feature scales differ by orders of magnitude between layers and between ImageNet and random weights
-    (random ResNet34 layer4's run to the hundreds); standardising makes one learning rate fit all.
+    """Per-channel (x - mean) / std with statistics fixed from given features: how a feedback stage reads its two
+    feature maps (the residual shrinks as the reconstruction improves) and how feature matching weighs channels.
+    (The default decoder reads the features as they are: standardising them cost up to 0.4 dB on EfficientNet-Lite0's
+    ImageNet features; docs/method.md.)
     """
 
     def __init__(self, channels: int, pooled: bool = False):
@@ -81,7 +81,7 @@ class ResBlock(nn.Module):
 
 
 class SubPixelLinear(nn.Module):
-    """Linear local inverse: a k x k neighbourhood of (standardised) features -> the r x r pixel block of each
+    """Linear local inverse: a k x k neighbourhood of features -> the r x r pixel block of each
     grid cell (r = out/grid up to 4); coarser grids are bilinearly upsampled the rest of the way."""
 
     def __init__(self, channels: int, grid: int, out_size: int = 224, max_factor: int = 4):
@@ -117,7 +117,6 @@ class ResShuffleDecoder(nn.Module):
     def __init__(self, channels: int, grid: int, width: int = 256, blocks: int = 2, out_size: int = 224, min_width: int = 16):
         super().__init__()
         stages = _stages(grid, out_size)
-        self.standardise = FeatureStandardise(channels)
         if stages <= 2:
             # Fine grids (56x56, 112x112): a pointwise MLP at the grid straight to each cell's pixel block.
             # 3x3 convolutions at full width there cost several times more per image and learnt less per second.
@@ -144,10 +143,7 @@ class ResShuffleDecoder(nn.Module):
             layers += [nn.Conv2d(widths[stages - 2], 3 * 16, 3, padding=1), nn.PixelShuffle(4)]
         self.body = nn.Sequential(*layers)
         self.linear = SubPixelLinear(channels, grid, out_size)
-        # Global path: pooled features -> one colour per image, so the spatial paths only have to learn the
-        # detail. The pooled features get their own between-image standardisation: that variation is what
-        # carries an image's colour, and it can be far smaller than the variation between positions.
-        self.pooled = FeatureStandardise(channels, pooled=True)
+        # Global path: pooled features -> one colour per image, so the spatial paths only have to learn the detail.
         self.colour = nn.Conv2d(channels, 3, 1)
         nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
         # The deep path starts at zero and the colour and linear paths are fitted in closed form (`fit_linear_start`)
@@ -174,11 +170,11 @@ class ResShuffleDecoder(nn.Module):
                          lambdas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), max_dims: int = 2048, max_rows: int = 100_000,
                          chunk: int = 16, seed: int = 0) -> dict:
         """Set the colour and linear paths to closed-form ridge regressions, so the untrained decoder is a linear
-        inverse: (1) each grid cell's mean colour on its k x k neighbourhood of standardised features and the
-        image's pooled features, whose pooled part becomes the colour path; (2) each cell's r x r sub-block means
-        (the linear path's outputs) on the neighbourhood, less that colour. `images`: the uint8 N x 224 x 224 x 3
-        targets. The penalty (times the row count, features standardised) is chosen by leave-one-group-
-        out error on the sub-block means, all from per-group sums, so the data is read once.
+        inverse: (1) each grid cell's mean colour on its k x k neighbourhood of features and the image's pooled
+        features, whose pooled part becomes the colour path; (2) each cell's r x r sub-block means (the linear
+        path's outputs) on the neighbourhood, less that colour. `images`: the uint8 N x 224 x 224 x 3 targets. The
+        penalty (times the row count) is chosen by leave-one-group-out error on the sub-block means, all from
+        per-group sums, so the data is read once.
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
         would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide).
@@ -203,8 +199,8 @@ class ResShuffleDecoder(nn.Module):
             for start in range(0, len(rows), chunk):
                 index = rows[start : start + chunk]
                 x = features[index].float()
-                local = nn.functional.unfold(self.standardise(x), kernel, padding=kernel // 2)  # n, C k^2, g^2
-                pooled = self.pooled(x).flatten(1)[:, :, None].expand(-1, -1, grid * grid)
+                local = nn.functional.unfold(x, kernel, padding=kernel // 2)  # n, C k^2, g^2
+                pooled = x.mean(dim=(2, 3))[:, :, None].expand(-1, -1, grid * grid)
                 ones = torch.ones(len(index), 1, grid * grid)
                 z = torch.cat([ones, local, pooled], 1).transpose(1, 2).reshape(-1, dims)
                 # what the mean image leaves: the decoder's output is mean image + these paths
@@ -255,8 +251,8 @@ class ResShuffleDecoder(nn.Module):
         return {"penalty": best, "kernel": kernel, "dims": dims, "rows": used}
 
     def forward(self, features):
-        x = self.standardise(features)
-        return self.mean_image + self.body(x) + self.linear(x) + self.colour(self.pooled(features))
+        x = features.float()
+        return self.mean_image + self.body(x) + self.linear(x) + self.colour(x.mean(dim=(2, 3), keepdim=True))
 
 
 class FeedbackRefiner(nn.Module):

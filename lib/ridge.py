@@ -3,8 +3,7 @@
 
 Every fit works from the sums Z^T Z, Z^T Y and sum of Y^2 of each group of rows, so the data is read once and
 leave-one-group-out cross-validation costs one solve per group and penalty, never a second pass over the data.
-Z's first column is all ones: the unpenalised intercept. Torch only; nothing here knows about decoders beyond the
-two attributes `fit_colour` sets.
+Z's first column is all ones: the unpenalised intercept. Torch only; nothing here knows about decoders.
 """
 from __future__ import annotations
 
@@ -50,18 +49,19 @@ def squared_error(weight: torch.Tensor, gram: torch.Tensor, cross: torch.Tensor,
 
 
 @torch.no_grad()
-def fit_colour(decoder, features: torch.Tensor, mean_colours: torch.Tensor, groups: torch.Tensor,
-               lambdas=COLOUR_PENALTIES, chunk: int = 64) -> float:
-    """Set `decoder`'s global colour path (`decoder.colour`, a 1x1 convolution to 3 channels) to the ridge
-    regression of each image's mean colour (normalised space, N x 3) on its pooled, standardised features
-    (`decoder.pooled`, already fitted), the penalty (times the image count) chosen by cross-validation over
-    `groups` (images of one photo share a group, so no photo is scored by a model that saw it). Returns the penalty.
+def fit_colour(pooled: torch.Tensor, mean_colours: torch.Tensor, groups: torch.Tensor, lambdas=COLOUR_PENALTIES):
+    """The ridge regression of each image's mean colour (normalised space, N x 3) on its pooled features (N x C),
+    each feature standardised with these images' statistics so that one penalty (times the image count) fits every
+    layer, the penalty chosen by cross-validation over `groups` (images of one photo share a group, so no photo is
+    scored by a model that saw it). Returns (weight C x 3, bias 3, penalty), the standardisation folded into them:
+    colour = pooled @ weight + bias.
 
     A probe of what pooled features say about colour (`make bench-colour`): decoders themselves start from
-    `ResShuffleDecoder.fit_linear_start`, which fits this path jointly with the linear one.
+    `ResShuffleDecoder.fit_linear_start`, which fits their colour path jointly with the linear one.
     """
-    pooled = torch.cat([decoder.pooled(features[s : s + chunk]).flatten(1) for s in range(0, len(features), chunk)])
-    z = torch.cat([torch.ones(len(pooled), 1), pooled], 1).double()  # intercept column first
+    pooled = pooled.double().flatten(1)
+    mean, std = pooled.mean(0), pooled.std(0, unbiased=False).clamp_min(1e-6)
+    z = torch.cat([torch.ones(len(pooled), 1, dtype=torch.float64), (pooled - mean) / std], 1)  # intercept first
     y = mean_colours.double()
     stats = {fold: (z[groups == fold].T @ z[groups == fold], z[groups == fold].T @ y[groups == fold],
                     (y[groups == fold] ** 2).sum()) for fold in groups.unique().tolist()}
@@ -72,7 +72,5 @@ def fit_colour(decoder, features: torch.Tensor, mean_colours: torch.Tensor, grou
 
     best, _ = cross_validated_penalty(stats, fit, lambdas)
     full = fit(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), best)
-    weight, bias = full[1:], full[0]
-    decoder.colour.weight.copy_(weight.T.reshape_as(decoder.colour.weight))
-    decoder.colour.bias.copy_(bias)
-    return best
+    weight = full[1:] / std[:, None]
+    return weight, full[0] - mean @ weight, best

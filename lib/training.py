@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .data import clamp_to_images, normalise
-from .decoders import FeatureStandardise, FeedbackDecoder, build_decoder, count_parameters
+from .decoders import FeedbackDecoder, build_decoder, count_parameters
 from .io import save_torch
 
 # Feedback stages learn at this fraction of the decoder's learning rate.
@@ -240,11 +240,8 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
 
 
 def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
-    """What a decoder takes from its training set before any gradient step: per-channel feature statistics, and for
-    resshuffle its mean image and the closed-form colour and linear paths (cross-validated over `groups`)."""
-    for module in decoder.modules():
-        if isinstance(module, FeatureStandardise):
-            module.fit(features)
+    """What a decoder takes from its training set before any gradient step: for resshuffle, its mean image and the
+    closed-form colour and linear paths (cross-validated over `groups`)."""
     if hasattr(decoder, "fit_mean_image"):
         decoder.fit_mean_image(images)
     if getattr(decoder, "closed_form_start", False):
@@ -330,7 +327,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     `groups`: cross-validation fold of each training image for the closed-form start (default: contiguous quarters,
     as one photo's views sit together); the in-domain control's copies of one test image share a fold.
     `augmentation`: training batches are augmented views encoded on the fly (the cached centre-crop features still
-    fix the feature standardisation).
+    fix the closed-form start).
     `resume_file`: the base decoder's training resumes after its last completed epoch (feedback stages redo).
     """
     from tqdm import tqdm  # text bars: readable in logs and in executed notebooks

@@ -9,7 +9,7 @@ import torch
 from lib import PARAMETERS_DIR, ROOT, training
 from lib.bench import ablation, folders
 from lib.bench.folders import BenchError
-from lib.decoders import FeatureStandardise, ResShuffleDecoder
+from lib.decoders import ResShuffleDecoder
 
 
 def _pointwise_kernels(decoder):
@@ -37,17 +37,6 @@ def test_x4_step_off_inserts_a_112_stage_and_keeps_the_output_size_and_zero_star
     assert out.shape == (2, 3, 224, 224) and out.abs().max() == 0
     with pytest.raises(BenchError, match="no x4 step"):
         ablation._no_x4_step(ResShuffleDecoder(8, 56, width=32))
-
-
-def test_standardise_off_leaves_the_features_as_they_are():
-    decoder = ResShuffleDecoder(4, 14, width=32)
-    ablation._no_standardise(decoder)
-    features = torch.randn(6, 4, 14, 14) * 50 + 7
-    decoder.standardise.fit(features), decoder.pooled.fit(features)
-    assert torch.equal(decoder.standardise(features), features)
-    on = FeatureStandardise(4)
-    on.fit(features)
-    assert not torch.allclose(on(features), features)
 
 
 def test_closed_form_paths_off_start_at_zero_or_train_on_from_the_fit():

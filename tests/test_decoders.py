@@ -75,20 +75,36 @@ def test_feature_standardisation_uses_training_statistics():
     torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)
 
 
-def test_colour_path_is_fitted_in_closed_form_and_is_the_untrained_coarse_decoder():
+def test_colour_readout_is_a_closed_form_ridge_on_pooled_features_of_any_scale():
+    torch.manual_seed(0)
+    # channel scales four orders apart: the readout standardises its own design, so one penalty grid fits them all
+    pooled = torch.rand(24, 16) * torch.logspace(-2, 2, 16)
+    colours = pooled @ torch.randn(16, 3) + torch.tensor([0.5, -0.2, 0.1])  # each image's colour: linear in its features
+    weight, bias, penalty = ridge.fit_colour(pooled, colours, torch.arange(24) // 6)
+    assert penalty <= 0.01  # noise-free data: cross-validation picks (nearly) no penalty
+    predicted = (pooled.double() @ weight + bias).float()
+    torch.testing.assert_close(predicted, colours, atol=0.05 * colours.std().item(), rtol=0)
+
+
+def test_the_untrained_coarse_decoder_outputs_its_closed_form_colour_everywhere():
+    from lib.training import contiguous_groups
+
     torch.manual_seed(0)
     features = torch.rand(24, 16, 7, 7)
-    mixing = torch.randn(16, 3)
-    colours = features.mean(dim=(2, 3)) @ mixing  # each image's colour: linear in its pooled features
+    # flat images whose colour is linear in the pooled features: the colour path alone can hold them
+    colours = (features.mean(dim=(2, 3)) - 0.5) @ torch.randn(16, 3) * 0.3 + 0.5
+    images = (colours.clamp(0, 1)[:, None, None, :] * 255).round().to(torch.uint8).expand(-1, 224, 224, -1).numpy()
     decoder = decoders.build_decoder("resshuffle", 16, 7, width=32)
-    for module in decoder.modules():
-        if isinstance(module, decoders.FeatureStandardise):
-            module.fit(features)
-    penalty = ridge.fit_colour(decoder, features, colours, torch.arange(24) // 6)
-    assert penalty <= 0.01  # noise-free data: cross-validation picks (nearly) no penalty
-    out = decoder.eval()(features)
-    # spatial paths start at zero: the output is each image's predicted colour, everywhere
-    torch.testing.assert_close(out, colours.view(24, 3, 1, 1).expand_as(out), atol=0.05 * colours.std().item(), rtol=0)
+    decoder.fit_mean_image(images)
+    decoder.fit_linear_start(features, images, contiguous_groups(24))
+    with torch.no_grad():
+        out = decoder.eval()(features)
+    # the deep path starts at zero and every image is flat: each output is flat too, at its image's colour
+    from lib.data import normalise
+
+    target = normalise(images)
+    assert float((out - target).pow(2).mean()) < 0.05 * float((target - target.mean(0)).pow(2).mean())
+    assert float(out.std(dim=(2, 3)).max()) < 0.05
 
 
 @pytest.mark.parametrize("max_dims", [6144, 200])  # 3x3 neighbourhood, or only its centre when that is too wide
@@ -106,9 +122,6 @@ def test_linear_start_is_a_closed_form_inverse_of_features_that_hold_the_image(m
     torch.manual_seed(0)
     features = torch.cat([held, torch.randn(16, 16, 14, 14)], 1)
     decoder = decoders.build_decoder("resshuffle", 64, 14, width=32)
-    for module in decoder.modules():
-        if isinstance(module, decoders.FeatureStandardise):
-            module.fit(features)
     info = decoder.fit_linear_start(features, images, contiguous_groups(16), max_dims=max_dims)
     assert info["kernel"] == (3 if max_dims > 1000 else 1) and info["rows"] == 16 * 14 * 14
     assert info["penalty"] <= 1e-3  # noise-free data: cross-validation picks (nearly) no penalty
@@ -127,9 +140,6 @@ def test_linear_start_survives_fewer_cells_than_design_columns():
     features = torch.rand(4, 256, 7, 7) ** 3  # post-ReLU-like, non-negative
     images = np.random.default_rng(0).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
     decoder = decoders.build_decoder("resshuffle", 256, 7, width=32)
-    for module in decoder.modules():
-        if isinstance(module, decoders.FeatureStandardise):
-            module.fit(features)
     decoder.fit_linear_start(features, images, contiguous_groups(4))
     assert all(torch.isfinite(p).all() for p in decoder.parameters())
     assert torch.isfinite(decoder.eval()(features)).all()

@@ -11,8 +11,6 @@ Mechanisms (what "off" runs instead):
     closed_form_start  the colour and linear paths fitted in closed form before any gradient step, on top of the
                     training mean image (off: they start at zero and are learnt with the deep path)
     fixed_paths     those fitted paths held fixed while the deep path trains (off: trained on from the fit)
-    standardise     per-channel standardisation of the features (off: the features as the encoder gives them, to the
-                    base decoder, its closed-form start and feature matching alike; feedback stages keep theirs)
     pointwise       the pointwise MLP after one 3x3 convolution at 56x56 and 112x112 grids (off: its hidden layers
                     3x3 convolutions too); fine grids only
     x4_step         one x4 sub-pixel step from 56x56 to 224 at coarse grids (off: a 112x112 stage between, two x2
@@ -23,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from unittest import mock
 
 from torch import nn
@@ -37,7 +35,6 @@ from .quality import OVERRIDES, parse_overrides, quality
 MECHANISMS = {
     "closed_form_start": "the closed-form start of the colour and linear paths",
     "fixed_paths": "the closed-form paths held fixed while the deep path trains",
-    "standardise": "per-channel feature standardisation",
     "pointwise": "the pointwise MLP at 56x56 and 112x112 grids",
     "x4_step": "one x4 sub-pixel step from 56x56 to 224",
     "matching_grids": f"feature matching on {matching.GRIDS} only",
@@ -56,11 +53,6 @@ def _paths_trained(decoder) -> None:
         decoder.linear.requires_grad_(True), decoder.colour.requires_grad_(True)  # trained on from the fit
         return out
     decoder.fit_linear_start = fit_then_free
-
-
-def _no_standardise(decoder) -> None:
-    for module in (decoder.standardise, decoder.pooled):
-        module.fit = lambda *args, **kwargs: None  # keep mean 0, std 1: the identity
 
 
 def _coarse(decoder) -> bool:
@@ -91,7 +83,7 @@ def _no_x4_step(decoder) -> None:
 
 
 DECODER_CHANGES = {"closed_form_start": _no_closed_form_start, "fixed_paths": _paths_trained,
-                   "standardise": _no_standardise, "pointwise": _no_pointwise, "x4_step": _no_x4_step}
+                   "pointwise": _no_pointwise, "x4_step": _no_x4_step}
 
 
 @contextmanager
@@ -148,11 +140,7 @@ def ablation(mechanism: str, profile: str, arch: str, layer: str, train_dir, val
     check(mechanism, profile, arch, layer, overrides, weights)
     runs = {}
     for state in ("on", "off"):
-        if state == "off":
-            with switched_off(mechanism):
-                runs[state] = quality(profile, arch, layer, train_dir, test_dir, val_dir=val_dir, overrides=overrides,
-                                      weights=weights, progress=progress)
-        else:
+        with switched_off(mechanism) if state == "off" else nullcontext():
             runs[state] = quality(profile, arch, layer, train_dir, test_dir, val_dir=val_dir, overrides=overrides,
                                   weights=weights, progress=progress)
     names = list(runs["on"]["per_image"]["psnr"])

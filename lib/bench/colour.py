@@ -47,7 +47,6 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     but short of it from the training photos, the colour is in the features and what the training photos teach
     about reading it does not carry over to the test photos.
     """
-    from ..decoders import ResShuffleDecoder
     from ..encoders import encode_images
     from ..metrics import Pixels, mean_colour_baseline, psnr
     from ..ridge import COLOUR_PENALTIES, fit_colour
@@ -72,18 +71,15 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     if copies:
         features = torch.cat([features, encode_images(extractor, layer, training_set[len(images):], pooled=True)])
     full_test_features = encode_images(extractor, layer, test_images)
-    channels, grid = full_test_features.shape[1], full_test_features.shape[2]
     test_features = full_test_features.mean(dim=(2, 3), keepdim=True)
     target = Pixels.from_uint8(test_images)
     size = test_images.shape[1]
 
     def fitted_psnr(count: int, fit_groups: torch.Tensor, choices, fit_features=features, fit_images=training_set):
-        decoder = ResShuffleDecoder(channels, grid, width=16)
-        decoder.pooled.fit(fit_features[:count])
-        lam = fit_colour(decoder, fit_features[:count], mean_colours(fit_images[:count]), fit_groups[:count],
-                         lambdas=choices)
-        with torch.no_grad():
-            predicted = decoder.colour(decoder.pooled(test_features)).expand(-1, -1, size, size)
+        weight, bias, lam = fit_colour(fit_features[:count], mean_colours(fit_images[:count]), fit_groups[:count],
+                                       lambdas=choices)
+        colour = (test_features.flatten(1).double() @ weight + bias).float()
+        predicted = colour[:, :, None, None].expand(-1, -1, size, size)
         return float(psnr(Pixels.from_normalised(predicted), target).mean()), lam
 
     result = {"arch": arch, "layer": layer, "weights": extractor.weights.kind, "weights_detail": extractor.weights.detail,
@@ -166,14 +162,11 @@ def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
     from ..metrics import Pixels, psnr, thumbnail_baseline
 
     channels, grid, size = features.shape[1], features.shape[2], images.shape[1]
-    decoder = ResShuffleDecoder(channels, grid, width=16, out_size=size)  # its deep path is never used here
-    decoder.standardise.fit(features)
-    decoder.pooled.fit(features)
+    decoder = ResShuffleDecoder(channels, grid, width=16, out_size=size)
     decoder.fit_mean_image(images)
     fitted = decoder.fit_linear_start(features, images, groups)
     with torch.no_grad():
-        predicted = decoder.mean_image + decoder.linear(decoder.standardise(test_features)) \
-            + decoder.colour(decoder.pooled(test_features))
+        predicted = decoder.eval()(test_features)  # its deep path starts at zero: the start is the linear read
     target = Pixels.from_uint8(test_images)
     return {"linear_inverse_psnr": float(psnr(Pixels.from_normalised(predicted), target).mean()),
             "linear_inverse_penalty": fitted["penalty"], "linear_inverse_kernel": fitted["kernel"],
