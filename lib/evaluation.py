@@ -19,14 +19,15 @@ import torch
 from .baselines import BASELINE_NAMES
 from .encoders import layer_encoder
 from .matching import levels_record, match_features, steps_at
-from .metrics import (Pixels, feature_errors, mean_colour_baseline, mean_image_baseline, psnr, score, ssim,
-                      thumbnail_baseline)
+from .metrics import (Pixels, baseline_feature_errors, feature_error, mean_colour_baseline, mean_image_baseline, psnr,
+                      score, ssim, thumbnail_baseline)
 from .training import pick_device, reconstruct
 
 SCHEMA_VERSION = 3
 # per-image columns summarised by mean and std; the baselines' by their mean alone
 METRICS = ("psnr", "ssim", "lpips", "mse", "feature_error", "decoder_psnr", "decoder_ssim")
 BASELINES = tuple(f"baseline_{name}_{metric}" for name in BASELINE_NAMES for metric in ("psnr", "ssim", "feature_error"))
+FEATURE_ERROR_BASELINES = tuple(f"baseline_{name}_feature_error" for name in BASELINE_NAMES)
 
 
 def metric_summary(per_image: pd.DataFrame) -> dict:
@@ -63,12 +64,14 @@ class Evaluation:
 
 def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, images: np.ndarray, names: list[str], *,
                      mean_image: torch.Tensor, match_steps: int, lpips=None, device: str = "auto",
-                     progress: bool = True) -> Evaluation:
+                     baseline_errors: dict[str, np.ndarray] | None = None, progress: bool = True) -> Evaluation:
     """Score `decoder` on `images` (uint8 N x 224 x 224 x 3) from their `features` at `layer` of `extractor`.
     `mean_image`: the decoder's training images' mean (3 x 224 x 224 in [0, 1], `data.training_mean_image`), the
     no-information baseline.
     `match_steps`: test-time feature-matching steps asked for (run only on grids where matching applies).
-    `lpips`: a `metrics.LPIPSScorer`, or None to leave LPIPS empty."""
+    `lpips`: a `metrics.LPIPSScorer`, or None to leave LPIPS empty.
+    `baseline_errors`: the baselines' feature errors on these images (`metrics.baseline_feature_errors`, as the
+    encode step stores them), or None to compute them here."""
     target = Pixels.from_uint8(images)
     decoded = reconstruct(decoder, features)
     grid = features.shape[-1]
@@ -87,9 +90,13 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
     for name, candidate in baselines.items():
         per_image[f"baseline_{name}_psnr"] = psnr(candidate, target)
         per_image[f"baseline_{name}_ssim"] = ssim(candidate, target)
-    # The layer's own view: distance of each image to the original in its features (a control PSNR lacks).
-    one_image = {"mean_image": mean_image_baseline(mean_image, 1)}  # the same for every image: encoded once
-    per_image = per_image.assign(**feature_errors(extractor, layer, features, recon, {**baselines, **one_image}))
+    # The layer's own view: distance of each image to the original in its features (a control PSNR lacks). The
+    # baselines' are the same for every run of the layer: the encode step computes them once for all of an
+    # architecture's layers (`baseline_errors`), else they are computed here, the same way.
+    if baseline_errors is None:
+        baseline_errors = baseline_feature_errors(lambda layers: extractor, {layer: features}, target, mean_image)[layer]
+    per_image = per_image.assign(feature_error=feature_error(extractor, layer, recon, features),
+                                 **{name: baseline_errors[name] for name in FEATURE_ERROR_BASELINES})
     return Evaluation(per_image, recon, target, steps, match_seconds)
 
 

@@ -136,27 +136,59 @@ def feature_error(extractor, layer: str, candidate: Pixels, target_features: tor
     reconstruction trails a baseline in PSNR yet is closer in the layer's features, the pixels it misses are ones the
     layer hardly encodes, and no decoder of these features alone can be told them.
     """
+    return feature_errors_at(extractor, candidate, {layer: target_features}, batch)[layer]
+
+
+def feature_errors_at(extractor, candidate: Pixels, targets: dict[str, torch.Tensor], batch: int = 16) -> dict[str, np.ndarray]:
+    """`feature_error` of `candidate` at each of several layers of one encoder in one pass (`targets`: layer -> the
+    originals' features there), per layer."""
     from .data import normalise
 
     images = candidate.to_uint8()  # as the original was encoded: from uint8 pixels
-    if len(images) not in (1, len(target_features)):
-        raise ValueError(f"{len(images)} candidate images for {len(target_features)} originals: give one per original or one for all")
-    one = extractor(normalise(images))[layer].double().flatten(1) if len(images) == 1 else None
-    out = []
-    for start in range(0, len(target_features), batch):
-        original = target_features[start : start + batch].double().flatten(1)
-        features = one if one is not None else extractor(normalise(images[start : start + batch]))[layer].double().flatten(1)
-        out.append(((features - original).norm(dim=1) / original.norm(dim=1).clamp_min(1e-12)).numpy())
-    return np.concatenate(out)
+    count = len(next(iter(targets.values())))
+    if len(images) not in (1, count):
+        raise ValueError(f"{len(images)} candidate images for {count} originals: give one per original or one for all")
+    one = extractor(normalise(images)) if len(images) == 1 else None
+    out: dict[str, list] = {layer: [] for layer in targets}
+    for start in range(0, count, batch):
+        features = one if one is not None else extractor(normalise(images[start : start + batch]))
+        for layer, target in targets.items():
+            original = target[start : start + batch].double().flatten(1)
+            distance = (features[layer].double().flatten(1) - original).norm(dim=1)
+            out[layer].append((distance / original.norm(dim=1).clamp_min(1e-12)).numpy())
+    return {layer: np.concatenate(parts) for layer, parts in out.items()}
 
 
-def feature_errors(extractor, layer: str, target_features: torch.Tensor, reconstruction: Pixels,
-                   baselines: dict[str, Pixels]) -> dict[str, np.ndarray]:
-    """`feature_error` of the reconstruction and of each baseline (name -> its images, or one image for all), per
-    image, under their summary names (feature_error, baseline_<name>_feature_error)."""
-    candidates = {"feature_error": reconstruction,
-                  **{f"baseline_{name}_feature_error": images for name, images in baselines.items()}}
-    return {name: feature_error(extractor, layer, candidate, target_features) for name, candidate in candidates.items()}
+def baseline_feature_errors(extractor_for, targets: dict[str, torch.Tensor], target: Pixels,
+                            mean_image: torch.Tensor) -> dict[str, dict[str, np.ndarray]]:
+    """`feature_error` of each baseline of images `target` at each layer (`targets`: layer -> the images' features
+    there), sharing the encoder's passes between layers: the mean image (one image) and the images' mean colours go
+    through one encoder for every layer, each thumbnail through one for the layers on its grid.
+    `extractor_for(layers)`: a frozen encoder giving those layers (so that a pass runs no deeper than its layers).
+    Returns layer -> {baseline_<name>_feature_error: per-image errors}. What the evaluate step scores, whether the
+    encode step computed it for all of an architecture's layers or the evaluation for one."""
+    extractors: dict[tuple, object] = {}
+
+    def encoder(layers: list[str]):
+        key = tuple(sorted(layers))
+        if key not in extractors:
+            extractors[key] = extractor_for(list(layers))
+        return extractors[key]
+
+    out: dict[str, dict[str, np.ndarray]] = {layer: {} for layer in targets}
+    shared = {"mean_image": mean_image_baseline(mean_image, 1), "mean_colour": mean_colour_baseline(target)}
+    for name, candidate in shared.items():
+        for layer, errors in feature_errors_at(encoder(list(targets)), candidate, targets).items():
+            out[layer][f"baseline_{name}_feature_error"] = errors
+    by_grid: dict[int, list[str]] = {}
+    for layer, features in targets.items():
+        by_grid.setdefault(features.shape[-1], []).append(layer)
+    for grid, layers in by_grid.items():
+        errors = feature_errors_at(encoder(layers if len(by_grid) > 1 else list(targets)), thumbnail_baseline(target, grid),
+                                   {layer: targets[layer] for layer in layers})
+        for layer in layers:
+            out[layer]["baseline_thumbnail_feature_error"] = errors[layer]
+    return out
 
 
 def score(recon: Pixels, target: Pixels, lpips_scorer: LPIPSScorer | None = None) -> dict[str, np.ndarray]:

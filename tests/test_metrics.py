@@ -123,3 +123,64 @@ def test_feature_error_is_relative_distance_in_the_layers_features():
                                metrics.feature_error(extractor, "layer1", repeated, features, batch=2), rtol=1e-5)
     with pytest.raises(ValueError, match="one per original or one for all"):
         metrics.feature_error(extractor, "layer1", metrics.mean_image_baseline(flat.values[0], 2), features)
+
+
+def test_baseline_feature_errors_share_passes_and_equal_each_layer_scored_alone():
+    """The encode step scores the baselines for all of an architecture's layers at once; each layer's numbers are
+    what its evaluation would compute for it alone."""
+    from lib.encoders import build_extractor, encode_images
+
+    layers = ["layer1", "layer2", "layer3"]  # 16, 8 and 4 cells at 64x64: three thumbnails
+    rng = np.random.default_rng(4)
+    originals = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    target = Pixels.from_uint8(originals)
+    mean_image = torch.from_numpy(rng.random((3, 64, 64))).float()
+    built = []
+
+    def extractor_for(some):
+        built.append(tuple(some))
+        return build_extractor("resnet34", list(some), weights="random", seed=0)
+
+    everything = build_extractor("resnet34", layers, weights="random", seed=0)
+    targets = {layer: encode_images(everything, layer, originals) for layer in layers}
+    together = metrics.baseline_feature_errors(extractor_for, targets, target, mean_image)
+    assert sorted(built) == sorted([tuple(layers), ("layer1",), ("layer2",), ("layer3",)])  # each encoder built once
+    for layer in layers:
+        alone = build_extractor("resnet34", [layer], weights="random", seed=0)
+        expected = metrics.baseline_feature_errors(lambda _: alone, {layer: targets[layer]}, target, mean_image)[layer]
+        assert set(together[layer]) == {f"baseline_{n}_feature_error" for n in ("mean_image", "mean_colour", "thumbnail")}
+        for name, errors in expected.items():
+            np.testing.assert_allclose(together[layer][name], errors, rtol=1e-5)  # float32 features, as above
+        thumbnail = metrics.thumbnail_baseline(target, targets[layer].shape[-1])
+        np.testing.assert_allclose(together[layer]["baseline_thumbnail_feature_error"],
+                                   metrics.feature_error(alone, layer, thumbnail, targets[layer]), rtol=1e-5)
+
+
+def test_an_evaluation_given_the_baselines_feature_errors_encodes_only_the_reconstruction():
+    """The evaluate step reads the baselines' feature errors that encoding stored: the encoder then sees only the
+    reconstructions, one pass, and the rows carry the numbers given."""
+    from lib import decoders
+    from lib.baselines import BASELINE_NAMES
+    from lib.encoders import build_extractor, encode_images
+    from lib.evaluation import evaluate_decoder
+
+    extractor = build_extractor("resnet34", ["layer1"], weights="random")
+    images = np.random.default_rng(5).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    features = encode_images(extractor, "layer1", images)
+    seen = []
+
+    class Counting:
+        def to(self, device):
+            return self
+
+        def __call__(self, x):
+            seen.append(len(x))
+            return extractor(x)
+
+    given = {f"baseline_{name}_feature_error": np.array([7.0, 8.0]) for name in BASELINE_NAMES}
+    evaluation = evaluate_decoder(decoders.build_decoder("resshuffle", 64, 56, width=16).eval(), Counting(), "layer1",
+                                  features, images, ["a", "b"], mean_image=torch.full((3, 224, 224), 0.5),
+                                  match_steps=0, baseline_errors=given, device="cpu", progress=False)
+    assert seen == [2]
+    for name, values in given.items():
+        assert list(evaluation.per_image[name]) == list(values)

@@ -12,7 +12,8 @@ from .. import data as datamod
 from .. import plan as planmod
 from ..encoders import WeightsError, plan_extractor, storable
 from ..io import save_torch, write_json
-from .data import load_store
+from ..metrics import Pixels, baseline_feature_errors
+from .data import load_store, split_indices
 
 
 def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
@@ -31,9 +32,19 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
         batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
         for layer, value in extractor(datamod.normalise(batch)).items():
             chunks[layer].append(value)
+    features = {layer: storable(torch.cat(chunks[layer])) for layer in layers}
+    # The baselines' distance to each test image in every layer's features: the same for every run of a layer, and
+    # cheaper here, where one pass serves all the layers, than once per layer's evaluation (2/3 of it before).
+    test_i, train_i = split_indices(store, "test"), split_indices(store, "train")
+    baseline_errors = {}
+    if len(test_i) and len(train_i):
+        baseline_errors = baseline_feature_errors(
+            lambda some: extractor if set(some) == set(layers) else plan_extractor(encoder, some),
+            {layer: features[layer][test_i] for layer in layers}, Pixels.from_uint8(datamod.centre_crops(store, crop, test_i)),
+            datamod.training_mean_image(datamod.centre_crops(store, crop, train_i)))
     for layer in layers:
-        tensor = storable(torch.cat(chunks[layer]))
-        save_torch({"features": tensor, "names": store["names"], "splits": store["splits"]}, plan.paths.features(arch, layer))
+        save_torch({"features": features[layer], "names": store["names"], "splits": store["splits"],
+                    "baseline_errors": baseline_errors.get(layer)}, plan.paths.features(arch, layer))
     done = {"arch": arch, "network": encoder["arch"], "layers": layers, "weights": extractor.weights.kind,
             "weights_detail": extractor.weights.detail, "normalisation": extractor.normalisation,
             "input_mean": list(extractor.input_mean), "input_std": list(extractor.input_std),

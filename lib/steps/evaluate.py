@@ -71,7 +71,8 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
     evaluation = evaluate_decoder(decoder, extractor, layer, feats["features"][test_i],
                                   datamod.centre_crops(store, store["crop"], test_i), names,
                                   mean_image=checkpoint["mean_image"], match_steps=plan.study["match_steps"], lpips=scorer,
-                                  device=checkpoint["settings"]["device"], progress=progress)
+                                  device=checkpoint["settings"]["device"], baseline_errors=feats.get("baseline_errors"),
+                                  progress=progress)
     per_image = evaluation.per_image
     write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())
     shown = np.linspace(0, len(test_i) - 1, min(SAMPLE_IMAGES, len(test_i))).round().astype(int)
