@@ -3,7 +3,7 @@
 #   profile (parameters/*.yaml) --plan--> reports/<P>/plan.json, config/*.json (slices rewritten only on change)
 #   lib.steps.fetch    -> data/source.json                            (DIV2K download + checks, or found)
 #   01_data.ipynb      -> split.csv, data/images.pt                   (decode + resize once)
-#   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
+#   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch; + baselines' feature errors)
 #   02_train.ipynb     -> <arch>/<layer>[/<run>]/decoder.pt, history.csv  (per layer and run: seeds, capacity)
 #   03_evaluate.ipynb  -> <arch>/<layer>[/<run>]/metrics.csv, summary.json, samples.npz
 #   04_figures.ipynb   -> summary.csv (+ 95% intervals; rows per layer, seed, capacity run), depth_, weights_ and

@@ -31,25 +31,22 @@ from .ridge import cross_validated_penalty, ridge_from_sums
 
 class FeatureStandardise(nn.Module):
     """Per-channel (x - mean) / std with statistics fixed from given features: how a feedback stage reads its two
-    feature maps (the residual shrinks as the reconstruction improves) and how feature matching weighs channels.
-    (The default decoder reads the features as they are: standardising them cost up to 0.4 dB on EfficientNet-Lite0's
-    ImageNet features; docs/method.md.)
+    feature maps (the residual shrinks as the reconstruction improves) and how test-time feature matching weighs
+    channels. (The default decoder's paths read the features as they are: standardising them cost up to 0.4 dB on
+    EfficientNet-Lite0's ImageNet features; docs/method.md.)
     """
 
-    def __init__(self, channels: int, pooled: bool = False):
+    def __init__(self, channels: int):
         super().__init__()
-        self.pooled = pooled
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
 
     @torch.no_grad()
     def fit(self, features: torch.Tensor, chunk: int = 64) -> None:
-        """Per-channel mean and std over images and positions (pooled=False) or over per-image means."""
+        """Per-channel mean and std over images and positions."""
         total, total_sq, count = 0.0, 0.0, 0
         for start in range(0, len(features), chunk):
             x = features[start : start + chunk].float()
-            if self.pooled:
-                x = x.mean(dim=(2, 3), keepdim=True)
             total = total + x.sum(dim=(0, 2, 3))
             total_sq = total_sq + (x * x).sum(dim=(0, 2, 3))
             count += x.shape[0] * x.shape[2] * x.shape[3]
@@ -59,8 +56,6 @@ class FeatureStandardise(nn.Module):
         self.std.copy_(var.sqrt().clamp_min(1e-6).view_as(self.std))
 
     def forward(self, x):
-        if self.pooled:
-            x = x.float().mean(dim=(2, 3), keepdim=True)
         return (x.float() - self.mean) / self.std
 
 
@@ -145,6 +140,9 @@ class ResShuffleDecoder(nn.Module):
         self.linear = SubPixelLinear(channels, grid, out_size)
         # Global path: pooled features -> one colour per image, so the spatial paths only have to learn the detail.
         self.colour = nn.Conv2d(channels, 3, 1)
+        # The training features' per-channel statistics: no part of the output, kept with the decoder for test-time
+        # feature matching, which weighs each channel's disagreement by them (`matching.match_features`).
+        self.feature_statistics = FeatureStandardise(channels)
         nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
         # The deep path starts at zero and the colour and linear paths are fitted in closed form (`fit_linear_start`)
         # to what the training images' mean image (`fit_mean_image`) leaves: the untrained decoder is the mean image
@@ -190,6 +188,13 @@ class ResShuffleDecoder(nn.Module):
         dims, outputs = 1 + local_dims + channels, 3 * r * r  # design columns: intercept, neighbourhood, pooled
         keep = min(1.0, max_rows / (len(features) * grid * grid))
         sampler = torch.Generator().manual_seed(seed)
+        # Each design column less its channel's training mean before the float32 products are summed: raw features can
+        # sit far from zero against their spread, and float32 sums of them would lose the spread the fit needs. The
+        # model is linear in the columns, so the intercept takes the shift back exactly (below).
+        mean = sum(features[s : s + chunk].double().sum(dim=(0, 2, 3)) for s in range(0, len(features), chunk))
+        mean = mean / (len(features) * grid * grid)
+        shift = torch.cat([torch.zeros(1, dtype=torch.float64), mean.repeat_interleave(kernel * kernel), mean])
+        shift32 = shift.float()
         stats, used = {}, 0
         for fold in groups.unique().tolist():
             gram = torch.zeros(dims, dims, dtype=torch.float64)
@@ -202,7 +207,7 @@ class ResShuffleDecoder(nn.Module):
                 local = nn.functional.unfold(x, kernel, padding=kernel // 2)  # n, C k^2, g^2
                 pooled = x.mean(dim=(2, 3))[:, :, None].expand(-1, -1, grid * grid)
                 ones = torch.ones(len(index), 1, grid * grid)
-                z = torch.cat([ones, local, pooled], 1).transpose(1, 2).reshape(-1, dims)
+                z = torch.cat([ones, local, pooled], 1).transpose(1, 2).reshape(-1, dims) - shift32
                 # what the mean image leaves: the decoder's output is mean image + these paths
                 block_means = nn.functional.adaptive_avg_pool2d(normalise(images[index.numpy()]) - self.mean_image,
                                                                 grid * r)
@@ -236,6 +241,8 @@ class ResShuffleDecoder(nn.Module):
 
         best, _ = cross_validated_penalty(stats, lambda gram, cross, lam: fit(gram, cross, lam)[0], lambdas)
         weight, colour = fit(sum(g for g, _, _ in stats.values()), sum(c for _, c, _ in stats.values()), best)
+        weight[0] -= shift @ weight  # on the features as they are: (z - shift) W = z W - shift W
+        colour[0] -= shift @ colour
         self.colour.weight.copy_(colour[pooled_rows, :: r * r].T.reshape_as(self.colour.weight))
         self.colour.bias.copy_(colour[0, :: r * r])
         offset = (full_kernel - kernel) // 2

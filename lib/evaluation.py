@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from .baselines import BASELINE_NAMES
+from .decoders import FeedbackDecoder
 from .encoders import layer_encoder
 from .matching import levels_record, match_features, steps_at
 from .metrics import (Pixels, baseline_feature_errors, feature_error, mean_colour_baseline, mean_image_baseline, psnr,
@@ -77,8 +78,10 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
     grid = features.shape[-1]
     steps = steps_at(grid, match_steps)
     started = time.perf_counter()
-    recon = Pixels.from_normalised(match_features(layer_encoder(extractor, layer, differentiable=True), None, features,
-                                                  decoded, steps, device=pick_device(device), progress=progress))
+    base = decoder.base if isinstance(decoder, FeedbackDecoder) else decoder
+    recon = Pixels.from_normalised(match_features(layer_encoder(extractor, layer, differentiable=True),
+                                                  getattr(base, "feature_statistics", None), features, decoded, steps,
+                                                  device=pick_device(device), progress=progress))
     match_seconds = time.perf_counter() - started
     extractor.to("cpu")
     per_image = pd.DataFrame({"image": list(names), **score(recon, target, lpips)})

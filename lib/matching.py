@@ -50,9 +50,9 @@ def match_features(encode, standardise: nn.Module | None, features: torch.Tensor
     """`images` (normalised N x 3 x H x W reconstructions of `features`) after `steps` Adam steps on the squared
     distance between standardise(encode(image)) and standardise(features), over a correction that sums the
     `levels`: for each (fraction, scale), a map at fraction x the image's side, bicubic-upsampled, times scale.
-    `standardise`: a fitted per-channel feature standardisation (`decoders.FeatureStandardise`), so that every
-    channel counts alike whatever its scale, or None to fit one on all of `features` (no pixels: the evaluation's
-    test features weigh their own channels). `encode` must be differentiable (normalised images -> features, on the images' device).
+    `standardise`: a per-channel standardisation fitted on the decoder's training features
+    (`ResShuffleDecoder.feature_statistics`), so that every channel counts alike whatever its scale; or None (the
+    study's decoders, which keep none) to fit one on `features` themselves. `encode` must be differentiable (normalised images -> features, on the images' device).
     Each image's correction is its own: batches only share the encoder's passes. Returns new tensors on CPU."""
     import copy
 

@@ -3,7 +3,7 @@
     plan.json                the resolved settings (written by `python -m lib.config plan`); config/ its slices
     data/source.json         where the source images are (fetch)
     split.csv, data/images.pt   split manifest, decoded + resized uint8 images (data)
-    features/<arch>/<layer>.pt, done.json   frozen-encoder features (encode, once per architecture)
+    features/<arch>/<layer>.pt, done.json   features and baselines' feature errors (encode, once per arch)
     <arch>/<layer>/          decoder.pt, history.csv (train); metrics.csv, summary.json, samples.npz (evaluate)
     <arch>/<layer>/<run>/    the same for a layer's seed repeat (seed<k>) or capacity-matched run (params<n>)
     summary.csv, depth_, weights_ and capacity_comparisons.csv, figures/ (figures); report.html, report.pdf (report)

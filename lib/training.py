@@ -240,8 +240,11 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
 
 
 def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
-    """What a decoder takes from its training set before any gradient step: for resshuffle, its mean image and the
-    closed-form colour and linear paths (cross-validated over `groups`)."""
+    """What a decoder takes from its training set before any gradient step: for resshuffle, the features'
+    per-channel statistics (for feature matching), its mean image and the closed-form colour and linear paths
+    (cross-validated over `groups`)."""
+    if hasattr(decoder, "feature_statistics"):
+        decoder.feature_statistics.fit(features)
     if hasattr(decoder, "fit_mean_image"):
         decoder.fit_mean_image(images)
     if getattr(decoder, "closed_form_start", False):
@@ -263,6 +266,12 @@ def choose_start(decoder, validate: Callable[[nn.Module], float]) -> None:
             path.load_state_dict(state)
     else:
         decoder.closed_form_start = False  # what `closed_form_paths` reports: the mean image, no fitted paths
+
+
+def _layout(module: nn.Module) -> tuple:
+    """Each tensor of a module's state, by name and shape: a saved state of another decoder layout (an older
+    version's) is not resumed from."""
+    return tuple((name, tuple(value.shape)) for name, value in module.state_dict().items())
 
 
 def _fingerprint(features: torch.Tensor, images: np.ndarray) -> tuple:
@@ -372,7 +381,7 @@ def fit_decoder(settings: dict, train_features: torch.Tensor, train_images: np.n
     loop = train_loop(base, base_batch, len(train_features), lr=settings["lr"], batch_size=batch_size, generator=order,
                       weight_decay=settings["weight_decay"], validate=validate,
                       checkpoint=settings.get("checkpoint", "last") if validate is not None else "last",
-                      resume_file=resume_file, resume_key=(settings, _fingerprint(train_features, train_images)),
+                      resume_file=resume_file, resume_key=(settings, _fingerprint(train_features, train_images), _layout(base)),
                       rngs={"augment": augment_rng}, on_step=on_step, on_epoch=on_epoch,
                       warn_cpu=device.type == "cpu", **budget)
     if not seconds:

@@ -132,6 +132,27 @@ def test_linear_start_is_a_closed_form_inverse_of_features_that_hold_the_image(m
     assert error < 1e-3, error
 
 
+def test_linear_start_on_features_far_from_zero_fits_as_on_centred_ones():
+    """Raw features can sit far from zero against their spread (no standardisation): the fit's float32 sums are taken
+    on each column less its channel's mean, so an offset of 1,000 (spread 1) changes nothing beyond rounding."""
+    from lib.training import contiguous_groups
+
+    torch.manual_seed(0)
+    features = torch.randn(16, 8, 14, 14)
+    images = np.random.default_rng(1).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
+    outputs = []
+    for offset in (0.0, 1000.0):
+        decoder = decoders.build_decoder("resshuffle", 8, 14, width=32)
+        decoder.fit_mean_image(images)
+        # a 1x1 neighbourhood: no zero padding, which an offset would make unlike the features themselves
+        decoder.fit_linear_start(features + offset, images, contiguous_groups(16), max_dims=16)
+        with torch.no_grad():
+            outputs.append(decoder.eval()(features + offset) - decoder.mean_image)
+    centred, offset = outputs
+    # float32 features of 1,000 resolve ~6e-5 of their spread: the two fits agree to that, relative to the paths' size
+    assert float((offset - centred).abs().max()) < 1e-2 * float(centred.abs().max())
+
+
 def test_linear_start_survives_fewer_cells_than_design_columns():
     """196 grid cells against a 513-column design, as in the tiny profile: no error, finite paths."""
     from lib.training import contiguous_groups

@@ -184,3 +184,28 @@ def test_an_evaluation_given_the_baselines_feature_errors_encodes_only_the_recon
     assert seen == [2]
     for name, values in given.items():
         assert list(evaluation.per_image[name]) == list(values)
+
+
+def test_baseline_feature_errors_on_layers_sharing_a_grid_use_one_encoder():
+    """ViT-B/16's blocks all lie on 14x14: one encoder serves the mean image, the mean colours and the one thumbnail."""
+    from lib.encoders import build_extractor, encode_images
+
+    layers = ["block0", "block1"]
+    originals = np.random.default_rng(6).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    target = Pixels.from_uint8(originals)
+    mean_image = torch.full((3, 224, 224), 0.4)
+    built = []
+
+    def extractor_for(some):
+        built.append(tuple(some))
+        return build_extractor("vit_base_patch16_224", list(some), weights="random", seed=0)
+
+    both = build_extractor("vit_base_patch16_224", layers, weights="random", seed=0)
+    targets = {layer: encode_images(both, layer, originals) for layer in layers}
+    together = metrics.baseline_feature_errors(extractor_for, targets, target, mean_image)
+    assert built == [tuple(layers)]
+    thumbnail = metrics.thumbnail_baseline(target, 14)
+    for layer in layers:
+        np.testing.assert_allclose(together[layer]["baseline_thumbnail_feature_error"],
+                                   metrics.feature_error(both, layer, thumbnail, targets[layer]), rtol=1e-5)
+        assert (together[layer]["baseline_mean_colour_feature_error"] > 0).all()

@@ -137,8 +137,9 @@ def matching_work(match_steps: int, grid: int, sizes: dict, batch_size: int = 16
 def project(profile: str, tflops: list[float], step_ms: float, overrides: dict | None = None,
             sizes: dict[str, int] | None = None) -> dict:
     """Each planned layer's (and run's) counted work, split by the step that does it (`encode_pflop`: the cached features'
-    one pass, `train_pflop`: what the train step's `train_seconds` covers, `evaluate_pflop`: test reconstruction,
-    its baselines' encoder passes aside, and matching), and minutes at each assumed throughput. `sizes` replaces
+    one pass, `train_pflop`: what the train step's `train_seconds` covers, `evaluate_pflop`: test reconstruction
+    and matching; the baselines' feature-error passes, a few over the test images per architecture at encoding, are
+    not counted), and minutes at each assumed throughput. `sizes` replaces
     the images per split the profile's data would give (e.g. a run on fewer synthetic images)."""
     from tqdm import tqdm
 

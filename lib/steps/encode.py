@@ -1,4 +1,6 @@
-"""Step encode: one frozen-encoder pass over every image gives all of an architecture's layers; fp16 on disk."""
+"""Step encode: one frozen-encoder pass over every image gives all of an architecture's layers; fp16 on disk, with
+each layer's baselines' feature errors on the test images (`metrics.baseline_feature_errors`), which its
+evaluation reads."""
 from __future__ import annotations
 
 import argparse
@@ -32,7 +34,7 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
         batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
         for layer, value in extractor(datamod.normalise(batch)).items():
             chunks[layer].append(value)
-    features = {layer: storable(torch.cat(chunks[layer])) for layer in layers}
+    features = {layer: storable(torch.cat(chunks.pop(layer))) for layer in layers}  # fp32 chunks freed as they go
     # The baselines' distance to each test image in every layer's features: the same for every run of a layer, and
     # cheaper here, where one pass serves all the layers, than once per layer's evaluation (2/3 of it before).
     test_i, train_i = split_indices(store, "test"), split_indices(store, "train")
