@@ -16,6 +16,7 @@ three networks, each other encoder's native one): a per-channel affine map, diff
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -319,6 +320,15 @@ class FrozenExtractor(nn.Module):
     def train(self, mode: bool = True):  # the encoder is frozen: never leave eval mode
         return super().train(False)
 
+    def narrowed(self, layers: list[str]) -> "FrozenExtractor":
+        """The same frozen network (its weights shared, not copied or read again) giving only `layers`, some of its
+        own, and stopping after the deepest of them."""
+        if not layers or not set(layers) <= set(self.layers):
+            raise ValueError(f"narrowed: {layers} are not some of this extractor's layers {self.layers}.")
+        view = copy.copy(self)  # a new attribute dict: its layers are its own, its modules this one's
+        view.layers = [layer for layer in self.layers if layer in layers]
+        return view
+
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.identity:
             x = x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
@@ -377,9 +387,14 @@ class EfficientNetExtractor(FrozenExtractor):
 class TimmStagesExtractor(FrozenExtractor):
     """Any timm CNN: its `features_only` stages (feature_info), the network cut after the deepest requested."""
 
+    def __init__(self, backbone: nn.Module, layers: list[str], *args, **kwargs):
+        super().__init__(backbone, layers, *args, **kwargs)
+        self.stages = list(self.layers)  # what the backbone returns, in order (a narrowed view keeps fewer)
+
     def _features(self, x):
         channels = self.backbone.feature_info.channels()
-        return {layer: channels_first(m, c) for layer, m, c in zip(self.layers, self.backbone(x), channels)}
+        return {layer: channels_first(m, c) for layer, m, c in zip(self.stages, self.backbone(x), channels)
+                if layer in self.layers}
 
 
 TORCHVISION_EXTRACTORS = {"resnet34": ResNetExtractor, "vgg16": VGGExtractor}

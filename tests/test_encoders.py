@@ -134,3 +134,18 @@ def test_paper_profile_with_empty_caches_names_files_and_folders(tmp_path, torch
         assert settings["weights"] == "imagenet"
         with pytest.raises(encoders.WeightsError, match="ImageNet weights required: .*(pth|augreg2).* not in " + str(tmp_path)):
             encoders.build_extractor(arch, list(settings["layers"])[:1], weights=settings["weights"])
+
+
+@pytest.mark.parametrize("arch, layers", [("resnet34", ["layer1", "layer2", "layer3"]),  # torchvision, stops early
+                                          ("resnet18", ["stage1", "stage2", "stage3"])])  # timm features_only stages
+def test_a_narrowed_extractor_shares_the_network_and_gives_only_its_layers(arch, layers):
+    full = encoders.build_extractor(arch, layers, weights="random", seed=0)
+    x = torch.randn(2, 3, 64, 64)
+    everything = full(x)
+    view = full.narrowed(["stage2" if arch == "resnet18" else "layer2"])
+    out = view(x)
+    assert list(out) == view.layers and len(out) == 1
+    torch.testing.assert_close(out[view.layers[0]], everything[view.layers[0]], rtol=0, atol=0)
+    assert view.backbone is full.backbone and full.layers == layers  # no copy; the original keeps its layers
+    with pytest.raises(ValueError, match="not some of this extractor's layers"):
+        full.narrowed(["layer4" if arch == "resnet34" else "stage4"])

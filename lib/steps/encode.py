@@ -41,7 +41,7 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
     baseline_errors = {}
     if len(test_i) and len(train_i):
         baseline_errors = baseline_feature_errors(
-            lambda some: extractor if set(some) == set(layers) else plan_extractor(encoder, some),
+            extractor.narrowed,
             {layer: features[layer][test_i] for layer in layers}, Pixels.from_uint8(datamod.centre_crops(store, crop, test_i)),
             datamod.training_mean_image(datamod.centre_crops(store, crop, train_i)))
     for layer in layers:
