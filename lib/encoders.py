@@ -321,8 +321,9 @@ class FrozenExtractor(nn.Module):
         return super().train(False)
 
     def narrowed(self, layers: list[str]) -> "FrozenExtractor":
-        """The same frozen network (its weights shared, not copied or read again) giving only `layers`, some of its
-        own, and stopping after the deepest of them."""
+        """The same frozen network (its weights, buffers and hooks shared, not copied or read again) giving only
+        `layers`, some of its own, and stopping after the deepest of them where the network allows it (a timm CNN's
+        `features_only` network runs to the deepest stage it was built with)."""
         if not layers or not set(layers) <= set(self.layers):
             raise ValueError(f"narrowed: {layers} are not some of this extractor's layers {self.layers}.")
         view = copy.copy(self)  # a new attribute dict: its layers are its own, its modules this one's

@@ -164,8 +164,8 @@ def baseline_feature_errors(extractor_for, targets: dict[str, torch.Tensor], tar
     """`feature_error` of each baseline of images `target` at each layer (`targets`: layer -> the images' features
     there), sharing the encoder's passes between layers: the mean image (one image) and the images' mean colours go
     through one encoder for every layer, each thumbnail through one for the layers on its grid.
-    `extractor_for(layers)`: a frozen encoder giving those layers (so that a pass runs no deeper than its layers;
-    `FrozenExtractor.narrowed`).
+    `extractor_for(layers)`: a frozen encoder giving those layers (`FrozenExtractor.narrowed`: a pass then runs no
+    deeper than its layers, where the network allows it).
     Returns layer -> {baseline_<name>_feature_error: per-image errors}. What the evaluate step scores, whether the
     encode step computed it for all of an architecture's layers or the evaluation for one."""
     extractors: dict[tuple, object] = {}
