@@ -125,25 +125,33 @@ def test_feature_error_is_relative_distance_in_the_layers_features():
         metrics.feature_error(extractor, "layer1", metrics.mean_image_baseline(flat.values[0], 2), features)
 
 
-def test_baseline_feature_errors_share_passes_and_equal_each_layer_scored_alone():
-    """The encode step scores the baselines for all of an architecture's layers at once; each layer's numbers are
-    what its evaluation would compute for it alone."""
+def _baselines_of(arch: str, layers: list[str], size: int, seed: int):
+    """`baseline_feature_errors` of random images at `layers` of a random `arch`, with the encoders it built (by
+    layers), and what it was given: (errors, built, features by layer, images as Pixels, the mean image)."""
     from lib.encoders import build_extractor, encode_images
 
-    layers = ["layer1", "layer2", "layer3"]  # 16, 8 and 4 cells at 64x64: three thumbnails
-    rng = np.random.default_rng(4)
-    originals = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    originals = rng.integers(0, 256, (3, size, size, 3), dtype=np.uint8)
     target = Pixels.from_uint8(originals)
-    mean_image = torch.from_numpy(rng.random((3, 64, 64))).float()
+    mean_image = torch.from_numpy(rng.random((3, size, size))).float()
     built = []
 
     def extractor_for(some):
         built.append(tuple(some))
-        return build_extractor("resnet34", list(some), weights="random", seed=0)
+        return build_extractor(arch, list(some), weights="random", seed=0)
 
-    everything = build_extractor("resnet34", layers, weights="random", seed=0)
+    everything = build_extractor(arch, layers, weights="random", seed=0)
     targets = {layer: encode_images(everything, layer, originals) for layer in layers}
-    together = metrics.baseline_feature_errors(extractor_for, targets, target, mean_image)
+    return metrics.baseline_feature_errors(extractor_for, targets, target, mean_image), built, targets, target, mean_image
+
+
+def test_baseline_feature_errors_share_passes_and_equal_each_layer_scored_alone():
+    """The encode step scores the baselines for all of an architecture's layers at once; each layer's numbers are
+    what its evaluation would compute for it alone."""
+    from lib.encoders import build_extractor
+
+    layers = ["layer1", "layer2", "layer3"]  # 16, 8 and 4 cells at 64x64: three thumbnails
+    together, built, targets, target, mean_image = _baselines_of("resnet34", layers, 64, seed=4)
     assert sorted(built) == sorted([tuple(layers), ("layer1",), ("layer2",), ("layer3",)])  # each encoder built once
     for layer in layers:
         alone = build_extractor("resnet34", [layer], weights="random", seed=0)
@@ -188,22 +196,12 @@ def test_an_evaluation_given_the_baselines_feature_errors_encodes_only_the_recon
 
 def test_baseline_feature_errors_on_layers_sharing_a_grid_use_one_encoder():
     """ViT-B/16's blocks all lie on 14x14: one encoder serves the mean image, the mean colours and the one thumbnail."""
-    from lib.encoders import build_extractor, encode_images
+    from lib.encoders import build_extractor
 
     layers = ["block0", "block1"]
-    originals = np.random.default_rng(6).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
-    target = Pixels.from_uint8(originals)
-    mean_image = torch.full((3, 224, 224), 0.4)
-    built = []
-
-    def extractor_for(some):
-        built.append(tuple(some))
-        return build_extractor("vit_base_patch16_224", list(some), weights="random", seed=0)
-
-    both = build_extractor("vit_base_patch16_224", layers, weights="random", seed=0)
-    targets = {layer: encode_images(both, layer, originals) for layer in layers}
-    together = metrics.baseline_feature_errors(extractor_for, targets, target, mean_image)
+    together, built, targets, target, _ = _baselines_of("vit_base_patch16_224", layers, 224, seed=6)
     assert built == [tuple(layers)]
+    both = build_extractor("vit_base_patch16_224", layers, weights="random", seed=0)
     thumbnail = metrics.thumbnail_baseline(target, 14)
     for layer in layers:
         np.testing.assert_allclose(together[layer]["baseline_thumbnail_feature_error"],
