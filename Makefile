@@ -3,7 +3,8 @@
 #   profile (parameters/*.yaml) --plan--> reports/<P>/plan.json, config/*.json (slices rewritten only on change)
 #   lib.steps.fetch    -> data/source.json                            (DIV2K download + checks, or found)
 #   01_data.ipynb      -> split.csv, data/images.pt                   (decode + resize once)
-#   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch; + baselines' feature errors)
+#   lib.steps.encode   -> features/<arch>/<layer>.pt                   (one frozen-encoder pass per arch)
+#   lib.steps.baselines -> features/<arch>/baselines.pt                (the baselines' feature errors, per arch)
 #   02_train.ipynb     -> <arch>/<layer>[/<run>]/decoder.pt, history.csv  (per layer and run: seeds, capacity)
 #   03_evaluate.ipynb  -> <arch>/<layer>[/<run>]/metrics.csv, summary.json, samples.npz
 #   04_figures.ipynb   -> summary.csv (+ 95% intervals; rows per layer, seed, capacity run), depth_, weights_ and
@@ -200,6 +201,11 @@ data: $(DATA) ## split manifest + decoded image store
 $(R)/features/%/done.json: $(CONFIG)/%/encoder.json $(DATA) $(LIB_ENCODE) | $(ENV_STAMP)
 	$(EXPENSIVE) -m lib.steps.encode --root $(R) --arch $*
 encode: $(foreach a,$(ARCHS),$(R)/features/$(a)/done.json) ## every planned architecture's features
+# the baselines' distance to each test image in every layer's features: evaluation's, a step apart from encode so
+# that a change to what only evaluation scores never re-encodes (and so never retrains)
+$(R)/features/%/baselines.pt: $(R)/features/%/done.json $(LIB_BASELINES) | $(ENV_STAMP)
+	$(EXPENSIVE) -m lib.steps.baselines --root $(R) --arch $*
+baselines: $(foreach a,$(ARCHS),$(R)/features/$(a)/baselines.pt) ## the baselines' feature errors, per architecture
 
 # ---- 3-4. train and evaluate each (architecture, layer) run ------------------------------------------
 # A layer's main run lives in <arch>/<layer>/; its other runs (plan.mk's RUNS_<arch>_<layer>: seed repeats
@@ -209,7 +215,7 @@ define RUN_RULES
 $(R)/$(1)/$(2)$(if $(3),/$(3))/train.ipynb: notebooks/02_train.ipynb $(CONFIG)/$(1)/$(2)$(if $(3),/$(3)).json $(R)/features/$(1)/done.json $(LIB_TRAIN) | $(ENV_STAMP)
 	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2)$(if $(3), -r run $(3)),$$(EXPENSIVE) $$(PAPERMILL_CLI))
 
-$(R)/$(1)/$(2)$(if $(3),/$(3))/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)$(if $(3),/$(3))/train.ipynb $(CONFIG)/study.json $(LIB_EVALUATE) | $(ENV_STAMP)
+$(R)/$(1)/$(2)$(if $(3),/$(3))/evaluate.ipynb: notebooks/03_evaluate.ipynb $(R)/$(1)/$(2)$(if $(3),/$(3))/train.ipynb $(R)/features/$(1)/baselines.pt $(CONFIG)/study.json $(LIB_EVALUATE) | $(ENV_STAMP)
 	$$(call papermill,$$<,$$@,-r arch $(1) -r layer $(2)$(if $(3), -r run $(3)),$$(EXPENSIVE) $$(PAPERMILL_CLI))
 endef
 RUNS := $(foreach a,$(ARCHS),$(foreach l,$(LAYERS_$(a)),$(a)/$(l) $(addprefix $(a)/$(l)/,$(RUNS_$(a)_$(l)))))
@@ -298,4 +304,4 @@ help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
 
 FORCE:
-.PHONY: FORCE venv system-deps plan fetch data encode train evaluate figures report test profiles clean clean-all deps colab help
+.PHONY: FORCE venv system-deps plan fetch data encode baselines train evaluate figures report test profiles clean clean-all deps colab help

@@ -26,6 +26,7 @@ STEPS = {
     "FETCH": "lib.steps.fetch",
     "DATA": "notebooks/01_data.ipynb",
     "ENCODE": "lib.steps.encode",
+    "BASELINES": "lib.steps.baselines",
     "TRAIN": "notebooks/02_train.ipynb",
     "EVALUATE": "notebooks/03_evaluate.ipynb",
     "FIGURES": "notebooks/04_figures.ipynb",

@@ -72,7 +72,7 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
     `match_steps`: test-time feature-matching steps asked for (run only on grids where matching applies).
     `lpips`: a `metrics.LPIPSScorer`, or None to leave LPIPS empty.
     `baseline_errors`: the baselines' feature errors on these images (`metrics.baseline_feature_errors`, as the
-    encode step stores them), or None to compute them here."""
+    baselines step stores them), or None to compute them here."""
     target = Pixels.from_uint8(images)
     decoded = reconstruct(decoder, features)
     grid = features.shape[-1]
@@ -94,7 +94,7 @@ def evaluate_decoder(decoder, extractor, layer: str, features: torch.Tensor, ima
         per_image[f"baseline_{name}_psnr"] = psnr(candidate, target)
         per_image[f"baseline_{name}_ssim"] = ssim(candidate, target)
     # The layer's own view: distance of each image to the original in its features (a control PSNR lacks). The
-    # baselines' are the same for every run of the layer: the encode step computes them once for all of an
+    # baselines' are the same for every run of the layer: the baselines step computes them once for all of an
     # architecture's layers (`baseline_errors`), else they are computed here, the same way.
     if baseline_errors is None:
         baseline_errors = baseline_feature_errors(lambda layers: extractor, {layer: features}, target, mean_image)[layer]

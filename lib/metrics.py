@@ -167,7 +167,7 @@ def baseline_feature_errors(extractor_for, targets: dict[str, torch.Tensor], tar
     `extractor_for(layers)`: a frozen encoder giving those layers (`FrozenExtractor.narrowed`: a pass then runs no
     deeper than its layers, where the network allows it).
     Returns layer -> {baseline_<name>_feature_error: per-image errors}. What the evaluate step scores, whether the
-    encode step computed it for all of an architecture's layers or the evaluation for one."""
+    baselines step computed it for all of an architecture's layers or the evaluation for one."""
     extractors: dict[tuple, object] = {}
 
     def encoder(layers: list[str]):

@@ -3,7 +3,8 @@
     plan.json                the resolved settings (written by `python -m lib.config plan`); config/ its slices
     data/source.json         where the source images are (fetch)
     split.csv, data/images.pt   split manifest, decoded + resized uint8 images (data)
-    features/<arch>/<layer>.pt, done.json   features and baselines' feature errors (encode, once per arch)
+    features/<arch>/<layer>.pt, done.json   frozen-encoder features (encode, once per architecture)
+    features/<arch>/baselines.pt            the baselines' feature errors on the test images (baselines, once per arch)
     <arch>/<layer>/          decoder.pt, history.csv (train); metrics.csv, summary.json, samples.npz (evaluate)
     <arch>/<layer>/<run>/    the same for a layer's seed repeat (seed<k>) or capacity-matched run (params<n>)
     summary.csv, depth_, weights_ and capacity_comparisons.csv, figures/ (figures); report.html, report.pdf (report)
@@ -38,6 +39,9 @@ class StudyPaths:
 
     def features_done(self, arch: str) -> Path:
         return self.root / "features" / arch / "done.json"
+
+    def baselines(self, arch: str) -> Path:
+        return self.root / "features" / arch / "baselines.pt"
 
     def layer_dir(self, arch: str, layer: str, run: str = "") -> Path:
         """A layer's main run; a named run (seed repeat `seed<k>`, capacity-matched `params<n>`) in a folder inside."""

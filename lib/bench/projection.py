@@ -138,7 +138,7 @@ def project(profile: str, tflops: list[float], step_ms: float, overrides: dict |
             sizes: dict[str, int] | None = None) -> dict:
     """Each planned layer's (and run's) counted work, split by the step that does it (`encode_pflop`: the cached features'
     one pass, `train_pflop`: what the train step's `train_seconds` covers, `evaluate_pflop`: test reconstruction
-    and matching; the baselines' feature-error passes, a few over the test images per architecture at encoding, are
+    and matching; the baselines' feature-error passes, a few over the test images per architecture (the baselines step), are
     not counted), and minutes at each assumed throughput. `sizes` replaces
     the images per split the profile's data would give (e.g. a run on fewer synthetic images)."""
     from tqdm import tqdm

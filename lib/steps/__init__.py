@@ -5,6 +5,7 @@ with one clear error (`lib.plan.MissingInputError`) naming the make target when 
     fetch     data/source.json                      (DIV2K downloaded and checked, or found)
     data      split.csv, data/images.pt             (01_data.ipynb)
     encode    features/<arch>/<layer>.pt, done.json
+    baselines features/<arch>/baselines.pt          (the baselines' feature errors on the test images)
     train     <arch>/<layer>[/<run>]/decoder.pt, history.csv (02_train.ipynb; run: a seed repeat, a capacity run)
     evaluate  <arch>/<layer>[/<run>]/metrics.csv, summary.json, samples.npz (03_evaluate.ipynb)
     summarise summary.csv, depth_, weights_ and capacity_comparisons.csv (04_figures.ipynb, with lib.figures)

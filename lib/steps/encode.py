@@ -1,6 +1,4 @@
-"""Step encode: one frozen-encoder pass over every image gives all of an architecture's layers; fp16 on disk, with
-each layer's baselines' feature errors on the test images (`metrics.baseline_feature_errors`), which its
-evaluation reads."""
+"""Step encode: one frozen-encoder pass over every image gives all of an architecture's layers; fp16 on disk."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +12,7 @@ from .. import data as datamod
 from .. import plan as planmod
 from ..encoders import WeightsError, plan_extractor, storable
 from ..io import save_torch, write_json
-from ..metrics import Pixels, baseline_feature_errors
-from .data import load_store, split_indices
+from .data import load_store
 
 
 def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
@@ -34,19 +31,9 @@ def run(root, arch: str, batch_size: int = 16, progress: bool = True) -> dict:
         batch = datamod.centre_crops(store, crop, range(start, min(count, start + batch_size)))
         for layer, value in extractor(datamod.normalise(batch)).items():
             chunks[layer].append(value)
-    features = {layer: storable(torch.cat(chunks.pop(layer))) for layer in layers}  # fp32 chunks freed as they go
-    # The baselines' distance to each test image in every layer's features: the same for every run of a layer, and
-    # cheaper here, where one pass serves all the layers, than once per layer's evaluation (2/3 of it before).
-    test_i, train_i = split_indices(store, "test"), split_indices(store, "train")
-    baseline_errors = {}
-    if len(test_i) and len(train_i):
-        baseline_errors = baseline_feature_errors(
-            extractor.narrowed,
-            {layer: features[layer][test_i] for layer in layers}, Pixels.from_uint8(datamod.centre_crops(store, crop, test_i)),
-            datamod.training_mean_image(datamod.centre_crops(store, crop, train_i)))
     for layer in layers:
-        save_torch({"features": features[layer], "names": store["names"], "splits": store["splits"],
-                    "baseline_errors": baseline_errors.get(layer)}, plan.paths.features(arch, layer))
+        save_torch({"features": storable(torch.cat(chunks.pop(layer))), "names": store["names"], "splits": store["splits"]},
+                   plan.paths.features(arch, layer))  # each layer's float32 chunks freed as it is saved
     done = {"arch": arch, "network": encoder["arch"], "layers": layers, "weights": extractor.weights.kind,
             "weights_detail": extractor.weights.detail, "normalisation": extractor.normalisation,
             "input_mean": list(extractor.input_mean), "input_std": list(extractor.input_std),

@@ -16,6 +16,7 @@ from ..io import save_npz, write_bytes, write_json
 from ..provenance import record
 from ..registry import ALEXNET_WEIGHTS_FILE
 from .data import load_store, split_indices
+from . import baselines
 from .encode import load_features
 
 SAMPLE_IMAGES = 6  # fixed test images shown in every reconstruction figure
@@ -71,7 +72,7 @@ def run(root, arch: str, layer: str, run: str = "", progress: bool = True) -> di
     evaluation = evaluate_decoder(decoder, extractor, layer, feats["features"][test_i],
                                   datamod.centre_crops(store, store["crop"], test_i), names,
                                   mean_image=checkpoint["mean_image"], match_steps=plan.study["match_steps"], lpips=scorer,
-                                  device=checkpoint["settings"]["device"], baseline_errors=feats.get("baseline_errors"),
+                                  device=checkpoint["settings"]["device"], baseline_errors=baselines.load(plan.paths, arch, layer),
                                   progress=progress)
     per_image = evaluation.per_image
     write_bytes(out / "metrics.csv", per_image.to_csv(index=False).encode())

@@ -1,0 +1,61 @@
+"""Step baselines: each layer's baselines (no information, mean colour, thumbnail) scored in the layer's own
+features on the test images, once per architecture (`metrics.baseline_feature_errors`: one encoder for every layer,
+narrowed per grid), for every run's evaluation to read. A step of its own, after encode: what evaluation alone
+scores never re-encodes, and so never retrains."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .. import data as datamod
+from .. import plan as planmod
+from ..encoders import WeightsError, plan_extractor
+from ..io import save_torch
+from ..metrics import Pixels, baseline_feature_errors
+from .data import load_store, split_indices
+from .encode import load_features
+
+
+def run(root, arch: str) -> dict:
+    plan = planmod.load(root)
+    layers = plan.architectures[arch]["encode_layers"]  # the profile's, as encode wrote them
+    store = load_store(plan.paths)
+    started = time.perf_counter()
+    test_i, train_i = split_indices(store, "test"), split_indices(store, "train")
+    errors = {}
+    if len(test_i) and len(train_i):
+        extractor = plan_extractor(plan.encoder(arch), layers)
+        crop = store["crop"]
+        targets = {layer: load_features(plan.paths, arch, layer)[0]["features"][test_i] for layer in layers}
+        errors = baseline_feature_errors(extractor.narrowed, targets,
+                                         Pixels.from_uint8(datamod.centre_crops(store, crop, test_i)),
+                                         datamod.training_mean_image(datamod.centre_crops(store, crop, train_i)))
+    save_torch({"errors": errors, "test_images": len(test_i)}, plan.paths.baselines(arch))
+    return {"arch": arch, "layers": layers, "seconds": time.perf_counter() - started}
+
+
+def load(paths, arch: str, layer: str) -> dict | None:
+    """One layer's baselines' feature errors (name -> per test image), or None where the test or training split is
+    empty; one error naming the make target where the step has not run."""
+    import torch
+
+    return torch.load(planmod.require(paths.baselines(arch), "baselines"), weights_only=False)["errors"].get(layer)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.steps.baselines", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
+    parser.add_argument("--arch", required=True)
+    args = parser.parse_args(argv)
+    try:
+        done = run(args.root, args.arch)
+    except (planmod.MissingInputError, datamod.DataError, WeightsError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.arch}: baselines' feature errors for {', '.join(done['layers'])} in {done['seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
