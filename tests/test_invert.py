@@ -216,6 +216,8 @@ def test_invert_scores_the_studys_own_test_images_as_the_evaluate_step_does(inve
     metrics, _ = invert.run(root, folder, out_dir=tmp_path / "out", progress=False)
     mine = metrics[metrics["layer"] == "layer1"].assign(image=lambda m: m["image"].str.removesuffix(".png"))
     mine = mine.set_index("image")
+    done = make("baselines", *inverted["args"])  # what the evaluate step reads besides the decoder (make invert evaluates nothing)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     expected = evaluate.run(root, "resnet34", "layer1", progress=False)["per_image"].set_index("image").loc[mine.index]
     assert len(mine) == len(test[::2]) >= 2
     for column in invert.COLUMNS[7:]:  # the baselines: the images alone

@@ -60,9 +60,10 @@ def test_launch_runs_every_expensive_step_through_the_clusters_scheduler(tmp_pat
                           env={**os.environ, "MAKEFLAGS": ""})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = calls.read_text().splitlines()
-    # tiny's layer4 has three runs (the main one, a second seed, a capacity-matched decoder): each its own job
-    assert len(lines) == 7 and all(line.startswith("--gres=gpu:1 --time=60 env ") for line in lines)
-    assert "lib.steps.encode" in lines[0]
+    # tiny's layer4 has three runs (the main one, a second seed, a capacity-matched decoder): each its own job, after
+    # encoding and the baselines' feature errors
+    assert len(lines) == 8 and all(line.startswith("--gres=gpu:1 --time=60 env ") for line in lines)
+    assert "lib.steps.encode" in lines[0] and sum("lib.steps.baselines" in line for line in lines) == 1
     for notebook in ("02_train.ipynb", "03_evaluate.ipynb"):
         launched = sorted(re.search(r"-r run (\S+)", line).group(1) if "-r run" in line else ""
                           for line in lines if notebook in line)
@@ -73,5 +74,5 @@ def test_launch_runs_every_expensive_step_through_the_clusters_scheduler(tmp_pat
     assert not list(root.glob("*.tmp.*"))  # written to temporary names and renamed
     again = subprocess.run(["make", "--no-print-directory", "evaluate", *args], cwd=ROOT, capture_output=True,
                            text=True, env={**os.environ, "MAKEFLAGS": ""})
-    assert again.returncode == 0 and len(calls.read_text().splitlines()) == 7  # nothing re-launched
+    assert again.returncode == 0 and len(calls.read_text().splitlines()) == 8  # nothing re-launched
     assert "papermill" not in again.stdout  # ... and nothing re-run locally either
