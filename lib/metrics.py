@@ -185,7 +185,8 @@ def baseline_feature_errors(extractor_for, targets: dict[str, torch.Tensor], tar
     for layer, features in targets.items():
         by_grid.setdefault(features.shape[-1], []).append(layer)
     for grid, layers in by_grid.items():
-        errors = feature_errors_at(encoder(layers if len(by_grid) > 1 else list(targets)), thumbnail_baseline(target, grid),
+        # one grid (ViT-B/16): `layers` are all of them, and the encoder above serves again
+        errors = feature_errors_at(encoder(layers), thumbnail_baseline(target, grid),
                                    {layer: targets[layer] for layer in layers})
         for layer in layers:
             out[layer]["baseline_thumbnail_feature_error"] = errors[layer]
