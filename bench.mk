@@ -44,7 +44,7 @@ bench-quality: $(QUALITY_INPUTS) | $(ENV_STAMP) ## a profile's decoder for one l
 	  $(if $(VIEWS),--views $(VIEWS)) $(BENCH_SETTINGS) --out $(OUT)
 
 # make bench-ablation ARCH=efficientnet_lite0 LAYER=stage1 MECHANISM=pointwise OUT=a.json [PROFILE= folders WEIGHTS= knobs]:
-# one mechanism of the default decoder (closed_form_start, fixed_paths, pointwise, x4_step,
+# one mechanism of the default decoder (closed_form_start, fixed_paths, standardise, pointwise, x4_step,
 # matching_grids) switched off, against the
 # decoder as the profile runs it, same images, settings and budget, in one run (lib/bench/ablation.py): both records
 # and the paired PSNR difference with its 95% interval over the test photos

@@ -1,7 +1,7 @@
 """Decoders from one layer's features (C x g x g) back to the 3 x 224 x 224 ImageNet-normalised image.
 
-- `resshuffle` (default): the features as the encoder gives them, read by the training images' mean image plus
-  three paths:
+- `resshuffle` (default): the training images' mean image plus three paths reading the features, standardised per
+  channel at grids of 28x28 and coarser, as the encoder gives them at finer grids (`STANDARDISE_UP_TO_GRID`):
   - deep: at grids of 28x28 and coarser, residual conv blocks at the grid, x2 sub-pixel (PixelShuffle)
     stages up to 56x56, then one x4 sub-pixel step to RGB, so nothing runs above 56x56; channels `width` up
     to 14x14, halving per doubling beyond. At 56x56 and 112x112, a pointwise MLP at the grid straight to each
@@ -29,25 +29,37 @@ from torch import nn
 from .ridge import cross_validated_penalty, ridge_from_sums
 
 
+# The default decoder standardises its features at grids this coarse and coarser, and reads them as the encoder
+# gives them at finer grids. On EfficientNet-Lite0's ImageNet features standardising cost 0.40 and 0.33 dB at
+# 112x112 and 56x56 (the demo's photos) and 0.20 at 56x56 (180 other photos), and helped by 0.26-0.34 dB at 28x28,
+# 14x14 and 7x7 on those 180 photos (docs/method.md, "Mechanisms on learned features").
+STANDARDISE_UP_TO_GRID = 28
+
+
 class FeatureStandardise(nn.Module):
-    """Per-channel (x - mean) / std with statistics fixed from given features: how a feedback stage reads its two
-    feature maps (the residual shrinks as the reconstruction improves) and how test-time feature matching weighs
-    channels. (The default decoder's paths read the features as they are: on EfficientNet-Lite0's ImageNet features
-    standardising them cost up to 0.4 dB at 112x112 and 56x56 grids; on a larger training set it helped at 28x28 and
-    coarser, docs/method.md.)
+    """Per-channel (x - mean) / std with statistics fixed from given features: how the default decoder reads coarse
+    grids' features (`STANDARDISE_UP_TO_GRID`), how a feedback stage reads its two feature maps (the residual shrinks
+    as the reconstruction improves) and how test-time feature matching weighs channels. `pooled`: the statistics and
+    the output are of each image's per-channel mean (the colour path's input): the variation between images' means,
+    which carries their colour, can be far smaller than the variation between positions.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, pooled: bool = False):
         super().__init__()
+        self.pooled = pooled
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
 
     @torch.no_grad()
     def fit(self, features: torch.Tensor, chunk: int = 64) -> None:
-        """Per-channel mean and std over images and positions."""
+        """Per-channel mean and std over images and positions (pooled=False) or over the images' means. The sums are
+        float64: var = E[x^2] - mean^2 cancels to nothing in float32 where a channel sits far from zero against its
+        spread."""
         total, total_sq, count = 0.0, 0.0, 0
         for start in range(0, len(features), chunk):
-            x = features[start : start + chunk].float()
+            x = features[start : start + chunk].double()
+            if self.pooled:
+                x = x.mean(dim=(2, 3), keepdim=True)
             total = total + x.sum(dim=(0, 2, 3))
             total_sq = total_sq + (x * x).sum(dim=(0, 2, 3))
             count += x.shape[0] * x.shape[2] * x.shape[3]
@@ -57,6 +69,8 @@ class FeatureStandardise(nn.Module):
         self.std.copy_(var.sqrt().clamp_min(1e-6).view_as(self.std))
 
     def forward(self, x):
+        if self.pooled:
+            x = x.float().mean(dim=(2, 3), keepdim=True)
         return (x.float() - self.mean) / self.std
 
 
@@ -141,9 +155,14 @@ class ResShuffleDecoder(nn.Module):
         self.linear = SubPixelLinear(channels, grid, out_size)
         # Global path: pooled features -> one colour per image, so the spatial paths only have to learn the detail.
         self.colour = nn.Conv2d(channels, 3, 1)
-        # The training features' per-channel statistics: no part of the output, kept with the decoder for test-time
-        # feature matching, which weighs each channel's disagreement by them (`matching.match_features`).
+        # The training features' per-channel statistics: the input standardisation at coarse grids
+        # (`STANDARDISE_UP_TO_GRID`), and at every grid how test-time feature matching weighs each channel's
+        # disagreement (`matching.match_features`). At coarse grids the colour path reads each image's pooled features
+        # standardised between images (`pooled_statistics`).
         self.feature_statistics = FeatureStandardise(channels)
+        self.standardise = grid <= STANDARDISE_UP_TO_GRID
+        if self.standardise:
+            self.pooled_statistics = FeatureStandardise(channels, pooled=True)
         nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
         # The deep path starts at zero and the colour and linear paths are fitted in closed form (`fit_linear_start`)
         # to what the training images' mean image (`fit_mean_image`) leaves: the untrained decoder is the mean image
@@ -189,12 +208,17 @@ class ResShuffleDecoder(nn.Module):
         dims, outputs = 1 + local_dims + channels, 3 * r * r  # design columns: intercept, neighbourhood, pooled
         keep = min(1.0, max_rows / (len(features) * grid * grid))
         sampler = torch.Generator().manual_seed(seed)
-        # Each design column less its channel's training mean before the float32 products are summed: raw features can
-        # sit far from zero against their spread, and float32 sums of them would lose the spread the fit needs. The
-        # model is linear in the columns, so the intercept takes the shift back exactly (below).
-        mean = sum(features[s : s + chunk].double().sum(dim=(0, 2, 3)) for s in range(0, len(features), chunk))
-        mean = mean / (len(features) * grid * grid)
-        shift = torch.cat([torch.zeros(1, dtype=torch.float64), mean.repeat_interleave(kernel * kernel), mean])
+        # Each design column less its training mean before the float32 products are summed: raw features can sit far
+        # from zero against their spread, and float32 sums of them would lose the spread the fit needs. The model is
+        # linear in the columns, so the intercept takes the shift back exactly (below).
+        local_mean, pooled_mean = 0.0, 0.0
+        for s in range(0, len(features), chunk):
+            x, pooled = self.inputs(features[s : s + chunk])
+            local_mean = local_mean + x.double().sum(dim=(0, 2, 3))
+            pooled_mean = pooled_mean + pooled.double().sum(dim=(0, 2, 3))
+        local_mean, pooled_mean = local_mean / (len(features) * grid * grid), pooled_mean / len(features)
+        shift = torch.cat([torch.zeros(1, dtype=torch.float64), local_mean.repeat_interleave(kernel * kernel),
+                           pooled_mean])
         shift32 = shift.float()
         stats, used = {}, 0
         for fold in groups.unique().tolist():
@@ -204,9 +228,9 @@ class ResShuffleDecoder(nn.Module):
             rows = (groups == fold).nonzero().flatten()
             for start in range(0, len(rows), chunk):
                 index = rows[start : start + chunk]
-                x = features[index].float()
+                x, pooled = self.inputs(features[index])
                 local = nn.functional.unfold(x, kernel, padding=kernel // 2)  # n, C k^2, g^2
-                pooled = x.mean(dim=(2, 3))[:, :, None].expand(-1, -1, grid * grid)
+                pooled = pooled.flatten(1)[:, :, None].expand(-1, -1, grid * grid)
                 ones = torch.ones(len(index), 1, grid * grid)
                 z = torch.cat([ones, local, pooled], 1).transpose(1, 2).reshape(-1, dims) - shift32
                 # what the mean image leaves: the decoder's output is mean image + these paths
@@ -258,9 +282,17 @@ class ResShuffleDecoder(nn.Module):
         self.colour.requires_grad_(False)
         return {"penalty": best, "kernel": kernel, "dims": dims, "rows": used}
 
-    def forward(self, features):
+    def inputs(self, features):
+        """What the paths read: (the feature map for the deep and linear paths, N x C x 1 x 1 pooled features for the
+        colour path), standardised at coarse grids, as the encoder gives them at fine ones."""
+        if self.standardise:
+            return self.feature_statistics(features), self.pooled_statistics(features)
         x = features.float()
-        return self.mean_image + self.body(x) + self.linear(x) + self.colour(x.mean(dim=(2, 3), keepdim=True))
+        return x, x.mean(dim=(2, 3), keepdim=True)
+
+    def forward(self, features):
+        x, pooled = self.inputs(features)
+        return self.mean_image + self.body(x) + self.linear(x) + self.colour(pooled)
 
 
 class FeedbackRefiner(nn.Module):

@@ -241,10 +241,11 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
 
 def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
     """What a decoder takes from its training set before any gradient step: for resshuffle, the features'
-    per-channel statistics (for feature matching), its mean image and the closed-form colour and linear paths
-    (cross-validated over `groups`)."""
-    if hasattr(decoder, "feature_statistics"):
-        decoder.feature_statistics.fit(features)
+    per-channel statistics (its input standardisation at coarse grids, feature matching's weights), its mean image
+    and the closed-form colour and linear paths (cross-validated over `groups`)."""
+    for name in ("feature_statistics", "pooled_statistics"):
+        if hasattr(decoder, name):
+            getattr(decoder, name).fit(features)
     if hasattr(decoder, "fit_mean_image"):
         decoder.fit_mean_image(images)
     if getattr(decoder, "closed_form_start", False):

@@ -39,6 +39,21 @@ def test_x4_step_off_inserts_a_112_stage_and_keeps_the_output_size_and_zero_star
         ablation._no_x4_step(ResShuffleDecoder(8, 56, width=32))
 
 
+def test_standardise_off_reads_coarse_grid_features_as_the_encoder_gives_them():
+    features = torch.randn(6, 4, 14, 14) * 50 + 7
+    images = np.random.default_rng(0).integers(0, 256, (6, 224, 224, 3), np.uint8)
+    on, off = ResShuffleDecoder(4, 14, width=32), ResShuffleDecoder(4, 14, width=32)
+    ablation._no_standardise(off)
+    for decoder in (on, off):
+        training.fit_to_training_data(decoder, features, images, training.contiguous_groups(6))
+    assert torch.equal(off.inputs(features)[0], features)
+    assert not torch.allclose(on.inputs(features)[0], features)
+    # matching's channel weights stay fitted either way
+    assert torch.equal(on.feature_statistics.std, off.feature_statistics.std)
+    with pytest.raises(BenchError, match="unstandardised already"):
+        ablation._no_standardise(ResShuffleDecoder(4, 56, width=32))
+
+
 def test_closed_form_paths_off_start_at_zero_or_train_on_from_the_fit():
     features, images = torch.randn(8, 4, 14, 14), np.random.default_rng(0).integers(0, 256, (8, 224, 224, 3), np.uint8)
     groups = training.contiguous_groups(8)
@@ -85,6 +100,7 @@ def test_an_ablation_runs_both_decoders_on_the_same_images_and_pairs_them(split)
     (["MECHANISM=matching_grids", "MATCH=0"], "give MATCH= steps"),
     (["MECHANISM=matching_grids", "MATCH=2"], "is matched already"),  # layer1, 56x56: on and off would be one run
     (["MECHANISM=x4_step"], "no x4 step"),  # layer1 is a 56x56 grid: its decoder is the pointwise MLP
+    (["MECHANISM=standardise"], "unstandardised already"),  # 56x56: read as the encoder gives them
     (["MECHANISM=pointwise", "DECODER=simple"], "not of 'simple'"),
 ])
 def test_bad_input_is_refused_before_any_model_is_built(split, tmp_path, variables, message):

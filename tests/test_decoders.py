@@ -75,6 +75,34 @@ def test_feature_standardisation_uses_training_statistics():
     torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)
 
 
+@pytest.mark.parametrize("grid, standardised", [(112, False), (56, False), (28, True), (14, True), (7, True)])
+def test_coarse_grids_read_standardised_features_and_fine_grids_raw_ones(grid, standardised):
+    """The grid rule (STANDARDISE_UP_TO_GRID): at 28x28 and coarser the paths read per-channel standardised
+    features and the colour path pooled features standardised between images; finer grids read them as given."""
+    from lib import training
+
+    torch.manual_seed(0)
+    scales = torch.tensor([1.0, 100.0, 0.01]).view(1, 3, 1, 1)
+    features = (torch.randn(8, 3, grid, grid) + torch.randn(8, 3, 1, 1)) * scales + 50
+    images = np.random.default_rng(0).integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
+    decoder = decoders.build_decoder("resshuffle", 3, grid, width=16)
+    assert decoder.standardise is standardised
+    training.fit_to_training_data(decoder, features, images, training.contiguous_groups(8))
+    x, pooled = decoder.inputs(features)
+    assert x.shape == features.shape and pooled.shape == (8, 3, 1, 1)
+    if standardised:
+        torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-3, rtol=0)
+        torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-2, rtol=0)
+        torch.testing.assert_close(pooled.std(dim=0, unbiased=False).flatten(), torch.ones(3), atol=1e-3, rtol=0)
+    else:
+        assert torch.equal(x, features) and torch.equal(pooled, features.mean(dim=(2, 3), keepdim=True))
+    # either way the fitted, untrained decoder is finite and starts where its paths say
+    with torch.no_grad():
+        out = decoder.eval()(features)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, decoder.mean_image + decoder.linear(x) + decoder.colour(pooled))
+
+
 def test_colour_readout_is_a_closed_form_ridge_on_pooled_features_of_any_scale():
     torch.manual_seed(0)
     # channel scales four orders apart: the readout standardises its own design, so one penalty grid fits them all
