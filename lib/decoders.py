@@ -175,6 +175,14 @@ class ResShuffleDecoder(nn.Module):
         nn.init.zeros_(self.linear.conv.weight), nn.init.zeros_(self.linear.conv.bias)
 
     @torch.no_grad()
+    def fit_statistics(self, features: torch.Tensor) -> None:
+        """Fix the per-channel statistics (`feature_statistics`, and at coarse grids `pooled_statistics`) from the
+        training features: before the closed-form start, which reads the features through them."""
+        self.feature_statistics.fit(features)
+        if hasattr(self, "pooled_statistics"):
+            self.pooled_statistics.fit(features)
+
+    @torch.no_grad()
     def fit_mean_image(self, images) -> None:
         """Set the decoder's base output to the mean of the uint8 N x H x W x 3 training `images`."""
         from .data import imagenet_mean_std

@@ -239,17 +239,19 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
     return torch.arange(count) * folds // max(count, 1)
 
 
-def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray, groups: torch.Tensor) -> None:
-    """What a decoder takes from its training set before any gradient step: for resshuffle, the features'
-    per-channel statistics (its input standardisation at coarse grids, feature matching's weights), its mean image
-    and the closed-form colour and linear paths (cross-validated over `groups`)."""
-    for name in ("feature_statistics", "pooled_statistics"):
-        if hasattr(decoder, name):
-            getattr(decoder, name).fit(features)
+def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray,
+                         groups: torch.Tensor) -> dict | None:
+    """What a decoder takes from its training set before any gradient step, in this order: for resshuffle, the
+    features' per-channel statistics (its input standardisation at coarse grids, feature matching's weights), its
+    mean image, then the closed-form colour and linear paths on the inputs so standardised (cross-validated over
+    `groups`; their fit's record is returned, None where there is none)."""
+    if hasattr(decoder, "fit_statistics"):
+        decoder.fit_statistics(features)
     if hasattr(decoder, "fit_mean_image"):
         decoder.fit_mean_image(images)
     if getattr(decoder, "closed_form_start", False):
-        decoder.fit_linear_start(features, images, groups)
+        return decoder.fit_linear_start(features, images, groups)
+    return None
 
 
 @torch.no_grad()

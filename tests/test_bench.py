@@ -608,6 +608,13 @@ def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it():
     noise = colour.linear_inverse(torch.randn_like(features), images, groups, torch.randn_like(test_features),
                                   test_images)
     assert noise["linear_inverse_psnr"] < read["linear_inverse_psnr"] - 5, (noise, read)
+    # a coarse grid reads standardised features, as the train step fits them: the read does not depend on the
+    # channels' scales (a ridge on raw features would: its penalty weighs each channel by its scale)
+    scales = torch.logspace(-3, 3, features.shape[1]).view(1, -1, 1, 1)
+    scaled = colour.linear_inverse(features * scales, images, groups, test_features * scales, test_images)
+    # float32 features and sums: equal to a few thousandths of a dB
+    assert scaled["linear_inverse_psnr"] == pytest.approx(read["linear_inverse_psnr"], abs=0.01), (scaled, read)
+    assert scaled["linear_inverse_penalty"] == read["linear_inverse_penalty"]
 
 
 def test_colour_jitter_changes_colour_not_layout():

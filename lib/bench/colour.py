@@ -160,11 +160,11 @@ def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
     detail and colour from content, which a few hundred training photos teach little of."""
     from ..decoders import ResShuffleDecoder
     from ..metrics import Pixels, psnr, thumbnail_baseline
+    from ..training import fit_to_training_data
 
     channels, grid, size = features.shape[1], features.shape[2], images.shape[1]
     decoder = ResShuffleDecoder(channels, grid, width=16, out_size=size)
-    decoder.fit_mean_image(images)
-    fitted = decoder.fit_linear_start(features, images, groups)
+    fitted = fit_to_training_data(decoder, features, images, groups)  # as the train step fits it
     with torch.no_grad():
         predicted = decoder.eval()(test_features)  # its deep path starts at zero: the start is the linear read
     target = Pixels.from_uint8(test_images)
