@@ -32,7 +32,7 @@ from .ridge import cross_validated_penalty, ridge_from_sums
 # The default decoder standardises its features at grids this coarse and coarser, and reads them as the encoder
 # gives them at finer grids. On EfficientNet-Lite0's ImageNet features standardising cost 0.40 and 0.33 dB at
 # 112x112 and 56x56 (the demo's photos) and 0.20 at 56x56 (180 other photos), and helped by 0.26-0.34 dB at 28x28,
-# 14x14 and 7x7 on those 180 photos (docs/method.md, "Mechanisms on learned features").
+# 14x14 and 7x7 on those 180 photos (docs/method.md, "The default decoder" and "Learned features on natural photos").
 STANDARDISE_UP_TO_GRID = 28
 
 
@@ -47,6 +47,7 @@ class FeatureStandardise(nn.Module):
     def __init__(self, channels: int, pooled: bool = False):
         super().__init__()
         self.pooled = pooled
+        self.fitted = False  # set by `fit`; a loaded state's buffers hold their statistics without it
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
 
@@ -54,7 +55,11 @@ class FeatureStandardise(nn.Module):
     def fit(self, features: torch.Tensor, chunk: int = 64) -> None:
         """Per-channel mean and std over images and positions (pooled=False) or over the images' means. The sums are
         float64: var = E[x^2] - mean^2 cancels to nothing in float32 where a channel sits far from zero against its
-        spread."""
+        spread. A channel (numerically) constant over these features, spread under a millionth of the median
+        channel's, takes the median spread: it holds nothing to learn from, and dividing by its ~0 spread would blow
+        up any value it takes at test time (random VGG16 block4 and ResNet34 layer3/4 have channels dead on the
+        demo's training views). Any other channel is standardised, however small: on the training features its
+        values stay within sqrt(count) of zero."""
         total, total_sq, count = 0.0, 0.0, 0
         for start in range(0, len(features), chunk):
             x = features[start : start + chunk].double()
@@ -64,9 +69,13 @@ class FeatureStandardise(nn.Module):
             total_sq = total_sq + (x * x).sum(dim=(0, 2, 3))
             count += x.shape[0] * x.shape[2] * x.shape[3]
         mean = total / count
-        var = (total_sq / count - mean * mean).clamp_min(0)
+        std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
+        typical = std.median()
+        typical = typical if typical > 0 else std.max() if std.max() > 0 else torch.ones((), dtype=std.dtype)
+        std = torch.where(std < 1e-6 * typical, typical, std)
         self.mean.copy_(mean.view_as(self.mean))
-        self.std.copy_(var.sqrt().clamp_min(1e-6).view_as(self.std))
+        self.std.copy_(std.view_as(self.std))
+        self.fitted = True
 
     def forward(self, x):
         if self.pooled:
@@ -193,14 +202,17 @@ class ResShuffleDecoder(nn.Module):
 
     @torch.no_grad()
     def fit_linear_start(self, features: torch.Tensor, images, groups: torch.Tensor,
-                         lambdas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), max_dims: int = 2048, max_rows: int = 100_000,
+                         lambdas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), max_dims: int = 2048,
+                         max_rows: int = 100_000,
                          chunk: int = 16, seed: int = 0) -> dict:
         """Set the colour and linear paths to closed-form ridge regressions, so the untrained decoder is a linear
-        inverse: (1) each grid cell's mean colour on its k x k neighbourhood of features and the image's pooled
+        inverse of the features as its paths read them (`inputs`: standardised at coarse grids, so `fit_statistics`
+        comes first): (1) each grid cell's mean colour on its k x k neighbourhood of features and the image's pooled
         features, whose pooled part becomes the colour path; (2) each cell's r x r sub-block means (the linear
         path's outputs) on the neighbourhood, less that colour. `images`: the uint8 N x 224 x 224 x 3 targets. The
         penalty (times the row count) is chosen by leave-one-group-out error on the sub-block means, all from
-        per-group sums, so the data is read once.
+        per-group sums, so the data is read once. `lambdas` reach 100: on standardised coarse-grid columns the choice
+        sat at 0.1, the top of a grid that ended there, at Lite0 ImageNet stages 3 and 4 (docs/method.md).
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
         would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide).
@@ -209,6 +221,9 @@ class ResShuffleDecoder(nn.Module):
         """
         from .data import normalise
 
+        if self.standardise and not self.feature_statistics.fitted:
+            raise RuntimeError("fit_linear_start reads the features through the decoder's standardisation at this grid: "
+                               "call fit_statistics(features) first (training.fit_to_training_data does both).")
         conv, r, grid = self.linear.conv, self.linear.factor, features.shape[-1]
         channels, full_kernel = features.shape[1], conv.kernel_size[0]
         kernel = next(k for k in (full_kernel, 3, 1) if k <= full_kernel and channels * (k * k + 1) <= max_dims)

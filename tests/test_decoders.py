@@ -92,15 +92,48 @@ def test_coarse_grids_read_standardised_features_and_fine_grids_raw_ones(grid, s
     assert x.shape == features.shape and pooled.shape == (8, 3, 1, 1)
     if standardised:
         torch.testing.assert_close(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-3, rtol=0)
-        torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-2, rtol=0)
+        torch.testing.assert_close(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-2, rtol=0)  # unbiased std, n >= 392
+        # float32 pooling of values near 50 resolves ~3e-6, 3e-4 of the 0.01-scale channel's spread between images
         torch.testing.assert_close(pooled.std(dim=0, unbiased=False).flatten(), torch.ones(3), atol=1e-3, rtol=0)
     else:
         assert torch.equal(x, features) and torch.equal(pooled, features.mean(dim=(2, 3), keepdim=True))
-    # either way the fitted, untrained decoder is finite and starts where its paths say
-    with torch.no_grad():
-        out = decoder.eval()(features)
-    assert torch.isfinite(out).all()
-    torch.testing.assert_close(out, decoder.mean_image + decoder.linear(x) + decoder.colour(pooled))
+
+
+@pytest.mark.parametrize("grid", [28, 14, 7])  # 5x5, 3x3 and 1x1 neighbourhoods: zero padding included
+def test_the_coarse_grid_start_does_not_depend_on_channel_scale_or_offset(grid):
+    """Standardised at coarse grids, the fitted untrained decoder gives the same output for features s * f + o
+    (per channel, s > 0) as for f: the same ridge penalty fits every layer whatever its channels' scales."""
+    from lib import training
+
+    torch.manual_seed(0)
+    features = torch.randn(8, 6, grid, grid) + torch.randn(8, 6, 1, 1)
+    scale, offset = torch.logspace(-1, 1, 6).view(1, 6, 1, 1), torch.linspace(-5, 5, 6).view(1, 6, 1, 1)
+    images = np.random.default_rng(0).integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)
+    outputs = []
+    for f in (features, features * scale + offset):
+        decoder = decoders.build_decoder("resshuffle", 6, grid, width=16)
+        training.fit_to_training_data(decoder, f, images, training.contiguous_groups(8))
+        with torch.no_grad():
+            outputs.append(decoder.eval()(f) - decoder.mean_image)
+    plain, moved = outputs
+    assert float(plain.abs().max()) > 0  # the closed-form paths were kept: there is something to compare
+    # float32 features scaled by up to 10 and moved by up to 5: standardised values agree to ~1e-6 of their spread
+    assert float((moved - plain).abs().max()) < 1e-4 * float(plain.abs().max())
+
+
+def test_a_channel_constant_in_training_is_not_blown_up_at_test_time():
+    """A channel dead on every training image (a ReLU unit of a random network) has no spread to divide by: it takes
+    the median channel's spread, so a value it takes at test time is scaled like any channel's, not by 1e6."""
+    features = torch.randn(10, 4, 7, 7) * torch.tensor([1.0, 2.0, 3.0, 0.0]).view(1, 4, 1, 1)
+    layer = decoders.FeatureStandardise(4)
+    layer.fit(features)
+    spreads = features.double().std(dim=(0, 2, 3), unbiased=False)  # 0 for the dead channel
+    # float32 buffers: the median spread to float32 rounding
+    assert layer.fitted and float(layer.std[0, 3]) == pytest.approx(float(spreads.median()), rel=1e-6)
+    woken = torch.zeros(1, 4, 7, 7)
+    woken[:, 3] = 1.0
+    # 1 / the median spread (about 1), where a 1e-6 floor would give 1e6
+    assert float(layer(woken)[:, 3].abs().max()) == pytest.approx(1 / float(spreads.median()), rel=1e-5)
 
 
 def test_colour_readout_is_a_closed_form_ridge_on_pooled_features_of_any_scale():
@@ -123,6 +156,7 @@ def test_the_untrained_coarse_decoder_outputs_its_closed_form_colour_everywhere(
     colours = (features.mean(dim=(2, 3)) - 0.5) @ torch.randn(16, 3) * 0.3 + 0.5
     images = (colours.clamp(0, 1)[:, None, None, :] * 255).round().to(torch.uint8).expand(-1, 224, 224, -1).numpy()
     decoder = decoders.build_decoder("resshuffle", 16, 7, width=32)
+    decoder.fit_statistics(features)
     decoder.fit_mean_image(images)
     decoder.fit_linear_start(features, images, contiguous_groups(24))
     with torch.no_grad():
@@ -150,6 +184,7 @@ def test_linear_start_is_a_closed_form_inverse_of_features_that_hold_the_image(m
     torch.manual_seed(0)
     features = torch.cat([held, torch.randn(16, 16, 14, 14)], 1)
     decoder = decoders.build_decoder("resshuffle", 64, 14, width=32)
+    decoder.fit_statistics(features)
     info = decoder.fit_linear_start(features, images, contiguous_groups(16), max_dims=max_dims)
     assert info["kernel"] == (3 if max_dims > 1000 else 1) and info["rows"] == 16 * 14 * 14
     assert info["penalty"] <= 1e-3  # noise-free data: cross-validation picks (nearly) no penalty
@@ -161,16 +196,18 @@ def test_linear_start_is_a_closed_form_inverse_of_features_that_hold_the_image(m
 
 
 def test_linear_start_on_features_far_from_zero_fits_as_on_centred_ones():
-    """Raw features can sit far from zero against their spread (no standardisation): the fit's float32 sums are taken
-    on each column less its channel's mean, so an offset of 1,000 (spread 1) changes nothing beyond rounding."""
+    """Raw features (a 56x56 grid reads them unstandardised) can sit far from zero against their spread: the fit's
+    float32 sums are taken on each column less its channel's mean, so an offset of 1,000 (spread 1) changes nothing
+    beyond rounding."""
     from lib.training import contiguous_groups
 
     torch.manual_seed(0)
-    features = torch.randn(16, 8, 14, 14)
+    features = torch.randn(16, 8, 56, 56)
     images = np.random.default_rng(1).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
     outputs = []
     for offset in (0.0, 1000.0):
-        decoder = decoders.build_decoder("resshuffle", 8, 14, width=32)
+        decoder = decoders.build_decoder("resshuffle", 8, 56, width=32)
+        assert not decoder.standardise
         decoder.fit_mean_image(images)
         # a 1x1 neighbourhood: no zero padding, which an offset would make unlike the features themselves
         decoder.fit_linear_start(features + offset, images, contiguous_groups(16), max_dims=16)
@@ -181,15 +218,24 @@ def test_linear_start_on_features_far_from_zero_fits_as_on_centred_ones():
     assert float((offset - centred).abs().max()) < 1e-2 * float(centred.abs().max())
 
 
+def test_the_coarse_linear_start_refuses_unfitted_statistics():
+    """At a coarse grid the closed-form fit reads standardised features: without their statistics it would read them
+    raw through an identity (how bench-colour's linear read went wrong until 28fea20), so it refuses instead."""
+    decoder = decoders.build_decoder("resshuffle", 4, 14, width=16)
+    images = np.zeros((4, 224, 224, 3), dtype=np.uint8)
+    with pytest.raises(RuntimeError, match="fit_statistics"):
+        decoder.fit_linear_start(torch.randn(4, 4, 14, 14), images, torch.arange(4) // 2)
+
+
 def test_linear_start_survives_fewer_cells_than_design_columns():
     """196 grid cells against a 513-column design, as in the tiny profile: no error, finite paths."""
-    from lib.training import contiguous_groups
+    from lib.training import contiguous_groups, fit_to_training_data
 
     torch.manual_seed(0)
     features = torch.rand(4, 256, 7, 7) ** 3  # post-ReLU-like, non-negative
     images = np.random.default_rng(0).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
     decoder = decoders.build_decoder("resshuffle", 256, 7, width=32)
-    decoder.fit_linear_start(features, images, contiguous_groups(4))
+    fit_to_training_data(decoder, features, images, contiguous_groups(4))
     assert all(torch.isfinite(p).all() for p in decoder.parameters())
     assert torch.isfinite(decoder.eval()(features)).all()
 

@@ -164,7 +164,7 @@ def linear_inverse(features: torch.Tensor, images: np.ndarray, groups: torch.Ten
 
     channels, grid, size = features.shape[1], features.shape[2], images.shape[1]
     decoder = ResShuffleDecoder(channels, grid, width=16, out_size=size)
-    fitted = fit_to_training_data(decoder, features, images, groups)  # as the train step fits it
+    fitted = fit_to_training_data(decoder, features, images, groups)  # as the train step, before choose_start
     with torch.no_grad():
         predicted = decoder.eval()(test_features)  # its deep path starts at zero: the start is the linear read
     target = Pixels.from_uint8(test_images)
