@@ -20,6 +20,26 @@ from pathlib import Path
 from .. import CHECKOUT, REPORTS_DIR, ROOT
 
 
+def step_main(argv, module: str, doc: str, run, summary, errors: tuple, arch: bool = True) -> int:
+    """A step's command line as make runs it: `python -m lib.steps.<module> --root R [--arch A]` calls `run(R[, A])`
+    and prints `summary(result)`; any of `errors` (bad or missing input, named in its message) is one `error:` line
+    and exit status 2. The callers pass their own error types, so this package imports nothing more for them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m lib.steps.{module}", description=doc.splitlines()[0])
+    parser.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
+    if arch:
+        parser.add_argument("--arch", required=True)
+    args = parser.parse_args(argv)
+    try:
+        done = run(args.root, args.arch) if arch else run(args.root)
+    except errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary(done))
+    return 0
+
+
 def on_this_python() -> bool:
     """Whether make should run the steps on the running interpreter and its packages (VENV=system) rather than
     the checkout's .venv: inside Colab (the check that guards the notebooks' install cell), in an installed copy,

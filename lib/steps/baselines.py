@@ -4,7 +4,6 @@ narrowed per grid), for every run's evaluation to read. A step of its own, after
 scores never re-encodes, and so never retrains."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -13,6 +12,7 @@ from .. import plan as planmod
 from ..encoders import WeightsError, plan_extractor
 from ..io import save_torch
 from ..metrics import Pixels, baseline_feature_errors
+from . import step_main
 from .data import load_store, split_indices
 from .encode import load_features
 
@@ -44,18 +44,10 @@ def load(paths, arch: str, layer: str) -> dict | None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.steps.baselines", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
-    parser.add_argument("--arch", required=True)
-    args = parser.parse_args(argv)
-    try:
-        done = run(args.root, args.arch)
-    except (planmod.MissingInputError, datamod.DataError, WeightsError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{args.arch}: baselines' feature errors for {', '.join(done['layers'])} in {done['seconds']:.0f}s")
-    return 0
-
+    return step_main(argv, "baselines", __doc__, run,
+                     lambda done: f"{done['arch']}: baselines' feature errors for {', '.join(done['layers'])} "
+                                  f"in {done['seconds']:.0f}s",
+                     (planmod.MissingInputError, datamod.DataError, WeightsError, RuntimeError, ValueError))
 
 if __name__ == "__main__":
     sys.exit(main())

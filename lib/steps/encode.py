@@ -1,7 +1,6 @@
 """Step encode: one frozen-encoder pass over every image gives all of an architecture's layers; fp16 on disk."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -12,6 +11,7 @@ from .. import data as datamod
 from .. import plan as planmod
 from ..encoders import WeightsError, plan_extractor, storable
 from ..io import save_torch, write_json
+from . import step_main
 from .data import load_store
 
 
@@ -53,19 +53,10 @@ def load_features(paths, arch: str, layer: str) -> tuple[dict, dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.steps.encode", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
-    parser.add_argument("--arch", required=True)
-    args = parser.parse_args(argv)
-    try:
-        done = run(args.root, args.arch)
-    except (planmod.MissingInputError, datamod.DataError, WeightsError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{args.arch}: encoded {done['images']} images for {', '.join(done['layers'])} "
-          f"in {done['seconds']:.0f}s ({done['weights']} weights)")
-    return 0
-
+    return step_main(argv, "encode", __doc__, run,
+                     lambda done: f"{done['arch']}: encoded {done['images']} images for {', '.join(done['layers'])} "
+                                  f"in {done['seconds']:.0f}s ({done['weights']} weights)",
+                     (planmod.MissingInputError, datamod.DataError, WeightsError, RuntimeError, ValueError))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,12 @@
 """Step fetch: make the source images available (DIV2K: download, verify, unzip once) and record where they are."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .. import data as datamod
 from .. import plan as planmod
 from ..io import write_json
+from . import step_main
 
 
 def run(root) -> dict:
@@ -24,17 +24,8 @@ def run(root) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.steps.fetch", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="the study's folder, reports/<profile>")
-    args = parser.parse_args(argv)
-    try:
-        found = run(args.root)
-    except (planmod.MissingInputError, datamod.DataError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{found['source']} images in {found['root']}")
-    return 0
-
+    return step_main(argv, "fetch", __doc__, run, lambda found: f"{found['source']} images in {found['root']}",
+                     (planmod.MissingInputError, datamod.DataError, RuntimeError, ValueError), arch=False)
 
 if __name__ == "__main__":
     sys.exit(main())
