@@ -1,7 +1,7 @@
 """Decoders from one layer's features (C x g x g) back to the 3 x 224 x 224 ImageNet-normalised image.
 
 - `resshuffle` (default): the training images' mean image plus three paths reading the features, standardised per
-  channel at grids of 28x28 and coarser, as the encoder gives them at finer grids (`STANDARDISE_UP_TO_GRID`):
+  channel at 28x28 grids, as the encoder gives them at the others (`STANDARDISED_GRIDS`):
   - deep: at grids of 28x28 and coarser, residual conv blocks at the grid, x2 sub-pixel (PixelShuffle)
     stages up to 56x56, then one x4 sub-pixel step to RGB, so nothing runs above 56x56; channels `width` up
     to 14x14, halving per doubling beyond. At 56x56 and 112x112, a pointwise MLP at the grid straight to each
@@ -29,16 +29,17 @@ from torch import nn
 from .ridge import cross_validated_penalty, ridge_from_sums
 
 
-# The default decoder standardises its features at grids this coarse and coarser, and reads them as the encoder
-# gives them at finer grids. On EfficientNet-Lite0's ImageNet features standardising cost 0.40 and 0.33 dB at
-# 112x112 and 56x56 (the demo's photos) and 0.20 at 56x56 (180 other photos), and helped by 0.26-0.34 dB at 28x28,
-# 14x14 and 7x7 on those 180 photos (docs/method.md, "The default decoder" and "Learned features on natural photos").
-STANDARDISE_UP_TO_GRID = 28
+# The default decoder standardises its features at these grids and reads them as the encoder gives them at the
+# others. On EfficientNet-Lite0's ImageNet features (docs/method.md, "Learned features on natural photos" and
+# "Mechanisms on learned features"), standardising helped only at 28x28 (0.22 dB on 50 natural test photos); it cost
+# 0.40 and 0.33 dB at 112x112 and 56x56 and 0.70 at 14x14 on the demo's photos, and was within noise at 14x14 and
+# 7x7 on the natural photos once the closed-form penalty grid reached 100.
+STANDARDISED_GRIDS = (28,)
 
 
 class FeatureStandardise(nn.Module):
     """Per-channel (x - mean) / std with statistics fixed from given features: how the default decoder reads coarse
-    grids' features (`STANDARDISE_UP_TO_GRID`), how a feedback stage reads its two feature maps (the residual shrinks
+    grids' features (`STANDARDISED_GRIDS`), how a feedback stage reads its two feature maps (the residual shrinks
     as the reconstruction improves) and how test-time feature matching weighs channels. `pooled`: the statistics and
     the output are of each image's per-channel mean (the colour path's input): the variation between images' means,
     which carries their colour, can be far smaller than the variation between positions.
@@ -164,12 +165,12 @@ class ResShuffleDecoder(nn.Module):
         self.linear = SubPixelLinear(channels, grid, out_size)
         # Global path: pooled features -> one colour per image, so the spatial paths only have to learn the detail.
         self.colour = nn.Conv2d(channels, 3, 1)
-        # The training features' per-channel statistics: the input standardisation at coarse grids
-        # (`STANDARDISE_UP_TO_GRID`), and at every grid how test-time feature matching weighs each channel's
-        # disagreement (`matching.match_features`). At coarse grids the colour path reads each image's pooled features
-        # standardised between images (`pooled_statistics`).
+        # The training features' per-channel statistics: the input standardisation at `STANDARDISED_GRIDS`, and at
+        # every grid how test-time feature matching weighs each channel's disagreement (`matching.match_features`).
+        # Where the features are standardised, the colour path reads each image's pooled features standardised
+        # between images (`pooled_statistics`).
         self.feature_statistics = FeatureStandardise(channels)
-        self.standardise = grid <= STANDARDISE_UP_TO_GRID
+        self.standardise = grid in STANDARDISED_GRIDS
         if self.standardise:
             self.pooled_statistics = FeatureStandardise(channels, pooled=True)
         nn.init.zeros_(self.colour.weight), nn.init.zeros_(self.colour.bias)
@@ -185,7 +186,7 @@ class ResShuffleDecoder(nn.Module):
 
     @torch.no_grad()
     def fit_statistics(self, features: torch.Tensor) -> None:
-        """Fix the per-channel statistics (`feature_statistics`, and at coarse grids `pooled_statistics`) from the
+        """Fix the per-channel statistics (`feature_statistics`, and where standardising `pooled_statistics`) from the
         training features: before the closed-form start, which reads the features through them."""
         self.feature_statistics.fit(features)
         if hasattr(self, "pooled_statistics"):
@@ -206,13 +207,13 @@ class ResShuffleDecoder(nn.Module):
                          max_rows: int = 100_000,
                          chunk: int = 16, seed: int = 0) -> dict:
         """Set the colour and linear paths to closed-form ridge regressions, so the untrained decoder is a linear
-        inverse of the features as its paths read them (`inputs`: standardised at coarse grids, so `fit_statistics`
+        inverse of the features as its paths read them (`inputs`: standardised at 28x28, so `fit_statistics`
         comes first): (1) each grid cell's mean colour on its k x k neighbourhood of features and the image's pooled
         features, whose pooled part becomes the colour path; (2) each cell's r x r sub-block means (the linear
         path's outputs) on the neighbourhood, less that colour. `images`: the uint8 N x 224 x 224 x 3 targets. The
         penalty (times the row count) is chosen by leave-one-group-out error on the sub-block means, all from
-        per-group sums, so the data is read once. `lambdas` reach 100: on standardised coarse-grid columns the choice
-        sat at 0.1, the top of a grid that ended there, at Lite0 ImageNet stages 3 and 4 (docs/method.md).
+        per-group sums, so the data is read once. `lambdas` reach 100: on standardised columns the choice sat at 0.1,
+        the top of a grid that ended there, at Lite0 ImageNet stages 3 and 4 (docs/method.md).
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
         would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide).
@@ -307,7 +308,7 @@ class ResShuffleDecoder(nn.Module):
 
     def inputs(self, features):
         """What the paths read: (the feature map for the deep and linear paths, N x C x 1 x 1 pooled features for the
-        colour path), standardised at coarse grids, as the encoder gives them at fine ones."""
+        colour path), standardised at `STANDARDISED_GRIDS`, as the encoder gives them at the others."""
         if self.standardise:
             return self.feature_statistics(features), self.pooled_statistics(features)
         x = features.float()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lib import ROOT, benchmark_findings, data, matching
+from lib import ROOT, benchmark_findings, data, decoders, matching
 from lib.bench import colour, folders, offline, quality, speed
 from lib.registry import check_layer
 
@@ -594,7 +594,7 @@ def test_layout_readout_tells_layout_that_carries_over_from_layout_that_does_not
     assert shifted["layout_train_r2"] == pytest.approx(same["layout_train_r2"]) and shifted["layout_test_r2"] < -0.5, shifted
 
 
-def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it():
+def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it(monkeypatch):
     mixing = np.random.default_rng(0).normal(size=(16, 3))
     torch.manual_seed(0)  # layout_case's feature noise
     features, images = layout_case(48, mixing, seed=1)
@@ -608,8 +608,11 @@ def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it():
     noise = colour.linear_inverse(torch.randn_like(features), images, groups, torch.randn_like(test_features),
                                   test_images)
     assert noise["linear_inverse_psnr"] < read["linear_inverse_psnr"] - 5, (noise, read)
-    # a coarse grid reads standardised features, as the train step fits them: the read does not depend on the
-    # channels' scales (a ridge on raw features would: its penalty weighs each channel by its scale)
+    # where the decoder standardises (28x28; here this 4x4 grid), the read goes through that standardisation, as the
+    # train step fits it: it does not depend on the channels' scales (a ridge on raw features would: its penalty weighs
+    # each channel by its scale)
+    monkeypatch.setattr(decoders, "STANDARDISED_GRIDS", (4,))
+    read = colour.linear_inverse(features, images, groups, test_features, test_images)
     scales = torch.logspace(-3, 3, features.shape[1]).view(1, -1, 1, 1)
     scaled = colour.linear_inverse(features * scales, images, groups, test_features * scales, test_images)
     # float32 features and sums: equal to a few thousandths of a dB

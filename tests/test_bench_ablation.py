@@ -39,10 +39,10 @@ def test_x4_step_off_inserts_a_112_stage_and_keeps_the_output_size_and_zero_star
         ablation._no_x4_step(ResShuffleDecoder(8, 56, width=32))
 
 
-def test_standardise_off_reads_coarse_grid_features_as_the_encoder_gives_them():
-    features = torch.randn(6, 4, 14, 14) * 50 + 7
+def test_standardise_off_reads_28x28_features_as_the_encoder_gives_them():
+    features = torch.randn(6, 4, 28, 28) * 50 + 7
     images = np.random.default_rng(0).integers(0, 256, (6, 224, 224, 3), np.uint8)
-    on, off = ResShuffleDecoder(4, 14, width=32), ResShuffleDecoder(4, 14, width=32)
+    on, off = ResShuffleDecoder(4, 28, width=32), ResShuffleDecoder(4, 28, width=32)
     ablation._no_standardise(off)
     for decoder in (on, off):
         training.fit_to_training_data(decoder, features, images, training.contiguous_groups(6))
@@ -50,8 +50,9 @@ def test_standardise_off_reads_coarse_grid_features_as_the_encoder_gives_them():
     assert not torch.allclose(on.inputs(features)[0], features)
     # matching's channel weights stay fitted either way
     assert torch.equal(on.feature_statistics.std, off.feature_statistics.std)
-    with pytest.raises(BenchError, match="unstandardised already"):
-        ablation._no_standardise(ResShuffleDecoder(4, 56, width=32))
+    for grid in (56, 14):
+        with pytest.raises(BenchError, match="unstandardised already"):
+            ablation._no_standardise(ResShuffleDecoder(4, grid, width=32))
 
 
 def test_closed_form_paths_off_start_at_zero_or_train_on_from_the_fit():

@@ -75,10 +75,10 @@ def test_feature_standardisation_uses_training_statistics():
     torch.testing.assert_close(out.std(dim=(0, 2, 3)), torch.ones(4), atol=1e-2, rtol=0)
 
 
-@pytest.mark.parametrize("grid, standardised", [(112, False), (56, False), (28, True), (14, True), (7, True)])
-def test_coarse_grids_read_standardised_features_and_fine_grids_raw_ones(grid, standardised):
-    """The grid rule (STANDARDISE_UP_TO_GRID): at 28x28 and coarser the paths read per-channel standardised
-    features and the colour path pooled features standardised between images; finer grids read them as given."""
+@pytest.mark.parametrize("grid, standardised", [(112, False), (56, False), (28, True), (14, False), (7, False)])
+def test_28x28_grids_read_standardised_features_and_the_others_raw_ones(grid, standardised):
+    """The grid rule (STANDARDISED_GRIDS): at 28x28 the paths read per-channel standardised features and the colour
+    path pooled features standardised between images; other grids read them as given."""
     from lib import training
 
     torch.manual_seed(0)
@@ -100,11 +100,13 @@ def test_coarse_grids_read_standardised_features_and_fine_grids_raw_ones(grid, s
 
 
 @pytest.mark.parametrize("grid", [28, 14, 7])  # 5x5, 3x3 and 1x1 neighbourhoods: zero padding included
-def test_the_coarse_grid_start_does_not_depend_on_channel_scale_or_offset(grid):
-    """Standardised at coarse grids, the fitted untrained decoder gives the same output for features s * f + o
-    (per channel, s > 0) as for f: the same ridge penalty fits every layer whatever its channels' scales."""
+def test_a_standardised_start_does_not_depend_on_channel_scale_or_offset(grid, monkeypatch):
+    """Where it standardises (28x28; here also 14x14 and 7x7, for their smaller neighbourhoods), the fitted untrained
+    decoder gives the same output for features s * f + o (per channel, s > 0) as for f: one ridge penalty grid fits
+    every layer whatever its channels' scales."""
     from lib import training
 
+    monkeypatch.setattr(decoders, "STANDARDISED_GRIDS", (28, 14, 7))
     torch.manual_seed(0)
     features = torch.randn(8, 6, grid, grid) + torch.randn(8, 6, 1, 1)
     scale, offset = torch.logspace(-1, 1, 6).view(1, 6, 1, 1), torch.linspace(-5, 5, 6).view(1, 6, 1, 1)
@@ -218,13 +220,13 @@ def test_linear_start_on_features_far_from_zero_fits_as_on_centred_ones():
     assert float((offset - centred).abs().max()) < 1e-2 * float(centred.abs().max())
 
 
-def test_the_coarse_linear_start_refuses_unfitted_statistics():
-    """At a coarse grid the closed-form fit reads standardised features: without their statistics it would read them
-    raw through an identity (how bench-colour's linear read went wrong until 28fea20), so it refuses instead."""
-    decoder = decoders.build_decoder("resshuffle", 4, 14, width=16)
+def test_a_standardised_linear_start_refuses_unfitted_statistics():
+    """At 28x28 the closed-form fit reads standardised features: without their statistics it would read them raw
+    through an identity (how bench-colour's linear read went wrong until 28fea20), so it refuses instead."""
+    decoder = decoders.build_decoder("resshuffle", 4, 28, width=16)
     images = np.zeros((4, 224, 224, 3), dtype=np.uint8)
     with pytest.raises(RuntimeError, match="fit_statistics"):
-        decoder.fit_linear_start(torch.randn(4, 4, 14, 14), images, torch.arange(4) // 2)
+        decoder.fit_linear_start(torch.randn(4, 4, 28, 28), images, torch.arange(4) // 2)
 
 
 def test_linear_start_survives_fewer_cells_than_design_columns():

@@ -11,8 +11,8 @@ Mechanisms (what "off" runs instead):
     closed_form_start  the colour and linear paths fitted in closed form before any gradient step, on top of the
                     training mean image (off: they start at zero and are learnt with the deep path)
     fixed_paths     those fitted paths held fixed while the deep path trains (off: trained on from the fit)
-    standardise     per-channel standardisation of the features at 28x28 grids and coarser (off: the features as the
-                    encoder gives them, as finer grids read them); coarse grids only
+    standardise     per-channel standardisation of the features at 28x28 grids (off: the features as the encoder
+                    gives them, as the other grids read them); 28x28 grids only
     pointwise       the pointwise MLP after one 3x3 convolution at 56x56 and 112x112 grids (off: its hidden layers
                     3x3 convolutions too); fine grids only
     x4_step         one x4 sub-pixel step from 56x56 to 224 at coarse grids (off: a 112x112 stage between, two x2
@@ -37,8 +37,8 @@ from .quality import OVERRIDES, parse_overrides, quality
 MECHANISMS = {
     "closed_form_start": "the closed-form start of the colour and linear paths",
     "fixed_paths": "the closed-form paths held fixed while the deep path trains",
-    "standardise": f"per-channel feature standardisation at {decoders.STANDARDISE_UP_TO_GRID}x"
-                   f"{decoders.STANDARDISE_UP_TO_GRID} grids and coarser",
+    "standardise": "per-channel feature standardisation at "
+                   + ", ".join(f"{g}x{g}" for g in decoders.STANDARDISED_GRIDS) + " grids",
     "pointwise": "the pointwise MLP at 56x56 and 112x112 grids",
     "x4_step": "one x4 sub-pixel step from 56x56 to 224",
     "matching_grids": f"feature matching on {matching.GRIDS} only",
@@ -66,8 +66,8 @@ def _coarse(decoder) -> bool:
 
 def _no_standardise(decoder) -> None:
     if not decoder.standardise:
-        raise BenchError(f"standardise: the layer's decoder reads its features unstandardised already (only grids of "
-                         f"{decoders.STANDARDISE_UP_TO_GRID}x{decoders.STANDARDISE_UP_TO_GRID} and coarser standardise).")
+        raise BenchError("standardise: the layer's decoder reads its features unstandardised already (only "
+                         + ", ".join(f"{g}x{g}" for g in decoders.STANDARDISED_GRIDS) + " grids standardise).")
     decoder.standardise = False  # the features as the encoder gives them; the statistics stay for feature matching
 
 
