@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from .ridge import cross_validated_penalty, ridge_from_sums
+from .ridge import PENALTIES, cross_validated_penalty, ridge_from_sums
 
 
 # The default decoder standardises its features at these grids and reads them as the encoder gives them at the
@@ -203,8 +203,7 @@ class ResShuffleDecoder(nn.Module):
 
     @torch.no_grad()
     def fit_linear_start(self, features: torch.Tensor, images, groups: torch.Tensor,
-                         lambdas=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0), max_dims: int = 2048,
-                         max_rows: int = 100_000,
+                         lambdas=PENALTIES, max_dims: int = 2048, max_rows: int = 100_000,
                          chunk: int = 16, seed: int = 0) -> dict:
         """Set the colour and linear paths to closed-form ridge regressions, so the untrained decoder is a linear
         inverse of the features as its paths read them (`inputs`: standardised at 28x28, so `fit_statistics`
@@ -212,8 +211,7 @@ class ResShuffleDecoder(nn.Module):
         features, whose pooled part becomes the colour path; (2) each cell's r x r sub-block means (the linear
         path's outputs) on the neighbourhood, less that colour. `images`: the uint8 N x 224 x 224 x 3 targets. The
         penalty (times the row count) is chosen by leave-one-group-out error on the sub-block means, all from
-        per-group sums, so the data is read once. `lambdas` reach 100: on standardised columns the choice sat at 0.1,
-        the top of a grid that ended there, at Lite0 ImageNet stages 3 and 4 (docs/method.md).
+        per-group sums, so the data is read once (`ridge.PENALTIES`).
 
         The neighbourhood is the linear path's kernel, or a smaller centred one (3x3, 1x1) when channels x k^2
         would exceed `max_dims` (VGG16 block4, 512 channels at 14x14: 1x1, as its 3x3 would be 4,608 wide).

@@ -49,7 +49,7 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
     """
     from ..encoders import encode_images
     from ..metrics import Pixels, mean_colour_baseline, psnr
-    from ..ridge import COLOUR_PENALTIES, fit_colour
+    from ..ridge import PENALTIES, fit_colour
     from ..training import contiguous_groups, mean_colours
 
     check_encoder(arch, layer, weights)
@@ -90,16 +90,16 @@ def colour(arch: str, layer: str, train_dir, test_dir, weights: str, copies: int
         if name == "copies" and copies == 0:
             continue
         result[f"{name}_psnr"], result[f"{name}_penalty"] = fitted_psnr(count, groups.repeat(copies + 1),
-                                                                        COLOUR_PENALTIES)
+                                                                        PENALTIES)
         # penalty picked on the test images: an optimistic bound, not a result
-        result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in COLOUR_PENALTIES)
+        result[f"{name}_psnr_bound"] = max(fitted_psnr(count, single_fold, (lam,))[0] for lam in PENALTIES)
     if indomain_copies:
         recoloured = datamod.colour_copies(test_images, indomain_copies, rng)
         # a test image's copies share a fold, so the penalty is chosen on images whose content the fit has not seen
         by_image = contiguous_groups(len(test_images)).repeat(indomain_copies)
         result["indomain_copies"] = indomain_copies
         result["indomain_psnr"], result["indomain_penalty"] = fitted_psnr(
-            len(recoloured), by_image, COLOUR_PENALTIES, encode_images(extractor, layer, recoloured, pooled=True), recoloured)
+            len(recoloured), by_image, PENALTIES, encode_images(extractor, layer, recoloured, pooled=True), recoloured)
     result.update(layout_readout(full_features, images, groups, full_test_features, test_images, layout_lambdas))
     result.update(linear_inverse(full_features, images, groups, full_test_features, test_images))
     result["seconds"] = round(time.perf_counter() - started, 1)
