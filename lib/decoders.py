@@ -38,8 +38,8 @@ STANDARDISED_GRIDS = (28,)
 
 
 class FeatureStandardise(nn.Module):
-    """Per-channel (x - mean) / std with statistics fixed from given features: how the default decoder reads coarse
-    grids' features (`STANDARDISED_GRIDS`), how a feedback stage reads its two feature maps (the residual shrinks
+    """Per-channel (x - mean) / std with statistics fixed from given features: how the default decoder reads its
+    features at `STANDARDISED_GRIDS`, how a feedback stage reads its two feature maps (the residual shrinks
     as the reconstruction improves) and how test-time feature matching weighs channels. `pooled`: the statistics and
     the output are of each image's per-channel mean (the colour path's input): the variation between images' means,
     which carries their colour, can be far smaller than the variation between positions.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 # Ridge penalties (times the row count) cross-validated by the decoder's closed-form start and the colour readout.
-# They reach 100: at Lite0 ImageNet stages 3 and 4 the choice sat at the top of grids that ended at 0.1 (the start)
-# and 1.0 (the readout), a cap on the fit rather than a choice (docs/method.md).
+# They reach 100: the choice sat at the top of grids that ended lower, a cap on the fit rather than a choice, at Lite0
+# ImageNet stages 3 and 4 for the start (0.1) and stage4 for the readout (1.0) (docs/method.md).
 PENALTIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 

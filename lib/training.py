@@ -242,7 +242,7 @@ def contiguous_groups(count: int, folds: int = 4) -> torch.Tensor:
 def fit_to_training_data(decoder: nn.Module, features: torch.Tensor, images: np.ndarray,
                          groups: torch.Tensor) -> dict | None:
     """What a decoder takes from its training set before any gradient step, in this order: for resshuffle, the
-    features' per-channel statistics (its input standardisation at coarse grids, feature matching's weights), its
+    features' per-channel statistics (its input standardisation at `decoders.STANDARDISED_GRIDS`, feature matching's weights), its
     mean image, then the closed-form colour and linear paths on the inputs so standardised (cross-validated over
     `groups`; their fit's record is returned, None where there is none)."""
     if hasattr(decoder, "fit_statistics"):

@@ -612,6 +612,7 @@ def test_linear_inverse_reads_the_thumbnail_from_cells_that_encode_it(monkeypatc
     # train step fits it: it does not depend on the channels' scales (a ridge on raw features would: its penalty weighs
     # each channel by its scale)
     monkeypatch.setattr(decoders, "STANDARDISED_GRIDS", (4,))
+    assert decoders.ResShuffleDecoder(16, 4, width=16, out_size=32).standardise
     read = colour.linear_inverse(features, images, groups, test_features, test_images)
     scales = torch.logspace(-3, 3, features.shape[1]).view(1, -1, 1, 1)
     scaled = colour.linear_inverse(features * scales, images, groups, test_features * scales, test_images)

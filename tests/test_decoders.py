@@ -41,9 +41,10 @@ def _fit(gram, cross, lam):
     return torch.cat([intercept[None], weight])
 
 
-@pytest.mark.parametrize("signal, expected", [(1.0, 1e-5), (0.0, 100.0)])
+@pytest.mark.parametrize("signal, expected", [(1.0, (1e-5,)), (0.0, (10.0, 100.0))])
 def test_cross_validated_penalty_picks_from_its_candidates(signal, expected):
-    """Noise-free targets: the smallest penalty wins; targets unrelated to the inputs: the largest."""
+    """Noise-free targets: the smallest penalty wins; targets unrelated to the inputs: one of the heaviest (at 10 and
+    100 times the row count the weights are all but zero either way, so which of the two wins is the noise's)."""
     generator = torch.Generator().manual_seed(2)
     x = torch.randn(80, 6, generator=generator, dtype=torch.float64)
     y = signal * (x @ torch.randn(6, 3, generator=generator, dtype=torch.float64)) \
@@ -51,7 +52,7 @@ def test_cross_validated_penalty_picks_from_its_candidates(signal, expected):
     groups = torch.arange(80) // 20
     stats = {g: _sums(x[groups == g], y[groups == g]) for g in range(4)}
     penalty, errors = ridge.cross_validated_penalty(stats, _fit, ridge.PENALTIES)
-    assert penalty == expected
+    assert penalty in expected
     assert set(errors) == set(ridge.PENALTIES) and errors[penalty] == min(errors.values())
     # one group cannot be cross-validated: the middle candidate, no errors
     assert ridge.cross_validated_penalty({0: stats[0]}, _fit, (1e-3, 1e-2, 1e-1)) == (1e-2, {})
