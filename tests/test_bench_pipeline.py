@@ -60,9 +60,16 @@ def test_the_benchmark_trains_with_the_profiles_settings_on_the_same_images(both
 
 def test_a_bench_row_and_a_pipeline_row_are_the_same_computation(both):
     bench, summary = both["bench"], both["summary"]
-    for key in ("start_val_loss", "best_val_loss"):  # the same training, step by step
-        assert bench[key] == pytest.approx(summary[key], rel=0, abs=SAME), key
-    for key in ("psnr_mean", "ssim_mean", "mse_mean", "decoder_psnr_mean", "feature_error_mean",
+    # the same training, step by step, on features that agree to float32 rounding: the pipeline encodes its whole
+    # store in batches of 16, the bench each folder, and the encoder's float32 convolutions round by batch
+    # composition. (Stage4's standardised start was the mean image alone, blind to that rounding; read raw since
+    # dc2ded6, its closed-form start is kept and carries it.)
+    for key in ("start_val_loss", "best_val_loss"):
+        assert bench[key] == pytest.approx(summary[key], rel=FLOAT32), key
+    # the reconstruction's feature error passes those rounding differences through the decoder and the encoder again
+    # and then takes a difference of feature maps, which magnifies them: a few parts in a million
+    assert bench["feature_error_mean"] == pytest.approx(summary["feature_error_mean"], rel=10 * FLOAT32)
+    for key in ("psnr_mean", "ssim_mean", "mse_mean", "decoder_psnr_mean",
                 "baseline_mean_image_psnr", "baseline_mean_colour_psnr", "baseline_thumbnail_psnr",
                 "baseline_mean_image_feature_error", "baseline_mean_colour_feature_error",
                 "baseline_thumbnail_feature_error"):  # the pipeline's baselines scored at encoding, the bench's here
